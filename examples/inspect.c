@@ -1,0 +1,149 @@
+/* deissn-inspect - print a sampler's per-step plan as JSON: times, Psi and the C_ij.
+ *
+ *   deissn-inspect [--schedule linear|scaled_linear|cosine|continuous] [--spacing quadratic|
+ *                  trailing|linspace|leading|power|logsnr|karras] [--steps 10] [--order 3]
+ *                  [--table-pt FILE [--clip 0]] [--lower-order-final] [--tau-end 0]
+ *                  [--power 1] [--rho 7] [--train-steps 1000]
+ *
+ * This is how users check and export the coefficients the library computes. */
+#include "deissn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const noise_names[] = {"linear", "scaled_linear", "cosine", NULL, NULL,
+                                          "continuous"};
+static const char *const spacing_names[] = {"quadratic", "trailing", "linspace", "leading",
+                                            "power", "logsnr", "karras"};
+
+static int lookup(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (names[i] && !strcmp(names[i], s)) return i;
+    return -1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: deissn-inspect [--schedule linear|scaled_linear|cosine|continuous]\n"
+               "         [--spacing quadratic|trailing|linspace|leading|power|logsnr|karras]\n"
+               "         [--steps N] [--order 0-3] [--table-pt FILE] [--clip N]\n"
+               "         [--lower-order-final] [--tau-end T] [--power P] [--rho R]\n"
+               "         [--train-steps T]\n"
+               "Prints the per-step plan (model_t, tau_from, tau_to, psi, C) as JSON.\n");
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int fail(const char *what, int32_t rc)
+{
+    fprintf(stderr, "deissn-inspect: %s: %s (%s)\n", what, deissn_last_error(),
+            deissn_status_string(rc));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    deissn_schedule_params sp;
+    deissn_sampler_params pp;
+    deissn_schedule_params_init(&sp);
+    deissn_sampler_params_init(&pp);
+    const char *table_path = NULL;
+    unsigned clip = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes_value = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--lower-order-final")) {
+            pp.lower_order_final = 1;
+            takes_value = 0;
+        } else if (!v) {
+            fprintf(stderr, "deissn-inspect: %s needs a value\n", a);
+            usage(stderr);
+            return 2;
+        } else if (!strcmp(a, "--schedule")) {
+            sp.noise = lookup(noise_names, 6, v);
+            if (sp.noise < 0) {
+                fprintf(stderr, "deissn-inspect: unknown schedule '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--spacing")) {
+            sp.spacing = lookup(spacing_names, 7, v);
+            if (sp.spacing < 0) {
+                fprintf(stderr, "deissn-inspect: unknown spacing '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--steps")) {
+            sp.steps = (uint32_t)strtoul(v, NULL, 10);
+        } else if (!strcmp(a, "--order")) {
+            pp.order = (uint32_t)strtoul(v, NULL, 10);
+        } else if (!strcmp(a, "--table-pt")) {
+            table_path = v;
+        } else if (!strcmp(a, "--clip")) {
+            clip = (unsigned)strtoul(v, NULL, 10);
+        } else if (!strcmp(a, "--tau-end")) {
+            sp.tau_end = strtod(v, NULL);
+        } else if (!strcmp(a, "--power")) {
+            sp.power = strtod(v, NULL);
+        } else if (!strcmp(a, "--rho")) {
+            sp.karras_rho = strtod(v, NULL);
+        } else if (!strcmp(a, "--train-steps")) {
+            sp.num_train_steps = (uint32_t)strtoul(v, NULL, 10);
+        } else {
+            fprintf(stderr, "deissn-inspect: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        i += takes_value;
+    }
+
+    deissn_normtable *table = NULL;
+    deissn_schedule *sched = NULL;
+    deissn_sampler *s = NULL;
+    int32_t rc;
+    if (table_path && (rc = deissn_normtable_load_pt(&table, table_path, clip)) != DEISSN_OK)
+        return fail("loading the table", rc);
+    if ((rc = deissn_schedule_create(&sched, &sp)) != DEISSN_OK)
+        return fail("schedule", rc);
+    double t0 = now();
+    rc = deissn_sampler_create(&s, sched, table, &pp);
+    double setup_us = (now() - t0) * 1e6;
+    if (rc != DEISSN_OK) return fail("sampler", rc);
+
+    uint32_t n = deissn_sampler_steps(s);
+    printf("{\n  \"library\": \"libdeissn %s\",\n", deissn_version_string());
+    printf("  \"schedule\": \"%s\", \"spacing\": \"%s\", \"steps\": %u, \"order\": %u,\n",
+           noise_names[sp.noise], spacing_names[sp.spacing], n, pp.order);
+    printf("  \"table\": %s%s%s, \"clip\": %u, \"lower_order_final\": %s,\n",
+           table_path ? "\"" : "", table_path ? table_path : "null", table_path ? "\"" : "", clip,
+           pp.lower_order_final ? "true" : "false");
+    printf("  \"schedule_fingerprint\": \"%08x\", \"setup_microseconds\": %.1f,\n",
+           deissn_schedule_fingerprint(sched), setup_us);
+    printf("  \"steps_plan\": [\n");
+    for (uint32_t i = 0; i < n; i++) {
+        deissn_step_coeffs c;
+        deissn_sampler_coeffs(s, i, &c);
+        printf("    {\"step\": %u, \"order\": %u, \"model_t\": %.17g, \"tau_from\": %.17g, "
+               "\"tau_to\": %.17g, \"psi\": %.17g, \"C\": [",
+               i, c.order, c.model_t, c.tau_from, c.tau_to, c.psi);
+        for (uint32_t j = 0; j <= c.order; j++) printf("%s%.17g", j ? ", " : "", c.c[j]);
+        printf("], \"r\": [");
+        for (uint32_t j = 0; j <= c.order; j++) printf("%s%.17g", j ? ", " : "", c.r[j]);
+        printf("]}%s\n", i + 1 < n ? "," : "");
+    }
+    printf("  ]\n}\n");
+    deissn_sampler_free(s);
+    deissn_schedule_free(sched);
+    deissn_normtable_free(table);
+    return 0;
+}

@@ -1,0 +1,486 @@
+/*
+ * deissn.h - libdeissn, the Diffusion Exponential Integrator Sampler with score normalisation.
+ *
+ * libdeissn samples diffusion models with DEIS (Zhang & Chen, arXiv 2204.13902) and DEIS-SN
+ * (Xia et al., arXiv 2311.00157): an exponential integrator that extrapolates the model's
+ * noise prediction eps with an Adams-Bashforth polynomial in time, optionally after dividing
+ * eps by r(tau), the mean |eps| the model produced at that time in long offline runs (a
+ * "normalization table"). See docs/design.md for the maths.
+ *
+ * This is the only public header. It is C99 and compiles as C and as C++.
+ *
+ * Objects (all opaque, created by *_create / *_load and released by *_free):
+ *   deissn_schedule   a noise schedule (alpha_bar(tau)) plus the chosen sampling times.
+ *   deissn_normtable  a normalization table r(tau).
+ *   deissn_sampler    the stepping state machine: coefficients for every step and the eps
+ *                     history of the batch being sampled.
+ *   deissn_model      something that maps (x, t) to a prediction: a C callback, or a
+ *                     TorchScript file when the library is built with libtorch.
+ *
+ * Conventions:
+ *   - Every function that can fail returns an int32_t status: DEISSN_OK (0), a negative
+ *     DEISSN_E_* error, or a positive non-error state (DEISSN_DONE). On error,
+ *     deissn_last_error() holds a message that names the bad argument, file or value.
+ *   - Output handles come first, as pointer-to-pointer; on error they are set to NULL.
+ *   - The caller owns what it creates and frees it with the matching *_free(), which accepts
+ *     NULL. Objects keep what they depend on alive (reference counts), so the order in which
+ *     they are freed never matters.
+ *   - Parameter structs start with `uint32_t version`; initialise them with the matching
+ *     *_INIT macro or *_init() function, then change the fields you need. Fields are only
+ *     ever appended, so old callers keep working.
+ *   - Thread safety: schedules, tables and models are immutable after creation and may be
+ *     shared by any number of threads. A sampler is used by one thread at a time. Every
+ *     function is otherwise reentrant; deissn_last_error() is per thread.
+ *   - A failing call changes nothing: the objects and buffers it was given are as before.
+ *   - Times: tau in [0, 1] is the continuous diffusion time (tau = 1 is pure noise, tau = 0
+ *     the data). A discrete model trained with T steps is called at the "model time"
+ *     t = tau*T - 1 (the reference implementation's convention; t may be fractional).
+ */
+#ifndef DEISSN_H
+#define DEISSN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(DEISSN_BUILDING_LIBRARY)
+#define DEISSN_API __declspec(dllexport)
+#elif defined(_WIN32)
+#define DEISSN_API __declspec(dllimport)
+#elif defined(__GNUC__)
+#define DEISSN_API __attribute__((visibility("default")))
+#else
+#define DEISSN_API
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Version                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+#define DEISSN_VERSION_MAJOR 0
+#define DEISSN_VERSION_MINOR 1
+#define DEISSN_VERSION_PATCH 0
+#define DEISSN_VERSION_STRING "0.1.0"
+/* MAJOR*10000 + MINOR*100 + PATCH, so versions compare as integers. */
+#define DEISSN_VERSION_NUMBER \
+    (DEISSN_VERSION_MAJOR * 10000 + DEISSN_VERSION_MINOR * 100 + DEISSN_VERSION_PATCH)
+
+/* The version of the library actually loaded (compare with DEISSN_VERSION_NUMBER to detect a
+ * header/library mismatch). Thread-safe, never fails. */
+DEISSN_API uint32_t deissn_version_number(void);
+/* "MAJOR.MINOR.PATCH" of the loaded library; a static string. */
+DEISSN_API const char *deissn_version_string(void);
+/* Whether this build can load TorchScript models (built with the libtorch shim): 1 or 0. */
+DEISSN_API int32_t deissn_has_torch(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Status codes (only ever appended)                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+#define DEISSN_OK 0
+#define DEISSN_DONE 1                /* deissn_step(): the last step was taken; x is the sample */
+#define DEISSN_E_INVALID_ARG (-1)    /* a NULL handle, an out-of-range value, bad params */
+#define DEISSN_E_NOMEM (-2)          /* an allocation failed */
+#define DEISSN_E_SIZE (-3)           /* a buffer size or shape does not match, or overflows */
+#define DEISSN_E_NONFINITE (-4)      /* the model produced NaN or Inf; the state is unchanged */
+#define DEISSN_E_STATE (-5)          /* a call out of sequence, e.g. deissn_step() after DONE */
+#define DEISSN_E_IO (-6)             /* a file could not be opened, read or written */
+#define DEISSN_E_FORMAT (-7)         /* a file is corrupt, truncated or not of the expected kind */
+#define DEISSN_E_UNSUPPORTED (-8)    /* not available in this build (no libtorch, no CUDA, ...) */
+#define DEISSN_E_MODEL (-9)          /* the model failed or returned the wrong shape or dtype */
+#define DEISSN_E_CALLBACK (-10)      /* a caller-supplied callback returned an error */
+#define DEISSN_E_MISMATCH (-11)      /* a table made for another noise schedule */
+#define DEISSN_E_INTERNAL (-12)      /* a bug in libdeissn; please report it */
+
+/* A static, human-readable name for a status code, e.g. "invalid argument". Never NULL. */
+DEISSN_API const char *deissn_status_string(int32_t status);
+
+/* The message of the last error on the calling thread, naming the argument, file or value
+ * that caused it, e.g. "deissn_step: model output has NaN at element 1234 (step 3, tau
+ * 0.64)". Never NULL ("" when no error happened yet). Valid until the next failing call on
+ * this thread. Successful calls do not clear it. */
+DEISSN_API const char *deissn_last_error(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Schedules: the noise schedule alpha_bar(tau) and the sampling times                        */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct deissn_schedule deissn_schedule;
+
+/* How alpha_bar (the cumulative product of 1 - beta) is defined. Discrete schedules have T
+ * training steps; alpha_bar(tau) interpolates linearly in tau through the knots
+ * (k/T, alpha_bar_k), k = 0..T, with alpha_bar_0 = 1, exactly like the reference code. */
+typedef enum deissn_noise {
+    DEISSN_NOISE_LINEAR = 0,          /* betas linspace(beta_start, beta_end, T) in float32,
+                                         cumulative product in float32 (the reference's) */
+    DEISSN_NOISE_SCALED_LINEAR = 1,   /* betas = linspace(sqrt(start), sqrt(end), T)^2 */
+    DEISSN_NOISE_SQUAREDCOS_CAP_V2 = 2, /* cosine schedule, betas capped at 0.999 */
+    DEISSN_NOISE_CUSTOM_BETAS = 3,    /* `custom` holds T betas in (0, 1) */
+    DEISSN_NOISE_CUSTOM_ALPHAS_CUMPROD = 4, /* `custom` holds T values of alpha_bar, decreasing,
+                                               in (0, 1] */
+    DEISSN_NOISE_CONTINUOUS_VP = 5    /* continuous-time VP-linear: log alpha_bar(tau) =
+                                         -(beta_min tau + (beta_max - beta_min) tau^2 / 2);
+                                         model time t = tau*T - 1 with T = num_train_steps */
+} deissn_noise;
+
+/* How the N model-evaluation times tau_N > ... > tau_1 are chosen. The final time tau_0 is
+ * always `tau_end` (0 by default, like the reference; tau_1 must be larger). N = `steps` is
+ * the number of model evaluations (NFE). The first four reproduce the reference exactly
+ * (numpy rounding included): model times t, then tau = (t + 1) / T. */
+typedef enum deissn_spacing {
+    DEISSN_SPACING_QUADRATIC = 0, /* t = (round(arange(T, 0, -T/N)) / T)^2 * T - 1 (default) */
+    DEISSN_SPACING_TRAILING = 1,  /* t = round(arange(T, 0, -T/N)) - 1 */
+    DEISSN_SPACING_LINSPACE = 2,  /* t = int(linspace(0, T - 1, N)), reversed */
+    DEISSN_SPACING_LEADING = 3,   /* t = arange(0, N) * (T // N), reversed */
+    DEISSN_SPACING_POWER = 4,     /* tau_k = tau_end + (1 - tau_end) (k/N)^power, k = N..1;
+                                     power 1 is uniform in tau */
+    DEISSN_SPACING_LOGSNR = 5,    /* uniform in log(alpha/sigma) from tau = 1 to tau_min_eval */
+    DEISSN_SPACING_KARRAS = 6,    /* EDM: sigma/alpha uniform in its 1/rho-th power from tau = 1
+                                     to tau_min_eval (rho = karras_rho) */
+    DEISSN_SPACING_CUSTOM = 7     /* `custom_taus` holds tau_N, ..., tau_1 (strictly
+                                     decreasing, in (tau_end, 1]) */
+} deissn_spacing;
+
+#define DEISSN_SCHEDULE_PARAMS_VERSION 1
+typedef struct deissn_schedule_params {
+    uint32_t version;            /* DEISSN_SCHEDULE_PARAMS_VERSION */
+    int32_t noise;               /* deissn_noise; default DEISSN_NOISE_LINEAR */
+    uint32_t num_train_steps;    /* T; default 1000 (also sets model time for continuous) */
+    double beta_start;           /* LINEAR/SCALED_LINEAR; 0 = default (1e-4, 0.00085) */
+    double beta_end;             /* LINEAR/SCALED_LINEAR; 0 = default (0.02, 0.012) */
+    double beta_min;             /* CONTINUOUS_VP; default 0.1 */
+    double beta_max;             /* CONTINUOUS_VP; default 20 */
+    const double *custom;        /* CUSTOM_*: T values; copied, not kept */
+    size_t custom_len;           /* must equal num_train_steps */
+    int32_t spacing;             /* deissn_spacing; default DEISSN_SPACING_QUADRATIC */
+    uint32_t steps;              /* N, model evaluations, 1..T; default 10 */
+    double power;                /* POWER; default 1 (uniform in tau) */
+    double karras_rho;           /* KARRAS; default 7 */
+    double tau_min_eval;         /* LOGSNR/KARRAS: the last evaluation time tau_1;
+                                    0 = default (1/T) */
+    double tau_end;              /* tau_0, where sampling stops; default 0. A small value
+                                    (e.g. 1e-3) stops early, like many continuous solvers */
+    const double *custom_taus;   /* CUSTOM spacing: `steps` values; copied, not kept */
+} deissn_schedule_params;
+
+#define DEISSN_SCHEDULE_PARAMS_INIT \
+    { DEISSN_SCHEDULE_PARAMS_VERSION, DEISSN_NOISE_LINEAR, 1000, 0.0, 0.0, 0.1, 20.0, NULL, 0, \
+      DEISSN_SPACING_QUADRATIC, 10, 1.0, 7.0, 0.0, 0.0, NULL }
+
+/* Fill *params with the defaults (same as DEISSN_SCHEDULE_PARAMS_INIT).
+ * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG when params is NULL. */
+DEISSN_API int32_t deissn_schedule_params_init(deissn_schedule_params *params);
+
+/* Create a schedule: the noise schedule and the N + 1 sampling times.
+ * Ownership: the caller owns *out and frees it with deissn_schedule_free(). `params` and the
+ *            arrays it points to are copied and may be freed after the call.
+ * Threads:   a schedule is immutable; share it freely.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (unknown noise or spacing, steps 0 or > T,
+ *            betas outside (0, 1), custom times not strictly decreasing, tau_end >= tau_1, a
+ *            spacing that produces repeated times, unknown version, ...); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_schedule_create(deissn_schedule **out,
+                                          const deissn_schedule_params *params);
+
+/* Release a reference to a schedule. NULL is allowed. */
+DEISSN_API void deissn_schedule_free(deissn_schedule *schedule);
+
+/* The number of steps N (model evaluations); 0 when schedule is NULL. */
+DEISSN_API uint32_t deissn_schedule_steps(const deissn_schedule *schedule);
+
+/* The number of training steps T; 0 when schedule is NULL. */
+DEISSN_API uint32_t deissn_schedule_num_train_steps(const deissn_schedule *schedule);
+
+/* Copy the N + 1 sampling times tau_N, ..., tau_0 (descending: taus[0] = tau_N, the first
+ * model evaluation; taus[N] = tau_end) into `taus`, which has room for `capacity` values.
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL); DEISSN_E_SIZE (capacity < N + 1). */
+DEISSN_API int32_t deissn_schedule_times(const deissn_schedule *schedule, double *taus,
+                                         size_t capacity);
+
+/* alpha_bar(tau) of the noise schedule, for tau in [0, 1] (clamped outside). NaN when
+ * schedule is NULL. alpha(tau) = sqrt(alpha_bar), sigma(tau) = sqrt(1 - alpha_bar). */
+DEISSN_API double deissn_schedule_alpha_bar(const deissn_schedule *schedule, double tau);
+
+/* A 32-bit fingerprint of the noise schedule (CRC-32 of its alpha_bar knots rounded to
+ * float32, and T), independent of the sampling times. Tables record the fingerprint of the
+ * schedule they were made with. 0 when schedule is NULL. */
+DEISSN_API uint32_t deissn_schedule_fingerprint(const deissn_schedule *schedule);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Normalization tables: r(tau), the mean |eps| of the model at time tau                      */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct deissn_normtable deissn_normtable;
+
+/* Create a table from n >= 2 knots (tau[i], r[i]): tau strictly increasing in [0, 1], r
+ * finite and > 0. r(tau) interpolates linearly between knots and is constant beyond the
+ * first and last knot. The table records no schedule fingerprint (it matches any schedule).
+ * Ownership: the caller owns *out (deissn_normtable_free()); the arrays are copied.
+ * Threads:   a table is immutable; share it freely.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL array, n < 2, unsorted tau, tau outside
+ *            [0, 1], r NaN/Inf/<= 0: the message names the index); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_create(deissn_normtable **out, const double *tau,
+                                           const double *r, size_t n);
+
+/* Create a table from the reference implementation's arrays (the `score_abs` and `Ls` tensors
+ * of its .pt files, n entries each, in sampling order of an n-step trailing run): r =
+ * reverse(score_abs * Ls) (the product taken in double), the first
+ * `clip` entries of r set to r[clip], and entry j placed at tau = j/(n-1). The table records
+ * the fingerprint of the reference schedule (linear, T = 1000) when n == 1000, else none.
+ * Returns: as deissn_normtable_create(); DEISSN_E_INVALID_ARG also for clip >= n. */
+DEISSN_API int32_t deissn_normtable_from_reference(deissn_normtable **out,
+                                                   const float *score_abs, const float *Ls,
+                                                   size_t n, uint32_t clip);
+
+/* Release a reference to a table. NULL is allowed. */
+DEISSN_API void deissn_normtable_free(deissn_normtable *table);
+
+/* r(tau) by linear interpolation (constant beyond the end knots). NaN when table is NULL. */
+DEISSN_API double deissn_normtable_eval(const deissn_normtable *table, double tau);
+
+/* The number of knots; 0 when table is NULL. */
+DEISSN_API size_t deissn_normtable_size(const deissn_normtable *table);
+
+/* Knot i: *tau and *r (either may be NULL).
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL table, i >= size). */
+DEISSN_API int32_t deissn_normtable_knot(const deissn_normtable *table, size_t i, double *tau,
+                                         double *r);
+
+/* The fingerprint of the schedule the table was made for (see deissn_schedule_fingerprint());
+ * 0 means "unknown": the table is accepted with any schedule. 0 when table is NULL. */
+DEISSN_API uint32_t deissn_normtable_fingerprint(const deissn_normtable *table);
+
+/* Load a table from a file: the reference implementation's torch.save files (a dict with
+ * float32 tensors `score_abs` and `Ls`, read without libtorch and without a GPU even when the
+ * storage is tagged cuda), with `clip` applied as in deissn_normtable_from_reference().
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL); DEISSN_E_IO (cannot open or read: the
+ *          message names the file); DEISSN_E_FORMAT (not a torch.save archive, no `score_abs`
+ *          or `Ls`, not float32, wrong sizes: the message names the file and the problem);
+ *          DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_load_pt(deissn_normtable **out, const char *path,
+                                            uint32_t clip);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Samplers                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct deissn_sampler deissn_sampler;
+
+#define DEISSN_SAMPLER_PARAMS_VERSION 1
+typedef struct deissn_sampler_params {
+    uint32_t version;          /* DEISSN_SAMPLER_PARAMS_VERSION */
+    uint32_t order;            /* polynomial order 0..3 (0 with no table is DDIM); default 3.
+                                  Step i uses p = min(order, steps already taken) */
+    uint32_t lower_order_final; /* 1: the last steps lower their order so that the k-th step
+                                   from the end uses at most order k - 1 (the last is order
+                                   0), as DPM-Solver does; default 0 (the reference) */
+    uint32_t allow_table_mismatch; /* 1: accept a table whose fingerprint differs from the
+                                      schedule's; default 0 (DEISSN_E_MISMATCH) */
+} deissn_sampler_params;
+
+#define DEISSN_SAMPLER_PARAMS_INIT { DEISSN_SAMPLER_PARAMS_VERSION, 3, 0, 0 }
+
+/* Fill *params with the defaults (same as DEISSN_SAMPLER_PARAMS_INIT).
+ * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG when params is NULL. */
+DEISSN_API int32_t deissn_sampler_params_init(deissn_sampler_params *params);
+
+/* Create a sampler that walks `schedule`, normalised by `table` (NULL: plain DEIS). All
+ * coefficients are computed here (microseconds to a millisecond), once.
+ * Ownership: the caller owns *out and frees it with deissn_sampler_free(); the sampler keeps
+ *            `schedule` and `table` alive, so they may be freed first. params may be NULL
+ *            (defaults).
+ * Threads:   one thread at a time per sampler; schedules and tables may be shared.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL schedule, order > 3, unknown version);
+ *            DEISSN_E_MISMATCH (the table was made for another noise schedule);
+ *            DEISSN_E_NOMEM. On error *out is NULL. */
+DEISSN_API int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *schedule,
+                                         const deissn_normtable *table,
+                                         const deissn_sampler_params *params);
+
+/* Release a sampler and its eps history. NULL is allowed. */
+DEISSN_API void deissn_sampler_free(deissn_sampler *sampler);
+
+/* The number of steps N; 0 when sampler is NULL. */
+DEISSN_API uint32_t deissn_sampler_steps(const deissn_sampler *sampler);
+
+/* Where a sampler stands: what to evaluate the model at next. */
+typedef struct deissn_step_info {
+    uint32_t step;      /* index of the next step, 0..N-1 (N when done) */
+    uint32_t steps;     /* N */
+    double tau;         /* time of the next model evaluation */
+    double model_t;     /* tau*T - 1: the reference's model time */
+    double alpha;       /* sqrt(alpha_bar(tau)) */
+    double sigma;       /* sqrt(1 - alpha_bar(tau)) */
+} deissn_step_info;
+
+/* Fill *info with the time of the next model evaluation (on a fresh sampler: step 0 at
+ * tau_N). Returns DEISSN_OK, DEISSN_DONE when all steps are taken (info->step == N, tau =
+ * tau_end), or DEISSN_E_INVALID_ARG (NULL). */
+DEISSN_API int32_t deissn_sampler_next(const deissn_sampler *sampler, deissn_step_info *info);
+
+/* How the model's output is to be read. The sampler converts it to eps in the same pass
+ * that updates the state:  sample (x0): eps = (x - alpha x0) / sigma;
+ * v: eps = sigma x + alpha v. */
+typedef enum deissn_prediction {
+    DEISSN_PREDICT_EPSILON = 0,
+    DEISSN_PREDICT_SAMPLE = 1,
+    DEISSN_PREDICT_V = 2
+} deissn_prediction;
+
+/* Take one step: the caller evaluated the model at the time deissn_sampler_next() gave, on
+ * state `x` (n floats: a whole batch, any shape), and passes its output `model_out` (n
+ * floats). x is updated in place to the state at the next time, in one pass over memory;
+ * the sampler keeps what it needs of model_out (the eps history), so model_out may be
+ * reused at once. The first step fixes n until deissn_sampler_reset().
+ * If `info` is not NULL it receives the time of the next evaluation (as deissn_sampler_next).
+ * Threads:   one thread at a time per sampler.
+ * Returns:   DEISSN_OK: call the model again at info->model_t;
+ *            DEISSN_DONE: that was the last step, x holds the sample;
+ *            DEISSN_E_INVALID_ARG (NULL, unknown prediction); DEISSN_E_SIZE (n is 0 or differs
+ *            from the first step's); DEISSN_E_NONFINITE (model_out has NaN or Inf: the message
+ *            gives the step and element; x and the sampler are unchanged, so the caller may
+ *            retry); DEISSN_E_STATE (the sampler is already done); DEISSN_E_NOMEM (first step
+ *            only: the history is allocated then). */
+DEISSN_API int32_t deissn_step(deissn_sampler *sampler, float *x, const float *model_out,
+                               size_t n, int32_t prediction, deissn_step_info *info);
+
+/* Rewind to step 0 for a new batch (of any size), keeping the coefficients and the history
+ * memory. Returns DEISSN_OK or DEISSN_E_INVALID_ARG (NULL). */
+DEISSN_API int32_t deissn_sampler_reset(deissn_sampler *sampler);
+
+/* The coefficients of one step, for inspection and export. Step i (0-based, in sampling
+ * order) goes from tau_from to tau_to:
+ *   x_to = psi * x_from + sum_{j=0..order} c[j] * eps_j / r_j
+ * where eps_j is the model output at the j-th most recent evaluation time (j = 0: tau_from)
+ * and r_j the table's value there (1 without a table); c[j] is 0 for j > order. */
+typedef struct deissn_step_coeffs {
+    uint32_t step;      /* i */
+    uint32_t order;     /* the order this step uses (after warm-up and lower_order_final) */
+    double tau_from;
+    double tau_to;
+    double model_t;     /* tau_from*T - 1 */
+    double psi;         /* alpha(tau_to) / alpha(tau_from) */
+    double c[4];        /* C_i0..C_i3 on the normalised eps */
+    double r[4];        /* r at the evaluation times of c[0..3] (1 without a table; 0 unused) */
+} deissn_step_coeffs;
+
+/* Fill *out with the coefficients of step i (0..N-1).
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, i >= N). */
+DEISSN_API int32_t deissn_sampler_coeffs(const deissn_sampler *sampler, uint32_t i,
+                                         deissn_step_coeffs *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Models and the full sampling loop                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct deissn_model deissn_model;
+
+/* A model implemented by the caller: write the prediction for the batch `x` at model time `t`
+ * into `out`. `shape` has `ndim` entries, shape[0] is the batch size; x and out hold
+ * prod(shape) floats (host memory, C order). `t` is in the model's time convention. Return 0
+ * on success; any other value aborts the sampling with DEISSN_E_CALLBACK (the value is
+ * reported in the message). */
+typedef int (*deissn_model_fn)(void *user, const float *x, const int64_t *shape, uint32_t ndim,
+                               double t, float *out);
+
+/* What the model is given as its time argument. */
+typedef enum deissn_time_convention {
+    DEISSN_TIME_MODEL_INDEX = 0, /* tau*T - 1 (the reference; DDPM-style discrete models) */
+    DEISSN_TIME_TAU = 1,         /* tau in [0, 1] */
+    DEISSN_TIME_TAU_1000 = 2,    /* tau*1000 (score_sde continuous models) */
+    DEISSN_TIME_SIGMA = 3        /* sigma/alpha (EDM/VE-style models) */
+} deissn_time_convention;
+
+typedef enum deissn_dtype {
+    DEISSN_DTYPE_FLOAT32 = 0,
+    DEISSN_DTYPE_FLOAT16 = 1,
+    DEISSN_DTYPE_BFLOAT16 = 2
+} deissn_dtype;
+
+#define DEISSN_MODEL_PARAMS_VERSION 1
+typedef struct deissn_model_params {
+    uint32_t version;        /* DEISSN_MODEL_PARAMS_VERSION */
+    int32_t prediction;      /* deissn_prediction; default EPSILON */
+    int32_t time_convention; /* deissn_time_convention; default MODEL_INDEX */
+    const char *device;      /* TorchScript only: "cpu" (default, NULL) or "cuda", "cuda:N" */
+    int32_t dtype;           /* TorchScript only: deissn_dtype the model runs in; default
+                                FLOAT32 */
+    int32_t num_threads;     /* TorchScript only: intra-op threads; 0 = libtorch's default */
+} deissn_model_params;
+
+#define DEISSN_MODEL_PARAMS_INIT \
+    { DEISSN_MODEL_PARAMS_VERSION, DEISSN_PREDICT_EPSILON, DEISSN_TIME_MODEL_INDEX, NULL, \
+      DEISSN_DTYPE_FLOAT32, 0 }
+
+/* Fill *params with the defaults (same as DEISSN_MODEL_PARAMS_INIT).
+ * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG when params is NULL. */
+DEISSN_API int32_t deissn_model_params_init(deissn_model_params *params);
+
+/* Wrap a C callback as a model. `user` is passed back untouched; the caller keeps it valid
+ * for the model's lifetime. Only prediction and time_convention of params are used; params
+ * may be NULL (defaults).
+ * Threads:   the model may be shared by threads if `fn` is thread-safe.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL fn, unknown enum value); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_model_from_callback(deissn_model **out, deissn_model_fn fn,
+                                              void *user, const deissn_model_params *params);
+
+/* Load a TorchScript model (a torch.jit.save file) whose forward(x, t) takes x of shape
+ * [B, ...] and t of shape [B] (float32, in params->time_convention) and returns a prediction
+ * of x's shape. The model runs on params->device in params->dtype under inference mode.
+ * Threads:   a loaded model may be shared by threads.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, bad device string); DEISSN_E_IO (file
+ *            cannot be read); DEISSN_E_MODEL (not TorchScript, no forward, wrong arity);
+ *            DEISSN_E_UNSUPPORTED (built without libtorch; CUDA or a dtype the device cannot
+ *            run); DEISSN_E_NOMEM. The message names the file and the problem. */
+DEISSN_API int32_t deissn_model_load(deissn_model **out, const char *path,
+                                     const deissn_model_params *params);
+
+/* Release a reference to a model. NULL is allowed. */
+DEISSN_API void deissn_model_free(deissn_model *model);
+
+/* Called after each step of deissn_sample() with the step just taken (0-based) and N; return
+ * 0 to go on, anything else to stop with DEISSN_E_CALLBACK. */
+typedef int (*deissn_progress_fn)(void *user, uint32_t step, uint32_t steps);
+
+#define DEISSN_SAMPLE_OPTIONS_VERSION 1
+typedef struct deissn_sample_options {
+    uint32_t version;             /* DEISSN_SAMPLE_OPTIONS_VERSION */
+    deissn_progress_fn progress;  /* NULL: none */
+    void *progress_user;
+    double model_seconds;         /* out: time spent inside the model */
+    double sampler_seconds;       /* out: time spent in the sampler (updates, conversions) */
+} deissn_sample_options;
+
+#define DEISSN_SAMPLE_OPTIONS_INIT { DEISSN_SAMPLE_OPTIONS_VERSION, NULL, NULL, 0.0, 0.0 }
+
+/* Run a whole sampling: reset `sampler`, then for each step evaluate `model` and take the
+ * step. `x` holds the initial noise on entry (prod(shape) floats, shape[0] = batch) and the
+ * samples on return. A TorchScript model keeps the state and the eps history on its device:
+ * x is copied there once and back once. options may be NULL.
+ * Threads:   one thread at a time per sampler; the model may be shared.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, ndim 0 or > 8, a dimension <= 0);
+ *            DEISSN_E_SIZE (the element count overflows); DEISSN_E_NONFINITE; DEISSN_E_MODEL;
+ *            DEISSN_E_CALLBACK; DEISSN_E_NOMEM. On error x is left as it was on entry. */
+DEISSN_API int32_t deissn_sample(deissn_sampler *sampler, deissn_model *model, float *x,
+                                 const int64_t *shape, uint32_t ndim,
+                                 deissn_sample_options *options);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Noise                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Fill out[0 .. n_samples*sample_numel) with standard normal noise for the samples
+ * first_sample, first_sample + 1, ...: sample k's values depend only on (seed, k), so a
+ * sample is the same whatever the batch it is drawn in, and the same on every platform
+ * (counter-based generator, arithmetic with no platform-dependent rounding).
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL out); DEISSN_E_SIZE (the count overflows). */
+DEISSN_API int32_t deissn_fill_noise(uint64_t seed, uint64_t first_sample, size_t n_samples,
+                                     size_t sample_numel, float *out);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DEISSN_H */

@@ -1,0 +1,77 @@
+/* model.h - the model object and the sampler's plan, shared by lib/ and the libtorch shim.
+ * Internal: never installed. */
+#ifndef DEISSN_MODEL_H
+#define DEISSN_MODEL_H
+
+#include "internal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One step of a sampler's plan: everything a sampling loop needs, on whatever device.
+ *   eps      = a * x + b * model_out              (dsn_eps_coeffs(): prediction -> eps)
+ *   x_next   = psi * x + sum_{j<=order} k[j] * eps_j   (eps_0 is this step's, eps_j the j-th
+ *                                                       previous one)
+ * k[j] = c[j] / r[j] folds the normalisation into the coefficients. */
+typedef struct dsn_step {
+    double tau_from, tau_to;
+    double model_t;   /* tau_from*T - 1 */
+    double alpha, sigma; /* at tau_from */
+    double psi;
+    uint32_t order;
+    double c[4];      /* coefficients on the normalised eps (what deissn_sampler_coeffs shows) */
+    double r[4];      /* table values at the evaluation times (1 without a table, 0 unused) */
+    double k[4];      /* c[j] / r[j]: coefficients on the raw eps */
+} dsn_step;
+
+/* The plan of a sampler: n steps. Valid as long as the sampler lives. */
+const dsn_step *dsn_sampler_plan(const deissn_sampler *sampler, uint32_t *n);
+const deissn_schedule *dsn_sampler_schedule(const deissn_sampler *sampler);
+
+/* The value the model gets as its time argument at time tau. */
+double dsn_model_time(int32_t convention, const deissn_schedule *schedule, double tau);
+
+/* eps = *a * x + *b * model_out for the given prediction type at (alpha, sigma): the one place
+ * where predictions are converted. */
+void dsn_eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, double *b);
+
+/* Mark the sampler as having completed all its steps (used by device-side loops that do the
+ * arithmetic themselves). */
+void dsn_sampler_mark_done(deissn_sampler *sampler);
+
+typedef struct dsn_model_ops {
+    /* Run the whole sampling loop (deissn_sample() after argument checks). The sampler is
+     * reset; x is prod(shape) floats in host memory; on error x must be unchanged. */
+    int32_t (*sample)(deissn_model *model, deissn_sampler *sampler, float *x,
+                      const int64_t *shape, uint32_t ndim, size_t numel,
+                      deissn_sample_options *options);
+    /* Release impl. */
+    void (*destroy)(void *impl);
+} dsn_model_ops;
+
+struct deissn_model {
+    int refs;                  /* atomic via dsn_ref/dsn_unref */
+    const dsn_model_ops *ops;
+    void *impl;
+    deissn_model_params params; /* params.device points into device_buf */
+    char device_buf[32];
+};
+
+/* Allocate a model with refcount 1 and the given ops/impl; params are validated and copied.
+ * On failure impl is NOT destroyed (the caller still owns it). */
+int32_t dsn_model_new(deissn_model **out, const dsn_model_ops *ops, void *impl,
+                      const deissn_model_params *params, const char *fn);
+
+/* Seconds from a monotonic clock. */
+double dsn_now(void);
+
+/* Implemented by the shim (shim/torch_model.cpp) when the library is built with libtorch. */
+int32_t dsn_torch_model_load(deissn_model **out, const char *path,
+                             const deissn_model_params *params);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
