@@ -111,7 +111,7 @@ int main(int argc, char **argv)
     deissn_schedule *sched = NULL;
     deissn_sampler *s = NULL;
     int32_t rc;
-    if (table_path && (rc = deissn_normtable_load_pt(&table, table_path, clip)) != DEISSN_OK)
+    if (table_path && (rc = deissn_normtable_load(&table, table_path, clip)) != DEISSN_OK)
         return fail("loading the table", rc);
     if ((rc = deissn_schedule_create(&sched, &sp)) != DEISSN_OK)
         return fail("schedule", rc);

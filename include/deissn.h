@@ -252,15 +252,16 @@ DEISSN_API int32_t deissn_normtable_knot(const deissn_normtable *table, size_t i
  * 0 means "unknown": the table is accepted with any schedule. 0 when table is NULL. */
 DEISSN_API uint32_t deissn_normtable_fingerprint(const deissn_normtable *table);
 
-/* Load a table from a file: the reference implementation's torch.save files (a dict with
- * float32 tensors `score_abs` and `Ls`, read without libtorch and without a GPU even when the
- * storage is tagged cuda), with `clip` applied as in deissn_normtable_from_reference().
+/* Load a table from a file, recognised by its first bytes: the reference implementation's
+ * torch.save files (a dict with float32 tensors `score_abs` and `Ls`; read without libtorch
+ * and without a GPU even when the storage is tagged cuda), with `pt_clip` applied as in
+ * deissn_normtable_from_reference(); `pt_clip` is ignored for other formats.
  * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL); DEISSN_E_IO (cannot open or read: the
- *          message names the file); DEISSN_E_FORMAT (not a torch.save archive, no `score_abs`
- *          or `Ls`, not float32, wrong sizes: the message names the file and the problem);
- *          DEISSN_E_NOMEM. */
-DEISSN_API int32_t deissn_normtable_load_pt(deissn_normtable **out, const char *path,
-                                            uint32_t clip);
+ *          message names the file); DEISSN_E_FORMAT (not a table file, no `score_abs` or
+ *          `Ls`, not float32, wrong sizes, corrupt: the message names the file and the
+ *          problem); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_load(deissn_normtable **out, const char *path,
+                                         uint32_t pt_clip);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Samplers                                                                                   */

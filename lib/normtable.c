@@ -114,9 +114,9 @@ int32_t deissn_normtable_from_reference(deissn_normtable **out, const float *sco
     return from_reference(out, score_abs, Ls, n, clip, fn);
 }
 
-int32_t deissn_normtable_load_pt(deissn_normtable **out, const char *path, uint32_t clip)
+int32_t deissn_normtable_load(deissn_normtable **out, const char *path, uint32_t clip)
 {
-    const char *fn = "deissn_normtable_load_pt";
+    const char *fn = "deissn_normtable_load";
     if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
     if (!path) return dsn_error(DEISSN_E_INVALID_ARG, "%s: path is NULL", fn);

@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <float.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@
 
 /* Storages are decoded through a uint32_t; this also assumes floats and integers share their
  * byte order, which holds on every platform the library supports. */
-_Static_assert(sizeof(float) == sizeof(uint32_t), "float must be IEEE 754 binary32");
+_Static_assert(sizeof(float) == sizeof(uint32_t) && FLT_MANT_DIG == 24,
+               "float must be IEEE 754 binary32");
 
 /* Bounds on what a pickle may make us allocate (about 100 MB at worst). torch.save's pickle
  * of a dict of tensors costs some 31 cells (objects plus container elements) per tensor, so
@@ -196,8 +198,9 @@ static int32_t zip_entry_load(const unsigned char *buf, size_t cd_off, const uns
         (name_len && memcmp(local + ZIP_LOCAL_SIZE, e->name.p, name_len) != 0))
         return dsn_error(DEISSN_E_FORMAT, "%s: the local header of zip entry '%s' names "
                          "another entry", what, quote(&q, e->name));
-    /* Entries may not share bytes: this bounds the work (and the CRC checks) by the size of
-     * the archive, whatever the central directory says. */
+    /* Entries cannot share bytes, so their sizes add up to at most the central directory's
+     * offset. Checking that bounds the work (CRCs, copies) by the size of the archive, whatever
+     * the directory claims. */
     if (size > cd_off - *data_total)
         return dsn_error(DEISSN_E_FORMAT, "%s: zip entries overlap (at entry '%s')", what,
                          quote(&q, e->name));
@@ -527,8 +530,10 @@ static int32_t pk_set_items(pk_parser *p, size_t first)
                          "set key/value pairs in a dict", p->what, pk_opcode(p), p->op_pos);
     d = p->stack[first - 1];
     rc = pk_charge(p, n);
-    if (rc != DEISSN_OK)
+    if (rc != DEISSN_OK || n == 0) {
+        p->sp = first;
         return rc;
+    }
     if (n > d->cap - d->count) {
         size_t cap = d->cap ? d->cap : 16;
         pk_obj **items;

@@ -530,6 +530,7 @@ static const pickle_case pickle_cases[] = {
     CASE("OrderedDict root", "\x80\x02" "ccollections\nOrderedDict\n)R" KEY_A T_ONE "s.",
          DEISSN_OK, ""),
     CASE("empty dict", "\x80\x02}.", DEISSN_OK, ""),
+    CASE("SETITEMS of nothing", "\x80\x02}(u.", DEISSN_OK, ""), /* found by fuzzing */
     CASE("LONG1 and BININT sizes", "\x80\x02}" KEY_A
          T_TENSOR(T_FLOAT, "\x8a\x01\x01", "J\0\0\0\0", "J\x01\0\0\0\x85\x8a\0\x85") "s.",
          DEISSN_OK, ""),
