@@ -90,10 +90,14 @@ $(B)/obj/%.o: lib/%.c include/deissn.h $(wildcard lib/*.h) | $(B)/obj
 $(B)/obj/torch_model.o: shim/torch_model.cpp include/deissn.h lib/model.h lib/internal.h | $(B)/obj
 	$(CXX) $(CXXFLAGS) $(TORCH_CXXFLAGS) -DDEISSN_WITH_TORCH -DDEISSN_BUILDING_LIBRARY -c $< -o $@
 
-# Objects depend on the configuration, so switching WITH_TORCH rebuilds them.
+# Objects depend on the configuration, so switching WITH_TORCH rebuilds them; deissn.pc
+# depends on the install directories.
 $(LIB_OBJ) $(SHIM_OBJ): $(B)/config.mk
 $(B)/config.mk: FORCE | $(B)/obj
 	@echo "WITH_TORCH=$(WITH_TORCH) TORCH_DIR=$(TORCH_DIR)" > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+$(B)/prefix.mk: FORCE | $(B)/obj
+	@echo "PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)" > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 FORCE:
 
@@ -105,15 +109,15 @@ $(LIB): $(LIB_REAL)
 	ln -sf libdeissn.so.$(VERSION) $(B)/lib/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(LIB_INTERNAL): $(LIB_OBJ) | $(B)/lib
-	rm -f $@ && ar rcs $@ $(LIB_OBJ)
+$(LIB_INTERNAL): $(LIB_OBJ) $(SHIM_OBJ) | $(B)/lib
+	rm -f $@ && ar rcs $@ $(LIB_OBJ) $(SHIM_OBJ)
 
 examples: $(EXAMPLES)
 
 $(B)/bin/deissn-%: examples/%.c include/deissn.h $(LIB) | $(B)/bin
 	$(CC) $(CFLAGS) $(APP_CFLAGS) $< -o $@ $(APP_LDFLAGS) -ldeissn -lm
 
-$(B)/pkgconfig/deissn.pc: pkgconfig/deissn.pc.in Makefile | $(B)/pkgconfig
+$(B)/pkgconfig/deissn.pc: pkgconfig/deissn.pc.in $(B)/prefix.mk | $(B)/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
@@ -127,19 +131,23 @@ C_TESTS := $(filter-out $(B)/tests/test_torch,$(C_TESTS))
 endif
 TEST_CFLAGS := -std=c11 $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Ilib -Itests
 
-$(B)/tests/test_%: tests/test_%.c tests/testlib.h $(LIB_INTERNAL) $(LIB) | $(B)/tests
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) $< -o $@ $(LIB_INTERNAL) $(APP_LDFLAGS) -ldeissn \
-	    -lcjson -lz -lm -lpthread
-
-# test_torch and the header/symbol checks use the shared library only.
-$(B)/tests/test_torch: tests/test_torch.c tests/testlib.h $(LIB) | $(B)/tests
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) $< -o $@ -L$(B)/lib -Wl,-rpath,$(CURDIR)/$(B)/lib -ldeissn -lm \
+# Tests of the public contract link the shared library, as users do; the others link the
+# library's objects statically so that they can call internal functions too.
+PUBLIC_TESTS := $(B)/tests/test_api $(B)/tests/test_torch
+$(filter-out $(PUBLIC_TESTS),$(C_TESTS)): $(B)/tests/test_%: tests/test_%.c tests/testlib.h \
+        $(LIB_INTERNAL) | $(B)/tests
+	$(LINK) $(CFLAGS) $(TEST_CFLAGS) -x c $< -x none -o $@ $(LIB_INTERNAL) -lcjson $(LIB_LIBS) \
 	    -lpthread
+
+$(filter $(PUBLIC_TESTS),$(C_TESTS)): $(B)/tests/test_%: tests/test_%.c tests/testlib.h $(LIB) \
+        | $(B)/tests
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $< -o $@ -L$(B)/lib -Wl,-rpath,$(CURDIR)/$(B)/lib -ldeissn \
+	    -lm -lpthread
 
 test-build: all $(C_TESTS)
 
 check: test-build
-	@tests/run.sh $(C_TESTS)
+	@tests/run.sh $(C_TESTS) tests/test_build.sh
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \

@@ -738,7 +738,7 @@ static void test_zip_structure(void)
                       {"archive/data/1", views_matrix, 24}};
         z = zip_build(f, 3, &len);
         expect_error(z, len, DEISSN_E_FORMAT, "missing storage entry is refused",
-                     "no storage entry '<archive>/data/2'", (const char *)NULL);
+                     "needs zip entry 'archive/data/2', which is missing", (const char *)NULL);
         free(z);
     }
     {
