@@ -65,7 +65,8 @@ LIB      := $(B)/lib/libdeissn.so
 # Tests that reach inside the library link its objects statically.
 LIB_INTERNAL := $(B)/lib/libdeissn_internal.a
 
-EXAMPLES := $(B)/bin/deissn-inspect
+EXAMPLES := $(B)/bin/deissn-inspect $(B)/bin/deissn-sample
+DATADIR  ?= $(PREFIX)/share/deissn
 APP_CFLAGS := -std=c11 $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude
 APP_LDFLAGS := -L$(B)/lib -Wl,-rpath,'$$ORIGIN/../lib'
 
@@ -97,7 +98,7 @@ $(B)/config.mk: FORCE | $(B)/obj
 	@echo "WITH_TORCH=$(WITH_TORCH) TORCH_DIR=$(TORCH_DIR)" > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 $(B)/prefix.mk: FORCE | $(B)/obj
-	@echo "PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)" > $@.tmp
+	@echo "PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR) DATADIR=$(DATADIR)" > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 FORCE:
 
@@ -116,6 +117,10 @@ examples: $(EXAMPLES)
 
 $(B)/bin/deissn-%: examples/%.c include/deissn.h $(LIB) | $(B)/bin
 	$(CC) $(CFLAGS) $(APP_CFLAGS) $< -o $@ $(APP_LDFLAGS) -ldeissn -lm
+
+$(B)/bin/deissn-sample: examples/sample.c include/deissn.h $(LIB) $(B)/prefix.mk | $(B)/bin
+	$(CC) $(CFLAGS) $(APP_CFLAGS) -DDEISSN_DATADIR='"$(DATADIR)"' $< -o $@ $(APP_LDFLAGS) \
+	    -ldeissn -lpng -lm
 
 $(B)/pkgconfig/deissn.pc: pkgconfig/deissn.pc.in $(B)/prefix.mk | $(B)/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
@@ -147,7 +152,7 @@ $(filter $(PUBLIC_TESTS),$(C_TESTS)): $(B)/tests/test_%: tests/test_%.c tests/te
 test-build: all $(C_TESTS)
 
 check: test-build
-	@tests/run.sh $(C_TESTS) tests/test_build.sh
+	@tests/run.sh $(C_TESTS) tests/test_build.sh tests/test_sample.sh
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
@@ -158,10 +163,13 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdeissn.so
 	install -m 644 $(B)/pkgconfig/deissn.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 755 $(EXAMPLES) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(DATADIR)/models
+	install -m 644 models/fmnist_unet.pt models/fmnist_unet_table.pt $(DESTDIR)$(DATADIR)/models/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/deissn.h $(DESTDIR)$(LIBDIR)/libdeissn.so* \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/deissn.pc $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(EXAMPLES)))
+	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
 	rm -rf $(B)

@@ -1,0 +1,317 @@
+/* deissn-sample - sample images from a TorchScript diffusion model with DEIS-SN and write a
+ * PNG grid. With no options it uses the model and table shipped in models/.
+ *
+ *   deissn-sample [--model M] [--table T] [--steps 10] [--order 3]
+ *                 [--sampler deis-sn|deis|ddim] [--spacing quadratic|...] [--seed S] [-n 64]
+ *                 [--batch B] [--shape 1,32,32] [--threads T] [--device cpu|cuda[:N]]
+ *                 [--lower-order-final] [--out samples.png] */
+#include "deissn.h"
+
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef DEISSN_DATADIR
+#define DEISSN_DATADIR "/usr/local/share/deissn"
+#endif
+#define DEFAULT_MODEL "fmnist_unet.pt"
+#define DEFAULT_TABLE "fmnist_unet_table.pt"
+
+static const char *const spacing_names[] = {"quadratic", "trailing", "linspace", "leading",
+                                            "power",     "logsnr",   "karras"};
+
+typedef struct {
+    const char *model, *table, *out, *device, *sampler;
+    int spacing;
+    unsigned steps, order, threads, lower_order_final;
+    unsigned long long seed;
+    long n, batch;
+    int64_t shape[3];
+} options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: deissn-sample [options]\n"
+            "  --model FILE        TorchScript eps-prediction model (default: the shipped %s)\n"
+            "  --table FILE        normalization table, .dsn or reference .pt (default: the\n"
+            "                      shipped table when the model is the shipped one)\n"
+            "  --sampler NAME      deis-sn (default), deis (no table) or ddim (order 0, no table)\n"
+            "  --steps N           model evaluations (default 10)\n"
+            "  --order K           polynomial order 0-3 (default 3)\n"
+            "  --spacing NAME      quadratic (default), trailing, linspace, leading, power,\n"
+            "                      logsnr, karras\n"
+            "  --lower-order-final lower the order on the final steps\n"
+            "  --seed S            noise seed (default 0); sample k depends only on (S, k)\n"
+            "  -n N                number of samples (default 64)\n"
+            "  --batch B           samples per model call (default: all)\n"
+            "  --shape C,H,W       sample shape (default 1,32,32)\n"
+            "  --threads T         libtorch intra-op threads (default: libtorch's choice)\n"
+            "  --device D          cpu (default), cuda, cuda:N\n"
+            "  --out FILE          PNG grid to write (default samples.png)\n",
+            DEFAULT_MODEL);
+}
+
+/* The shipped file `name`: $DEISSN_DATADIR, the source tree next to this binary
+ * (build/bin/../../models), then the install directory. Returns a static buffer or NULL. */
+static const char *find_data(const char *argv0, const char *name)
+{
+    static char path[2][4096];
+    static int which;
+    char *p = path[which++ & 1];
+    const char *env = getenv("DEISSN_DATADIR");
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) len = (ssize_t)snprintf(exe, sizeof exe, "%s", argv0);
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    else strcpy(exe, ".");
+    const char *candidates[3][2] = {{env, ""}, {exe, "/../../models"}, {DEISSN_DATADIR, "/models"}};
+    for (int i = 0; i < 3; i++) {
+        if (!candidates[i][0]) continue;
+        snprintf(p, sizeof path[0], "%s%s/%s", candidates[i][0], candidates[i][1], name);
+        if (access(p, R_OK) == 0) return p;
+    }
+    return NULL;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Lay n samples of shape (c, h, w), values in [-1, 1], in a near-square grid with 2-pixel
+ * gutters and write it as an 8-bit gray (c = 1) or RGB (c = 3) PNG with libpng. */
+static int write_grid(const char *path, const float *x, long n, const int64_t *shape,
+                      unsigned *width, unsigned *height)
+{
+    int c = (int)shape[0], h = (int)shape[1], w = (int)shape[2], pad = 2;
+    if (c != 1 && c != 3) {
+        fprintf(stderr, "deissn-sample: cannot draw %d channels (1 or 3)\n", c);
+        return -1;
+    }
+    int cols = 1;
+    while ((long)cols * cols < n) cols++;
+    int rows = (int)((n + cols - 1) / cols);
+    unsigned W = (unsigned)(cols * (w + pad) + pad), H = (unsigned)(rows * (h + pad) + pad);
+    unsigned char *img = calloc((size_t)W * H * c, 1);
+    png_bytep *rowp = malloc(H * sizeof *rowp);
+    FILE *f = img && rowp ? fopen(path, "wb") : NULL;
+    if (!f) {
+        fprintf(stderr, "deissn-sample: cannot write %s\n", path);
+        free(img);
+        free(rowp);
+        return -1;
+    }
+    for (long k = 0; k < n; k++) {
+        int gx = (int)(k % cols) * (w + pad) + pad, gy = (int)(k / cols) * (h + pad) + pad;
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < h; y++)
+                for (int xx = 0; xx < w; xx++) {
+                    float v = x[((k * c + ch) * h + y) * w + xx];
+                    float u = (v + 1.0f) * 127.5f + 0.5f;
+                    img[((size_t)(gy + y) * W + gx + xx) * c + ch] =
+                        (unsigned char)(u < 0 ? 0 : u > 255 ? 255 : u);
+                }
+    }
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    int rc = -1;
+    if (info && !setjmp(png_jmpbuf(png))) {
+        png_init_io(png, f);
+        png_set_IHDR(png, info, W, H, 8, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
+                     PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        for (unsigned y = 0; y < H; y++) rowp[y] = img + (size_t)y * W * c;
+        png_write_info(png, info);
+        png_write_image(png, rowp);
+        png_write_end(png, NULL);
+        rc = 0;
+    }
+    png_destroy_write_struct(&png, &info);
+    if (fclose(f) != 0) rc = -1;
+    if (rc) fprintf(stderr, "deissn-sample: writing %s failed\n", path);
+    free(img);
+    free(rowp);
+    *width = W;
+    *height = H;
+    return rc;
+}
+
+static int fail(const char *what, int32_t rc)
+{
+    fprintf(stderr, "deissn-sample: %s: %s (%s)\n", what, deissn_last_error(),
+            deissn_status_string(rc));
+    return 1;
+}
+
+static int parse(int argc, char **argv, options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!strcmp(a, "--lower-order-final")) {
+            o->lower_order_final = 1;
+            continue;
+        }
+        static const char *const valued[] = {"--model", "--table", "--out", "--device",
+                                             "--sampler", "--steps", "--order", "--threads",
+                                             "--seed", "-n", "--batch", "--shape", "--spacing"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(a, valued[k]);
+        if (!known) {
+            fprintf(stderr, "deissn-sample: unknown option '%s' (see --help)\n", a);
+            return -1;
+        }
+        if (!v) {
+            fprintf(stderr, "deissn-sample: %s needs a value (see --help)\n", a);
+            return -1;
+        }
+        i++;
+        char *end = NULL;
+        if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--table")) o->table = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--sampler")) o->sampler = v;
+        else if (!strcmp(a, "--steps")) o->steps = (unsigned)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--order")) o->order = (unsigned)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--threads")) o->threads = (unsigned)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, &end, 10);
+        else if (!strcmp(a, "-n")) o->n = strtol(v, &end, 10);
+        else if (!strcmp(a, "--batch")) o->batch = strtol(v, &end, 10);
+        else if (!strcmp(a, "--shape")) {
+            long long c, h, w;
+            if (sscanf(v, "%lld,%lld,%lld", &c, &h, &w) != 3 || c < 1 || h < 1 || w < 1) {
+                fprintf(stderr, "deissn-sample: --shape wants C,H,W, got '%s'\n", v);
+                return -1;
+            }
+            o->shape[0] = c, o->shape[1] = h, o->shape[2] = w;
+        } else if (!strcmp(a, "--spacing")) {
+            o->spacing = -1;
+            for (int s = 0; s < 7; s++)
+                if (!strcmp(v, spacing_names[s])) o->spacing = s;
+            if (o->spacing < 0) {
+                fprintf(stderr, "deissn-sample: unknown spacing '%s'\n", v);
+                return -1;
+            }
+        }
+        if (end && *end) {
+            fprintf(stderr, "deissn-sample: %s wants a number, got '%s'\n", a, v);
+            return -1;
+        }
+    }
+    if (strcmp(o->sampler, "deis-sn") && strcmp(o->sampler, "deis") && strcmp(o->sampler, "ddim")) {
+        fprintf(stderr, "deissn-sample: --sampler is deis-sn, deis or ddim, not '%s'\n", o->sampler);
+        return -1;
+    }
+    if (o->n < 1 || o->batch < 0) {
+        fprintf(stderr, "deissn-sample: -n must be >= 1 and --batch >= 0\n");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.out = "samples.png", .device = "cpu", .sampler = "deis-sn", .steps = 10,
+                 .order = 3, .n = 64, .shape = {1, 32, 32}};
+    if (parse(argc, argv, &o)) return 2;
+    int shipped_model = o.model == NULL;
+    if (shipped_model && !(o.model = find_data(argv[0], DEFAULT_MODEL))) {
+        fprintf(stderr, "deissn-sample: the shipped model %s was not found (set DEISSN_DATADIR "
+                        "or pass --model)\n", DEFAULT_MODEL);
+        return 1;
+    }
+    int use_table = !strcmp(o.sampler, "deis-sn");
+    if (use_table && !o.table) {
+        if (!shipped_model) {
+            fprintf(stderr, "deissn-sample: --sampler deis-sn with your own model needs --table "
+                            "(make one with deissn-calibrate), or use --sampler deis\n");
+            return 2;
+        }
+        if (!(o.table = find_data(argv[0], DEFAULT_TABLE))) {
+            fprintf(stderr, "deissn-sample: the shipped table %s was not found\n", DEFAULT_TABLE);
+            return 1;
+        }
+    }
+    if (!strcmp(o.sampler, "ddim")) o.order = 0;
+
+    int32_t rc;
+    double t_load = now();
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    mp.device = o.device;
+    mp.num_threads = (int32_t)o.threads;
+    deissn_model *model = NULL;
+    if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK) return fail("loading the model", rc);
+    deissn_normtable *table = NULL;
+    if (use_table && (rc = deissn_normtable_load(&table, o.table, 0)) != DEISSN_OK)
+        return fail("loading the table", rc);
+    t_load = now() - t_load;
+
+    deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
+    sp.steps = o.steps;
+    sp.spacing = o.spacing;
+    deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
+    pp.order = o.order;
+    pp.lower_order_final = o.lower_order_final;
+    deissn_schedule *schedule = NULL;
+    deissn_sampler *sampler = NULL;
+    double t_setup = now();
+    if ((rc = deissn_schedule_create(&schedule, &sp)) != DEISSN_OK) return fail("schedule", rc);
+    if ((rc = deissn_sampler_create(&sampler, schedule, table, &pp)) != DEISSN_OK)
+        return fail("sampler", rc);
+    t_setup = now() - t_setup;
+
+    size_t per = (size_t)(o.shape[0] * o.shape[1] * o.shape[2]);
+    float *x = malloc((size_t)o.n * per * sizeof(float));
+    if (!x) {
+        fprintf(stderr, "deissn-sample: out of memory for %ld samples\n", o.n);
+        return 1;
+    }
+    long batch = o.batch > 0 && o.batch < o.n ? o.batch : o.n;
+    double model_s = 0, sampler_s = 0, t_total = now();
+    for (long first = 0; first < o.n; first += batch) {
+        long b = o.n - first < batch ? o.n - first : batch;
+        float *xb = x + (size_t)first * per;
+        deissn_fill_noise(o.seed, (uint64_t)first, (size_t)b, per, xb);
+        int64_t shape[4] = {b, o.shape[0], o.shape[1], o.shape[2]};
+        deissn_sample_options so = DEISSN_SAMPLE_OPTIONS_INIT;
+        if ((rc = deissn_sample(sampler, model, xb, shape, 4, &so)) != DEISSN_OK)
+            return fail("sampling", rc);
+        model_s += so.model_seconds;
+        sampler_s += so.sampler_seconds;
+    }
+    t_total = now() - t_total;
+
+    unsigned W = 0, H = 0;
+    if (write_grid(o.out, x, o.n, o.shape, &W, &H)) return 1;
+    printf("deissn-sample (libdeissn %s)\n", deissn_version_string());
+    printf("  model    %s (%s)\n", o.model, o.device);
+    printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s\n",
+           !strcmp(o.sampler, "deis-sn") ? "DEIS-SN" : !strcmp(o.sampler, "deis") ? "DEIS" : "DDIM",
+           o.order, spacing_names[o.spacing], o.steps, o.steps,
+           o.lower_order_final ? ", lower order at the end" : "");
+    if (table) printf("  table    %s\n", o.table);
+    printf("  samples  %ld x %lldx%lldx%lld, seed %llu, batch %ld\n", o.n, (long long)o.shape[0],
+           (long long)o.shape[1], (long long)o.shape[2], o.seed, batch);
+    printf("  time     %.3f s sampling: model %.3f s (%.1f%%), sampler %.3f ms (%.2f%%); "
+           "coefficients %.3f ms; loading %.3f s\n",
+           t_total, model_s, 100 * model_s / t_total, 1e3 * sampler_s, 100 * sampler_s / t_total,
+           1e3 * t_setup, t_load);
+    printf("  wrote    %s (%ux%u)\n", o.out, W, H);
+    free(x);
+    deissn_sampler_free(sampler);
+    deissn_schedule_free(schedule);
+    deissn_normtable_free(table);
+    deissn_model_free(model);
+    return 0;
+}
