@@ -957,7 +957,7 @@ static int32_t pt_locate_storages(const zip_archive *z, pt_item **by_storage, si
                                   const char *what, size_t *total)
 {
     size_t i, j, sum = 0;
-    qbuf q1, q2;
+    qbuf q1, q2, q3;
 
     qsort(by_storage, n, sizeof *by_storage, item_storage_cmp);
     for (i = 0; i < n; i = j) {
@@ -967,9 +967,9 @@ static int32_t pt_locate_storages(const zip_archive *z, pt_item **by_storage, si
         const char *key = quote(&q1, by_storage[i]->key->str);
 
         if (!e)
-            return dsn_error(DEISSN_E_FORMAT, "%s: tensor '%s' has no storage entry "
-                             "'<archive>/data/%s' in the archive", what, key,
-                             quote(&q2, s->str));
+            return dsn_error(DEISSN_E_FORMAT, "%s: tensor '%s' needs zip entry '%s/data/%s', "
+                             "which is missing", what, key, quote(&q2, z->prefix),
+                             quote(&q3, s->str));
         if ((size_t)s->num * sizeof(float) != e->size)
             return dsn_error(DEISSN_E_FORMAT, "%s: zip entry '%s' is %zu bytes, tensor '%s' "
                              "needs %zu", what, quote(&q2, e->name), e->size, key,

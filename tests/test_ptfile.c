@@ -569,6 +569,21 @@ static const pickle_case pickle_cases[] = {
          T_TENSOR(T_FLOAT, "K\x01", "K\0",
                   "\x8a\x08\0\0\0\0\0\0\0\x40\x8a\x08\0\0\0\0\0\0\0\x40\x86K\x01K\x01\x86")
          "s.", DEISSN_E_FORMAT, "too many elements"),
+    CASE("value None", "\x80\x02}" KEY_A "Ns.", DEISSN_E_FORMAT,
+         "value of 'a' is a None, not a tensor"),
+    CASE("rebuilt from an int", "\x80\x02}" KEY_A T_REBUILD "(K\x01K\0K\x01\x85K\x01\x85"
+         T_TAIL("") "s.", DEISSN_E_FORMAT, "tensor 'a' is built from a int, not a storage"),
+    CASE("size not an int", "\x80\x02}" KEY_A
+         T_TENSOR(T_FLOAT, "K\x01", "K\0", "X\x01\0\0\0" "a" "\x85K\x01\x85") "s.",
+         DEISSN_E_FORMAT, "tensor 'a' has a malformed size or stride"),
+    CASE("negative LONG1 offset", "\x80\x02}" KEY_A
+         T_TENSOR(T_FLOAT, "K\x01", "\x8a\x01\xff", "K\x01\x85K\x01\x85") "s.",
+         DEISSN_E_FORMAT, "malformed arguments"),
+    CASE("huge storage", "\x80\x02}" KEY_A
+         T_TENSOR(T_FLOAT, "\x8a\x08\0\0\0\0\0\0\0\x40", "K\0", "K\x01\x85K\x01\x85")
+         "s.", DEISSN_E_FORMAT, "the storage of tensor 'a' is too large"),
+    CASE("memoize an empty stack", "\x80\x02q\0.", DEISSN_E_FORMAT,
+         "memoizes an empty stack"),
     CASE("integer of 9 bytes", "\x80\x02\x8a\x09\0\0\0\0\0\0\0\0\0.", DEISSN_E_FORMAT,
          "has 9 bytes"),
     CASE("bad persistent id", "\x80\x02}" KEY_A "K\x01Q.", DEISSN_E_FORMAT,
@@ -786,6 +801,12 @@ static void test_zip_structure(void)
     expect_error(z, len, DEISSN_E_FORMAT, "wrong CRC is refused",
                  "zip entry 'archive/data/1' is corrupt (CRC-32", (const char *)NULL);
     c[16] ^= 1;
+    put16(z + len - 12, 4);
+    put16(z + len - 14, 4);
+    expect_error(z, len, DEISSN_E_FORMAT, "central directory with a stray record is refused",
+                 "stray bytes after its 4 records", (const char *)NULL);
+    put16(z + len - 12, 5);
+    put16(z + len - 14, 5);
     put32(c + 42, 0);
     expect_error(z, len, DEISSN_E_FORMAT, "local header of another entry is refused",
                  "names another entry", (const char *)NULL);
@@ -793,6 +814,20 @@ static void test_zip_structure(void)
     put16(z + len - 14, 0xffff);
     expect_error(z, len, DEISSN_E_FORMAT, "zip64 archive is refused",
                  "needs zip64 extensions (4 GiB or 65535 entries)", (const char *)NULL);
+    free(z);
+
+    /* Entry data.pkl stretched over the others (with its CRC made right). */
+    z = views_archive(&len, NULL, 24);
+    c = central_record(z, len, "archive/data.pkl");
+    {
+        size_t data = 30 + strlen("archive/data.pkl"); /* the first entry's data */
+        size_t size = (size_t)(c - z) - data;          /* up to the central directory */
+        put32(c + 16, crc32(0L, z + data, (uInt)size));
+        put32(c + 20, (unsigned long)size);
+        put32(c + 24, (unsigned long)size);
+        expect_error(z, len, DEISSN_E_FORMAT, "overlapping entries are refused",
+                     "zip entries overlap", (const char *)NULL);
+    }
     free(z);
 
     /* A comment after the end record, holding a decoy signature. */
@@ -844,6 +879,9 @@ static void test_garbage(void)
           deissn_last_error());
     check(dsn_pt_parse(zeros, sizeof zeros, "x", NULL) == DEISSN_E_INVALID_ARG,
           "NULL output: %s", deissn_last_error());
+    rc = dsn_pt_parse(zeros, sizeof zeros, NULL, &d);
+    check(rc == DEISSN_E_FORMAT && strstr(deissn_last_error(), "torch.save archive") != NULL,
+          "no name given: %s", deissn_last_error());
 
     /* Random bytes, and random bytes that end in a plausible end record. */
     for (i = 0; i < 2000; i++) {
@@ -882,6 +920,18 @@ static void test_read_file(void)
     rc = dsn_read_file(".", &buf, &len);
     check(rc == DEISSN_E_IO && buf == NULL, "dsn_read_file: a directory: %s",
           deissn_last_error());
+    check(dsn_read_file(NULL, &buf, &len) == DEISSN_E_INVALID_ARG &&
+          dsn_read_file(".", NULL, &len) == DEISSN_E_INVALID_ARG &&
+          dsn_read_file(".", &buf, NULL) == DEISSN_E_INVALID_ARG,
+          "dsn_read_file: NULL arguments");
+
+    /* An endless file is cut off at the limit. */
+    rc = dsn_read_file("/dev/zero", &buf, &len);
+    if (rc == DEISSN_E_IO)
+        skip("dsn_read_file: a file over 256 MiB", "no /dev/zero");
+    else
+        check(rc == DEISSN_E_FORMAT && buf == NULL && len == 0,
+              "dsn_read_file: a file over 256 MiB: %s", deissn_last_error());
 }
 
 #ifdef DEISSN_FAULT_INJECTION
