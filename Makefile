@@ -19,10 +19,11 @@ PYTHON     ?= /usr/bin/python3
 
 CC       ?= cc
 CXX      ?= g++
-OPT      ?= -O2
+OPT      ?= -O3
 WARN     := -Wall -Wextra -Wpedantic
 CFLAGS   ?= $(OPT) -g
 CXXFLAGS ?= $(OPT) -g
+LDFLAGS  ?=
 # -ffp-contract=off: no fused multiply-add, so results are the same on every machine.
 LIB_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -ffp-contract=off \
               -D_POSIX_C_SOURCE=200809L -Iinclude -Ilib
@@ -65,23 +66,35 @@ LIB      := $(B)/lib/libdeissn.so
 # Tests that reach inside the library link its objects statically.
 LIB_INTERNAL := $(B)/lib/libdeissn_internal.a
 
-EXAMPLES := $(B)/bin/deissn-inspect $(B)/bin/deissn-sample
+EXAMPLES := $(B)/bin/deissn-inspect $(B)/bin/deissn-sample $(B)/bin/deissn-calibrate
 DATADIR  ?= $(PREFIX)/share/deissn
 APP_CFLAGS := -std=c11 $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude
 APP_LDFLAGS := -L$(B)/lib -Wl,-rpath,'$$ORIGIN/../lib'
 
-.PHONY: all lib examples check test-build install uninstall clean deps help demo FORCE
+.PHONY: all lib examples check test-build install uninstall clean deps help demo bench FORCE
 all: lib examples $(B)/pkgconfig/deissn.pc
 
 help:
 	@echo "make            build build/lib/libdeissn.so, the tools in build/bin, deissn.pc"
+	@echo "make demo       install what is missing, build, sample 64 images into samples.png"
 	@echo "make deps       install the Debian packages the build and tests need (as root)"
 	@echo "make check      build and run every test"
 	@echo "make install    install to DESTDIR/PREFIX (default /usr/local)"
+	@echo "make asan|ubsan|tsan|memcheck   the C tests under a sanitizer or valgrind (no torch)"
+	@echo "make fuzz       build the libFuzzer targets; make fuzz-run FUZZ_SECONDS=60 runs them"
+	@echo "make plots      draw r(tau) of the normalization tables into docs/img/r_tau.png"
+	@echo "make abi-check  compare the ABI with abi/$(SONAME).abi (make abi-baseline renews it)"
+	@echo "make symbols-md regenerate docs/symbols.md from the library's exported symbols"
 	@echo "WITH_TORCH=$(WITH_TORCH) TORCH_DIR=$(TORCH_DIR) TORCH_LIBDIR=$(TORCH_LIBDIR)"
 
 deps:
-	tools/install-deps.sh
+	@tools/install-deps.sh
+
+# The README's first command: install what is missing, build, and sample 64 garments with
+# DEIS-SN at 10 model evaluations from the shipped model.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(B)/bin/deissn-sample -n 64 --steps 10 --out samples.png
 
 lib: $(LIB)
 
@@ -103,7 +116,7 @@ $(B)/prefix.mk: FORCE | $(B)/obj
 FORCE:
 
 $(LIB_REAL): $(LIB_OBJ) $(SHIM_OBJ) lib/deissn.map | $(B)/lib
-	$(LINK) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/deissn.map \
+	$(LINK) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/deissn.map \
 	    -Wl,--no-undefined -o $@ $(LIB_OBJ) $(SHIM_OBJ) $(LIB_LIBS)
 
 $(LIB): $(LIB_REAL)
@@ -138,9 +151,11 @@ TEST_CFLAGS := -std=c11 $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Ilib -Itest
 
 # Tests of the public contract link the shared library, as users do; the others link the
 # library's objects statically so that they can call internal functions too.
-PUBLIC_TESTS := $(B)/tests/test_api $(B)/tests/test_torch
-$(filter-out $(PUBLIC_TESTS),$(C_TESTS)): $(B)/tests/test_%: tests/test_%.c tests/testlib.h \
-        $(LIB_INTERNAL) | $(B)/tests
+PUBLIC_TESTS := $(B)/tests/test_api $(B)/tests/test_torch $(B)/tests/test_edges
+# test_faults links a build of the library that can fail its k-th allocation (below).
+SPECIAL_TESTS := $(B)/tests/test_faults
+$(filter-out $(PUBLIC_TESTS) $(SPECIAL_TESTS),$(C_TESTS)): $(B)/tests/test_%: tests/test_%.c \
+        tests/testlib.h $(LIB_INTERNAL) | $(B)/tests
 	$(LINK) $(CFLAGS) $(TEST_CFLAGS) -x c $< -x none -o $@ $(LIB_INTERNAL) -lcjson $(LIB_LIBS) \
 	    -lpthread
 
@@ -152,7 +167,151 @@ $(filter $(PUBLIC_TESTS),$(C_TESTS)): $(B)/tests/test_%: tests/test_%.c tests/te
 test-build: all $(C_TESTS)
 
 check: test-build
-	@tests/run.sh $(C_TESTS) tests/test_build.sh tests/test_sample.sh
+	@PYTHON=$(PYTHON) tests/run.sh $(C_TESTS) tests/test_build.sh tests/test_symbols.sh \
+	    tests/test_sample.sh $(BINDING_TESTS)
+
+# The bindings' test suites, each reported as one "N passed, N failed" entry of tests/run.sh.
+BINDING_TESTS := bindings/python/test_python.sh bindings/rust/test_rust.sh
+.PHONY: check-python check-rust
+check-python: lib
+	@PYTHON=$(PYTHON) tests/run.sh bindings/python/test_python.sh
+check-rust: lib
+	@tests/run.sh bindings/rust/test_rust.sh
+
+# Fault injection: the library's C sources (never the shim) built with DEISSN_FAULT_INJECTION,
+# so that dsn_fail_after(k) makes the k-th following allocation fail.
+FAULT_OBJ := $(patsubst lib/%.c,$(B)/obj-faults/%.o,$(LIB_SRC))
+LIB_FAULTS := $(B)/lib/libdeissn_faults.a
+$(B)/obj-faults/%.o: lib/%.c include/deissn.h $(wildcard lib/*.h) | $(B)/obj-faults
+	$(CC) $(CFLAGS) $(filter-out -DDEISSN_WITH_TORCH,$(LIB_CFLAGS)) -DDEISSN_BUILDING_LIBRARY \
+	    -DDEISSN_FAULT_INJECTION -c $< -o $@
+$(LIB_FAULTS): $(FAULT_OBJ) | $(B)/lib
+	rm -f $@ && ar rcs $@ $(FAULT_OBJ)
+$(B)/tests/test_faults: tests/test_faults.c tests/testlib.h $(LIB_FAULTS) | $(B)/tests
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -DDEISSN_FAULT_INJECTION $< -o $@ $(LIB_FAULTS) -lz -lm \
+	    -lpthread
+$(B)/obj-faults:
+	mkdir -p $@
+
+# ---- reliability: sanitizers, valgrind, fuzzing, ABI (docs/reliability.md) -------------
+# The sanitizer and valgrind targets build the library WITHOUT the libtorch shim (libtorch
+# itself is not instrumented, so ASan/TSan on it only report noise) into a build directory
+# of their own, and run the C tests there. The first report ends the test that made it.
+.PHONY: check-c asan ubsan tsan memcheck memcheck-run fuzz fuzz-run abi-check abi-baseline \
+        symbols-md
+check-c: $(C_TESTS)
+	@$(TEST_ENV) tests/run.sh $(C_TESTS)
+
+SAN_COMMON := -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_FLAGS_asan  := $(SAN_COMMON) -fsanitize=address
+SAN_FLAGS_ubsan := $(SAN_COMMON) -fsanitize=undefined,float-cast-overflow
+SAN_FLAGS_tsan  := $(SAN_COMMON) -fsanitize=thread
+SAN_ENV_asan  := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
+SAN_ENV_ubsan := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+SAN_ENV_tsan  := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+# TSan needs the low-entropy address-space layout that older kernels use; setarch -R gives it
+# on kernels with vm.mmap_rnd_bits > 28.
+SAN_RUN_tsan  := $(shell setarch -R true 2>/dev/null && echo setarch -R)
+asan ubsan tsan:
+	@$(MAKE) --no-print-directory B=build-$@ WITH_TORCH=0 CFLAGS="$(SAN_FLAGS_$@)" \
+	    LDFLAGS="$(SAN_FLAGS_$@)" TEST_ENV="$(SAN_ENV_$@) $(SAN_RUN_$@)" check-c
+
+VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+            --error-exitcode=1
+# Under valgrind: the WITH_TORCH=0 build in build-notorch/ (also the one the ABI is read
+# from), each test run through a one-line wrapper script so that tests/run.sh adds them up.
+memcheck:
+	@$(MAKE) --no-print-directory B=build-notorch WITH_TORCH=0 \
+	    TEST_WRAP="$(VALGRIND)" memcheck-run
+memcheck-run: $(C_TESTS)
+	@mkdir -p $(B)/valgrind
+	@for t in $(C_TESTS); do \
+	    printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(TEST_WRAP)" "$$t" > $(B)/valgrind/$${t##*/}; \
+	    chmod +x $(B)/valgrind/$${t##*/}; \
+	done
+	@tests/run.sh $(patsubst $(B)/tests/%,$(B)/valgrind/%,$(C_TESTS))
+
+# libFuzzer targets: every tests/fuzz/fuzz_*.c, linked with the library's C sources built by
+# clang with ASan and UBSan (and fault injection, which fuzz_api drives) into build/fuzz/.
+# `make fuzz-run FUZZ_SECONDS=N` runs each for N seconds on its seeds in tests/fuzz/corpus/NAME
+# (NAME = the file name without fuzz_), keeping what it finds in build/fuzz/corpus/NAME.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(B)/fuzz
+FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all \
+                -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -DDEISSN_FAULT_INJECTION
+FUZZERS      := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_OBJ     := $(patsubst lib/%.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRC))
+fuzz: $(FUZZERS)
+$(FUZZ_DIR)/obj/%.o: lib/%.c include/deissn.h $(wildcard lib/*.h) | $(FUZZ_DIR)/obj
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link,address,undefined \
+	    $(filter-out -DDEISSN_WITH_TORCH,$(LIB_CFLAGS)) -c $< -o $@
+$(FUZZ_DIR)/libdeissn_fuzz.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $(FUZZ_OBJ)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libdeissn_fuzz.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer,address,undefined -std=c11 $(WARN) \
+	    -D_POSIX_C_SOURCE=200809L -Iinclude -Ilib $< -o $@ $(FUZZ_DIR)/libdeissn_fuzz.a -lz -lm
+$(FUZZ_DIR)/obj:
+	mkdir -p $@
+fuzz-run: fuzz
+	@set -e; for f in $(FUZZERS); do \
+	    name=$${f##*/fuzz_}; seeds=tests/fuzz/corpus/$$name; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$name; \
+	    echo "== $${f##*/}: $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus/$$name \
+	        $$( [ -d $$seeds ] && echo $$seeds ) 2>&1 \
+	        | grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==|SUMMARY|INFO: seed)|ERROR|[Cc]rash|deadly' \
+	        || true; \
+	    [ -z "$$(ls $(FUZZ_DIR)/crash-* $(FUZZ_DIR)/leak-* $(FUZZ_DIR)/timeout-* $(FUZZ_DIR)/oom-* 2>/dev/null)" ] \
+	        || { echo "$${f##*/}: found a failing input (in $(FUZZ_DIR)/)"; exit 1; }; \
+	done
+
+# ABI: abi/libdeissn.so.0.abi describes the public API (types reachable from include/) of the
+# WITH_TORCH=0 build (the shim adds no public symbol or type). abidiff's exit status is a bit
+# mask: 1 error, 2 usage error, 4 ABI changed, 8 incompatible change (a symbol removed).
+# abidiff sets only 4 for a changed or grown struct, so abi-check runs it with
+# --no-added-syms, where new functions (and new types only they use) leave the status 0, and
+# fails on any other bit: a removed symbol (8) or a changed type (4).
+ABIDW := abidw --headers-dir include --drop-private-types --no-show-locs --no-corpus-path
+ABI_LIB = build-notorch/lib/libdeissn.so.$(VERSION)
+abi-baseline:
+	@$(MAKE) --no-print-directory B=build-notorch WITH_TORCH=0 lib
+	@mkdir -p abi
+	$(ABIDW) --out-file abi/$(SONAME).abi $(ABI_LIB)
+abi-check:
+	@$(MAKE) --no-print-directory B=build-notorch WITH_TORCH=0 lib
+	@$(ABIDW) --out-file build-notorch/$(SONAME).abi $(ABI_LIB)
+	@rc=0; abidiff --no-added-syms --no-show-locs abi/$(SONAME).abi build-notorch/$(SONAME).abi \
+	    || rc=$$?; \
+	if [ $$rc -ne 0 ]; then \
+	    echo "abi-check: FAILED (abidiff status $$rc: $$( [ $$((rc & 8)) -ne 0 ] && \
+	        echo 'incompatible change' || echo 'changed types or an error'))." \
+	        "The ABI of $(SONAME) must only grow. If the change is intended, bump SOVERSION" \
+	        "(or, before the first release, accept it with make abi-baseline)."; exit 1; \
+	fi; \
+	rc=0; abidiff --no-show-locs abi/$(SONAME).abi build-notorch/$(SONAME).abi > /dev/null \
+	    || rc=$$?; \
+	if [ $$rc -eq 0 ]; then echo "abi-check: ABI unchanged"; \
+	else echo "abi-check: compatible additions only (refresh the baseline: make abi-baseline)"; fi
+
+# docs/symbols.md: every exported symbol and the version it appeared in.
+symbols-md: lib
+	tools/gen-symbols-md.sh $(LIB)
+
+# docs/img/r_tau.png: r(tau) of the reference tables and, once it exists, the shipped model's,
+# exported by deissn-calibrate --csv (tools/plot_tables.py).
+.PHONY: plots
+plots: $(B)/bin/deissn-calibrate
+	$(PYTHON) tools/plot_tables.py
+
+# ---- benchmarks (numbers and ratios, not pass/fail) ----------------------------------------
+$(B)/bench/bench_%: bench/bench_%.c include/deissn.h $(LIB)
+	@mkdir -p $(B)/bench
+	$(CC) $(CFLAGS) $(APP_CFLAGS) $< -o $@ -L$(B)/lib -Wl,-rpath,$(CURDIR)/$(B)/lib -ldeissn -lm
+
+bench: $(B)/bench/bench_step
+	$(B)/bench/bench_step
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
@@ -172,4 +331,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
-	rm -rf $(B)
+	rm -rf $(B) build-asan build-ubsan build-tsan build-notorch

@@ -2,8 +2,11 @@
  *
  *   deissn-inspect [--schedule linear|scaled_linear|cosine|continuous] [--spacing quadratic|
  *                  trailing|linspace|leading|power|logsnr|karras] [--steps 10] [--order 3]
- *                  [--table-pt FILE [--clip 0]] [--lower-order-final] [--tau-end 0]
+ *                  [--table FILE [--clip 0]] [--lower-order-final] [--tau-end 0]
  *                  [--power 1] [--rho 7] [--train-steps 1000]
+ *
+ * --table reads any table file deissn_normtable_load() knows (libdeissn's .dsn, the
+ * reference's .pt; --clip applies to .pt); --table-pt is an older name for it.
  *
  * This is how users check and export the coefficients the library computes. */
 #include "deissn.h"
@@ -29,7 +32,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: deissn-inspect [--schedule linear|scaled_linear|cosine|continuous]\n"
                "         [--spacing quadratic|trailing|linspace|leading|power|logsnr|karras]\n"
-               "         [--steps N] [--order 0-3] [--table-pt FILE] [--clip N]\n"
+               "         [--steps N] [--order 0-3] [--table FILE] [--clip N]\n"
                "         [--lower-order-final] [--tau-end T] [--power P] [--rho R]\n"
                "         [--train-steps T]\n"
                "Prints the per-step plan (model_t, tau_from, tau_to, psi, C) as JSON.\n");
@@ -87,7 +90,7 @@ int main(int argc, char **argv)
             sp.steps = (uint32_t)strtoul(v, NULL, 10);
         } else if (!strcmp(a, "--order")) {
             pp.order = (uint32_t)strtoul(v, NULL, 10);
-        } else if (!strcmp(a, "--table-pt")) {
+        } else if (!strcmp(a, "--table") || !strcmp(a, "--table-pt")) {
             table_path = v;
         } else if (!strcmp(a, "--clip")) {
             clip = (unsigned)strtoul(v, NULL, 10);

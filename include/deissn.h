@@ -28,9 +28,12 @@
  *   - Parameter structs start with `uint32_t version`; initialise them with the matching
  *     *_INIT macro or *_init() function, then change the fields you need. Fields are only
  *     ever appended, so old callers keep working.
- *   - Thread safety: schedules, tables and models are immutable after creation and may be
- *     shared by any number of threads. A sampler is used by one thread at a time. Every
- *     function is otherwise reentrant; deissn_last_error() is per thread.
+ *   - Thread safety: schedules and tables are immutable after creation and may be shared
+ *     by any number of threads; so may models (a callback model when its callback is
+ *     thread-safe). A sampler, and a calibrator, is used by one thread at a time (this
+ *     includes deissn_sample() given options->calibrator). Reference counts are atomic, so
+ *     threads may create and free objects that share parents. Every function is otherwise
+ *     reentrant; deissn_last_error() is per thread.
  *   - A failing call changes nothing: the objects and buffers it was given are as before.
  *   - Times: tau in [0, 1] is the continuous diffusion time (tau = 1 is pure noise, tau = 0
  *     the data). A discrete model trained with T steps is called at the "model time"
@@ -224,6 +227,36 @@ typedef struct deissn_normtable deissn_normtable;
 DEISSN_API int32_t deissn_normtable_create(deissn_normtable **out, const double *tau,
                                            const double *r, size_t n);
 
+/* The longest metadata string a table carries, in bytes (not counting the NUL). */
+#define DEISSN_NORMTABLE_METADATA_MAX 65535
+
+#define DEISSN_NORMTABLE_PARAMS_VERSION 1
+typedef struct deissn_normtable_params {
+    uint32_t version;      /* DEISSN_NORMTABLE_PARAMS_VERSION */
+    uint32_t fingerprint;  /* deissn_schedule_fingerprint() of the schedule the values were
+                              measured with; default 0 (unknown: matches any schedule) */
+    uint32_t clip;         /* the `clip` knots nearest tau = 0 take the value of the next one
+                              (r[0..clip-1] = r[clip]); default 0 */
+    const char *metadata;  /* UTF-8 text kept with the table (model name, hash, command...),
+                              at most DEISSN_NORMTABLE_METADATA_MAX bytes; copied, not kept;
+                              default NULL (none) */
+} deissn_normtable_params;
+
+#define DEISSN_NORMTABLE_PARAMS_INIT { DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, NULL }
+
+/* Fill *params with the defaults (same as DEISSN_NORMTABLE_PARAMS_INIT).
+ * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG when params is NULL. */
+DEISSN_API int32_t deissn_normtable_params_init(deissn_normtable_params *params);
+
+/* deissn_normtable_create() with a schedule fingerprint, a clip and metadata (params NULL:
+ * the defaults, which is deissn_normtable_create()). The clip is applied to the copied r
+ * before the values are checked, so clipped knots may hold any value in `r`.
+ * Returns: as deissn_normtable_create(); DEISSN_E_INVALID_ARG also for an unknown version,
+ *          clip >= n, metadata that is too long or not UTF-8. */
+DEISSN_API int32_t deissn_normtable_create_ex(deissn_normtable **out, const double *tau,
+                                              const double *r, size_t n,
+                                              const deissn_normtable_params *params);
+
 /* Create a table from the reference implementation's arrays (the `score_abs` and `Ls` tensors
  * of its .pt files, n entries each, in sampling order of an n-step trailing run): r =
  * reverse(score_abs * Ls) (the product taken in double), the first
@@ -252,16 +285,153 @@ DEISSN_API int32_t deissn_normtable_knot(const deissn_normtable *table, size_t i
  * 0 means "unknown": the table is accepted with any schedule. 0 when table is NULL. */
 DEISSN_API uint32_t deissn_normtable_fingerprint(const deissn_normtable *table);
 
-/* Load a table from a file, recognised by its first bytes: the reference implementation's
+/* What is known about how a table was made. */
+typedef struct deissn_normtable_info {
+    size_t n_knots;       /* deissn_normtable_size() */
+    uint64_t samples;     /* samples the sampling runs that measured it made; 0 = unknown */
+    uint32_t steps;       /* steps of those runs; 0 = unknown */
+    uint32_t clip;        /* how many knots nearest tau = 0 were clipped */
+    uint32_t fingerprint; /* deissn_normtable_fingerprint(); 0 = unknown */
+    int32_t has_sums;     /* 1: the table keeps the calibration sums it was made from, so it
+                             can be merged (deissn_calibrator_from_table()); 0: made from
+                             plain values (deissn_normtable_create(), the reference's files) */
+} deissn_normtable_info;
+
+/* Fill *info. The reference's files report steps = their length and samples = 0.
+ * Returns DEISSN_OK or DEISSN_E_INVALID_ARG (NULL). */
+DEISSN_API int32_t deissn_normtable_get_info(const deissn_normtable *table,
+                                             deissn_normtable_info *info);
+
+/* The table's metadata, a NUL-terminated UTF-8 string ("" when it has none, or when table is
+ * NULL). Valid as long as the table lives. */
+DEISSN_API const char *deissn_normtable_metadata(const deissn_normtable *table);
+
+/* A copy of `table` whose metadata is `metadata` (NULL or "": none); everything else,
+ * calibration sums included, is the same. Tables are immutable, so this is how a loaded or
+ * calibrated table is labelled before deissn_normtable_save().
+ * Ownership: the caller owns *out; `table` is unchanged.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL out or table, metadata too long or not
+ *            UTF-8); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_with_metadata(deissn_normtable **out,
+                                                  const deissn_normtable *table,
+                                                  const char *metadata);
+
+/* Write `table` to `path` in libdeissn's own table format (docs/table-format.md: knots,
+ * clip, fingerprint, calibration sums, metadata; zlib-compressed, CRC-checked). The file is
+ * written under a temporary name in the same directory and renamed over `path` once
+ * complete and synced, so `path` never holds a partial table, even if the process dies.
+ * Threads:   any number of threads may save the same table (to different paths).
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL); DEISSN_E_SIZE (more knots than the
+ *            format allows, 1000000); DEISSN_E_IO (cannot create, write, sync or rename:
+ *            the message names the file and the system's reason; no temporary file is
+ *            left behind); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_save(const deissn_normtable *table, const char *path);
+
+/* Write the knots as CSV for plotting: a header line "tau,r" (or "tau,r,sum,count" for a
+ * table with calibration sums), then one line per knot in increasing tau, with 17
+ * significant digits (the doubles round-trip). Written atomically, like
+ * deissn_normtable_save().
+ * Returns: as deissn_normtable_save(). */
+DEISSN_API int32_t deissn_normtable_export_csv(const deissn_normtable *table, const char *path);
+
+/* Load a table from a file, recognised by its first bytes: libdeissn's own format (written
+ * by deissn_normtable_save(), read back bit for bit), or the reference implementation's
  * torch.save files (a dict with float32 tensors `score_abs` and `Ls`; read without libtorch
  * and without a GPU even when the storage is tagged cuda), with `pt_clip` applied as in
  * deissn_normtable_from_reference(); `pt_clip` is ignored for other formats.
- * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL); DEISSN_E_IO (cannot open or read: the
- *          message names the file); DEISSN_E_FORMAT (not a table file, no `score_abs` or
- *          `Ls`, not float32, wrong sizes, corrupt: the message names the file and the
- *          problem); DEISSN_E_NOMEM. */
+ * Ownership: the caller owns *out (deissn_normtable_free()).
+ * Threads:   reentrant.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, pt_clip too large); DEISSN_E_IO (cannot
+ *          open or read: the message names the file); DEISSN_E_FORMAT (neither format: the
+ *          message names the file and its first bytes; a future format version; truncated,
+ *          CRC mismatch, sizes that disagree, values that are not a valid table; no
+ *          `score_abs` or `Ls`, not float32: the message names the file and the problem);
+ *          DEISSN_E_NOMEM. */
 DEISSN_API int32_t deissn_normtable_load(deissn_normtable **out, const char *path,
                                          uint32_t pt_clip);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Calibration: measuring r(tau) for a model                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A calibrator accumulates, for each step of a (typically 1000-step, trailing) sampling run,
+ * the sum of |eps| over every element of every sample and how many elements that was. The
+ * sums are exact integers: each |eps| is added as floor(|eps| * 2^24), i.e. in fixed point
+ * with 24 fractional bits, truncated (so each value loses less than 6e-8), into an int64;
+ * the counts are uint64. Integer sums make merging exact and order-free: however the
+ * samples are split into batches, processes or machines, merged calibrators hold the same
+ * bits. deissn_calibrator_finish() turns the sums into a table:
+ * r = (sum / 2^24) / count, in double, at each step's time.
+ * Threads: one thread at a time per calibrator. */
+typedef struct deissn_calibrator deissn_calibrator;
+
+/* Create an empty calibrator for sampling runs over `schedule`'s steps (N >= 2; step i is
+ * evaluated at tau_from = deissn_schedule_times()[i]). The calibrator records the
+ * schedule's times and fingerprint; it does not keep the schedule.
+ * Ownership: the caller owns *out and frees it with deissn_calibrator_free().
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, fewer than 2 steps); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_calibrator_create(deissn_calibrator **out,
+                                            const deissn_schedule *schedule);
+
+/* Create a calibrator holding the sums a table was made from, to merge it with others.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL; the table has no calibration sums);
+ *          DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_calibrator_from_table(deissn_calibrator **out,
+                                                const deissn_normtable *table);
+
+/* Release a calibrator. NULL is allowed. */
+DEISSN_API void deissn_calibrator_free(deissn_calibrator *calibrator);
+
+/* The number of steps N; 0 when calibrator is NULL. */
+DEISSN_API uint32_t deissn_calibrator_steps(const deissn_calibrator *calibrator);
+
+/* Add the eps (n values, any layout) that a sampling run used at `step`, for callers that run
+ * their own loop (deissn_sample() does this itself given options->calibrator). `samples` is
+ * added to the number of samples the table is made from: pass the batch size once per batch
+ * (e.g. with step 0) and 0 otherwise.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, step >= N); DEISSN_E_NONFINITE (NaN or
+ *          Inf: the message gives the step and element); DEISSN_E_SIZE (an |eps| >= 2^39,
+ *          or the step's int64 sum or a count would overflow: the message gives the step).
+ *          On error the calibrator is unchanged. */
+DEISSN_API int32_t deissn_calibrator_add(deissn_calibrator *calibrator, uint32_t step,
+                                         const float *eps, size_t n, uint64_t samples);
+
+/* Add `src`'s sums, counts and samples to `dst` (src is unchanged; it may not be dst).
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, src == dst); DEISSN_E_MISMATCH (a
+ *          different number of steps, different step times or schedule fingerprint);
+ *          DEISSN_E_SIZE (a sum or count would overflow). On error dst is unchanged. */
+DEISSN_API int32_t deissn_calibrator_merge(deissn_calibrator *dst,
+                                           const deissn_calibrator *src);
+
+/* Copy the raw state out: sums[i] and counts[i] of step i (sampling order, i = 0..N-1;
+ * either array may be NULL) and *samples (may be NULL). With deissn_calibrator_add_sums()
+ * this lets a caller reduce calibrators across processes itself (e.g. torch.distributed
+ * all_reduce of the int64 arrays), bit-exactly.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL calibrator); DEISSN_E_SIZE (capacity < N
+ *          with an array given). */
+DEISSN_API int32_t deissn_calibrator_get_sums(const deissn_calibrator *calibrator,
+                                              int64_t *sums, uint64_t *counts, size_t capacity,
+                                              uint64_t *samples);
+
+/* Add raw sums and counts (n = N values each, sampling order, sums >= 0) and `samples`.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, a negative sum); DEISSN_E_SIZE (n != N;
+ *          a sum or count would overflow). On error the calibrator is unchanged. */
+DEISSN_API int32_t deissn_calibrator_add_sums(deissn_calibrator *calibrator,
+                                              const int64_t *sums, const uint64_t *counts,
+                                              size_t n, uint64_t samples);
+
+/* Make a table: one knot per step at its time (increasing tau), r = (sum / 2^24) / count,
+ * then the `clip` knots nearest tau = 0 set to the value of the next (as the reference does:
+ * the model's output is least reliable there). The table keeps the sums and counts (so it
+ * can be merged later), the schedule fingerprint, the samples and steps, and `metadata`
+ * (NULL: none). The calibrator is unchanged and may go on accumulating.
+ * Ownership: the caller owns *out.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, clip >= N, metadata too long or not
+ *            UTF-8, a step whose r is 0 after the clip); DEISSN_E_STATE (a step has no
+ *            values yet); DEISSN_E_NOMEM. On error *out is NULL. */
+DEISSN_API int32_t deissn_calibrator_finish(deissn_normtable **out,
+                                            const deissn_calibrator *calibrator, uint32_t clip,
+                                            const char *metadata);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Samplers                                                                                   */
@@ -452,9 +622,15 @@ typedef struct deissn_sample_options {
     void *progress_user;
     double model_seconds;         /* out: time spent inside the model */
     double sampler_seconds;       /* out: time spent in the sampler (updates, conversions) */
+    deissn_calibrator *calibrator; /* NULL: none. Else each step's eps (after conversion from
+                                      the model's prediction: what the sampler uses) is added
+                                      to it, and the batch size to its samples, once the whole
+                                      sampling has succeeded. Its schedule must have the
+                                      sampler's step times (DEISSN_E_MISMATCH otherwise) */
 } deissn_sample_options;
 
-#define DEISSN_SAMPLE_OPTIONS_INIT { DEISSN_SAMPLE_OPTIONS_VERSION, NULL, NULL, 0.0, 0.0 }
+#define DEISSN_SAMPLE_OPTIONS_INIT \
+    { DEISSN_SAMPLE_OPTIONS_VERSION, NULL, NULL, 0.0, 0.0, NULL }
 
 /* Run a whole sampling: reset `sampler`, then for each step evaluate `model` and take the
  * step. `x` holds the initial noise on entry (prod(shape) floats, shape[0] = batch) and the
@@ -462,8 +638,10 @@ typedef struct deissn_sample_options {
  * x is copied there once and back once. options may be NULL.
  * Threads:   one thread at a time per sampler; the model may be shared.
  * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, ndim 0 or > 8, a dimension <= 0);
- *            DEISSN_E_SIZE (the element count overflows); DEISSN_E_NONFINITE; DEISSN_E_MODEL;
- *            DEISSN_E_CALLBACK; DEISSN_E_NOMEM. On error x is left as it was on entry. */
+ *            DEISSN_E_SIZE (the element count overflows; a calibration sum would
+ *            overflow); DEISSN_E_MISMATCH (options->calibrator has other step times);
+ *            DEISSN_E_NONFINITE; DEISSN_E_MODEL; DEISSN_E_CALLBACK; DEISSN_E_NOMEM. On error
+ *            x and options->calibrator are left as they were on entry. */
 DEISSN_API int32_t deissn_sample(deissn_sampler *sampler, deissn_model *model, float *x,
                                  const int64_t *shape, uint32_t ndim,
                                  deissn_sample_options *options);

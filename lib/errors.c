@@ -49,9 +49,12 @@ const char *deissn_version_string(void) { return DEISSN_VERSION_STRING; }
  * library only), dsn_fail_after(k) makes the k-th following allocation fail. */
 #ifdef DEISSN_FAULT_INJECTION
 static _Thread_local long fail_countdown = -1;
+static _Thread_local long alloc_count;
 void dsn_fail_after(long k) { fail_countdown = k; }
+long dsn_alloc_count(void) { return alloc_count; }
 static int should_fail(void)
 {
+    alloc_count++;
     if (fail_countdown < 0) return 0;
     if (fail_countdown-- == 0) return 1;
     return 0;

@@ -28,6 +28,14 @@ void *dsn_calloc(size_t count, size_t size);
 void *dsn_realloc(void *ptr, size_t size);
 void dsn_free(void *ptr);
 
+#ifdef DEISSN_FAULT_INJECTION
+/* Test builds only (lib/errors.c): the k-th following allocation on this thread fails
+ * (k = 0: the next one), and only that one; k < 0 turns injection off. */
+void dsn_fail_after(long k);
+/* How many allocations this thread has asked for so far. */
+long dsn_alloc_count(void);
+#endif
+
 /* Reference counts shared by every handle type (atomic, so handles may be shared by threads). */
 void dsn_ref(int *refs);
 int dsn_unref(int *refs); /* returns 1 when the count reached 0: destroy the object */

@@ -2,6 +2,7 @@
 #include "core.h"
 #include "model.h"
 
+#include <math.h>
 #include <string.h>
 
 int32_t deissn_model_params_init(deissn_model_params *params)
@@ -81,16 +82,30 @@ typedef struct {
     void *user;
 } callback_impl;
 
+/* Index of the first NaN or Inf of v[0..n), or n. */
+static size_t first_nonfinite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return i;
+    return n;
+}
+
 static int32_t callback_sample(deissn_model *m, deissn_sampler *sp, float *x, const int64_t *shape,
                                uint32_t ndim, size_t numel, deissn_sample_options *opt)
 {
     const char *fn = "deissn_sample";
     const callback_impl *cb = m->impl;
     size_t bytes = numel * sizeof(float); /* checked by deissn_sample */
+    deissn_calibrator *cal = opt ? opt->calibrator : NULL;
     float *out = dsn_malloc(bytes), *backup = dsn_malloc(bytes);
-    if (!out || !backup) {
+    /* Calibration: this batch's eps at each step, and the sums kept until the end. */
+    float *eps = cal ? dsn_malloc(bytes) : NULL;
+    int64_t *sums = cal ? dsn_calloc(deissn_sampler_steps(sp), sizeof *sums) : NULL;
+    if (!out || !backup || (cal && (!eps || !sums))) {
         dsn_free(out);
         dsn_free(backup);
+        dsn_free(eps);
+        dsn_free(sums);
         return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for a batch of %zu floats", fn, numel);
     }
     memcpy(backup, x, bytes); /* so that a failure leaves x as it was */
@@ -110,12 +125,26 @@ static int32_t callback_sample(deissn_model *m, deissn_sampler *sp, float *x, co
             break;
         }
         uint32_t step = info.step;
-        rc = deissn_step(sp, x, out, numel, m->params.prediction, &info);
+        rc = dsn_step_eps(sp, x, out, numel, m->params.prediction, &info, eps);
+        if (rc >= 0) {
+            /* Finite but huge outputs (|eps| near FLT_MAX) can overflow the update: say so
+             * here rather than hand the model an Inf or return one as a sample. */
+            size_t bad = first_nonfinite(x, numel);
+            if (bad < numel)
+                rc = dsn_error(DEISSN_E_NONFINITE, "%s: the state became %s at element %zu in "
+                               "step %u: the model output is too large for float32", fn,
+                               isnan(x[bad]) ? "NaN" : "Inf", bad, step);
+        }
+        if (rc >= 0 && cal) {
+            int32_t frc = dsn_fixed_sum(eps, numel, step, &sums[step], fn);
+            if (frc != DEISSN_OK) rc = frc;
+        }
         if (rc >= 0 && opt && opt->progress && opt->progress(opt->progress_user, step, info.steps)) {
             rc = dsn_error(DEISSN_E_CALLBACK, "%s: the progress callback stopped sampling after "
                            "step %u", fn, step);
         }
     }
+    if (rc >= 0 && cal) rc = dsn_calibrator_add_run(cal, sums, numel, (uint64_t)shape[0], fn);
     if (rc < 0) memcpy(x, backup, bytes);
     else rc = DEISSN_OK;
     if (opt) {
@@ -124,6 +153,8 @@ static int32_t callback_sample(deissn_model *m, deissn_sampler *sp, float *x, co
     }
     dsn_free(out);
     dsn_free(backup);
+    dsn_free(eps);
+    dsn_free(sums);
     return rc;
 }
 
@@ -192,7 +223,11 @@ int32_t deissn_sample(deissn_sampler *sp, deissn_model *m, float *x, const int64
             return dsn_error(DEISSN_E_SIZE, "%s: the element count of the shape overflows", fn);
     }
     size_t bytes;
-    if (!dsn_mul_size(numel, sizeof(float), &bytes))
+    if (!dsn_mul_size(numel, sizeof(float), &bytes) || bytes > PTRDIFF_MAX)
         return dsn_error(DEISSN_E_SIZE, "%s: %zu floats overflow a byte count", fn, numel);
+    if (options && options->calibrator) {
+        int32_t rc = dsn_calibrator_check_sampler(options->calibrator, sp, fn);
+        if (rc) return rc;
+    }
     return m->ops->sample(m, sp, x, shape, ndim, numel, options);
 }

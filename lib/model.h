@@ -40,9 +40,33 @@ void dsn_eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, d
  * arithmetic themselves). */
 void dsn_sampler_mark_done(deissn_sampler *sampler);
 
+/* deissn_step() that also copies the eps it used (after conversion from the prediction)
+ * into eps_out (n floats) when eps_out is not NULL. */
+int32_t dsn_step_eps(deissn_sampler *sampler, float *x, const float *model_out, size_t n,
+                     int32_t prediction, deissn_step_info *info, float *eps_out);
+
+/* ---- calibration inside deissn_sample() (lib/calibrate.c) --------------------------------
+ * A sampling loop computes each step's fixed-point sum of |eps|, keeps them, and adds them
+ * all to the calibrator only once the whole sampling has succeeded. */
+
+/* DEISSN_OK if the calibrator's steps are the sampler's, else DEISSN_E_MISMATCH. */
+int32_t dsn_calibrator_check_sampler(const deissn_calibrator *c, const deissn_sampler *sampler,
+                                     const char *fn);
+/* *sum = sum of floor(|eps[i]| * 2^24) over n floats, exactly. DEISSN_E_NONFINITE for NaN or
+ * Inf, DEISSN_E_SIZE when the int64 sum would overflow (messages name the step). */
+int32_t dsn_fixed_sum(const float *eps, size_t n, uint32_t step, int64_t *sum, const char *fn);
+/* For loops that sum on a device, where overflow cannot be seen: DEISSN_OK when n values of
+ * |eps| <= max_abs cannot overflow the int64 sum, else DEISSN_E_SIZE. */
+int32_t dsn_fixed_sum_fits(double max_abs, size_t n, uint32_t step, const char *fn);
+/* Add one run: sums[i] to step i, `count` values to every step, `samples` samples; all or
+ * nothing (DEISSN_E_SIZE on overflow). */
+int32_t dsn_calibrator_add_run(deissn_calibrator *c, const int64_t *sums, uint64_t count,
+                               uint64_t samples, const char *fn);
+
 typedef struct dsn_model_ops {
-    /* Run the whole sampling loop (deissn_sample() after argument checks). The sampler is
-     * reset; x is prod(shape) floats in host memory; on error x must be unchanged. */
+    /* Run the whole sampling loop (deissn_sample() after argument checks, the calibrator's
+     * included). The sampler is reset; x is prod(shape) floats in host memory; on error x
+     * and options->calibrator must be unchanged. */
     int32_t (*sample)(deissn_model *model, deissn_sampler *sampler, float *x,
                       const int64_t *shape, uint32_t ndim, size_t numel,
                       deissn_sample_options *options);

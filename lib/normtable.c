@@ -1,8 +1,10 @@
-/* normtable.c - normalization tables r(tau): creation, evaluation, the reference's arrays. */
+/* normtable.c - normalization tables r(tau): creation, checks, evaluation, the reference's
+ * arrays, and loading (the file formats themselves live in tablefile.c and ptfile.c). */
 #include "core.h"
 #include "ptfile.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The fingerprint of the reference schedule (linear betas, T = 1000), which the reference's
@@ -18,70 +20,166 @@ static uint32_t reference_fingerprint(void)
     return f;
 }
 
-/* Takes ownership of tau and r (freed on failure). */
-static int32_t table_new(deissn_normtable **out, double *tau, double *r, size_t n,
-                         uint32_t fingerprint, const char *fn)
+double dsn_fixed_mean(int64_t sum, uint64_t count)
 {
-    for (size_t i = 0; i < n; i++) {
-        const char *bad = NULL;
-        if (!(tau[i] >= 0 && tau[i] <= 1)) bad = "tau outside [0, 1]";
-        else if (i > 0 && !(tau[i] > tau[i - 1])) bad = "tau not strictly increasing";
-        else if (!isfinite(r[i])) bad = "r is not finite";
-        else if (!(r[i] > 0)) bad = "r is not positive";
-        if (bad) {
-            int32_t rc = dsn_error(DEISSN_E_INVALID_ARG, "%s: knot %zu (tau %.17g, r %.17g): %s",
-                                   fn, i, tau[i], r[i], bad);
-            dsn_free(tau);
-            dsn_free(r);
-            return rc;
-        }
-    }
+    return (double)sum / DSN_FIXED_ONE / (double)count;
+}
+
+int32_t dsn_table_alloc(deissn_normtable **out, size_t n, int with_sums, size_t meta_len,
+                        const char *fn)
+{
+    *out = NULL;
+    /* One block: tau, r, [sums, counts,] metadata + NUL. All arrays are 8-byte elements. */
+    size_t arrays = with_sums ? 4 : 2, bytes;
+    if (!dsn_mul_size(n, arrays * 8, &bytes) || meta_len >= SIZE_MAX - bytes)
+        return dsn_error(DEISSN_E_SIZE, "%s: %zu knots overflow", fn, n);
     deissn_normtable *t = dsn_calloc(1, sizeof *t);
-    if (!t) {
-        dsn_free(tau);
-        dsn_free(r);
-        return dsn_error(DEISSN_E_NOMEM, "%s: out of memory", fn);
+    unsigned char *block = dsn_malloc(bytes + meta_len + 1);
+    if (!t || !block) {
+        dsn_free(t);
+        dsn_free(block);
+        return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for a table of %zu knots", fn, n);
     }
     t->refs = 1;
     t->n = n;
-    t->tau = tau;
-    t->r = r;
-    t->fingerprint = fingerprint;
+    t->tau = (double *)block;
+    t->r = t->tau + n;
+    if (with_sums) {
+        t->sums = (int64_t *)(t->r + n);
+        t->counts = (uint64_t *)(t->sums + n);
+    }
+    t->metadata = (char *)block + bytes;
+    memset(t->metadata, 0, meta_len + 1);
+    t->metadata_len = meta_len;
     *out = t;
     return DEISSN_OK;
 }
 
-static int32_t alloc_arrays(size_t n, double **tau, double **r, const char *fn)
+void deissn_normtable_free(deissn_normtable *t)
 {
-    size_t bytes;
-    *tau = *r = NULL;
-    if (!dsn_mul_size(n, sizeof(double), &bytes))
-        return dsn_error(DEISSN_E_SIZE, "%s: %zu knots overflow", fn, n);
-    *tau = dsn_malloc(bytes);
-    *r = dsn_malloc(bytes);
-    if (!*tau || !*r) {
-        dsn_free(*tau);
-        dsn_free(*r);
-        *tau = *r = NULL;
-        return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for %zu knots", fn, n);
+    if (!t || !dsn_unref(&t->refs)) return;
+    dsn_free(t->tau);
+    dsn_free(t);
+}
+
+/* The offset of the first byte of s[0..len) that breaks UTF-8 (NUL, a stray continuation
+ * byte, a truncated sequence, an overlong form, a surrogate, beyond U+10FFFF), or len. */
+static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned c = s[i];
+        size_t more;
+        uint32_t cp, min;
+        if (c == 0) return i;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) more = 1, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0) more = 2, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0) more = 3, cp = c & 0x07, min = 0x10000;
+        else return i;
+        if (more >= len - i) return i;
+        for (size_t k = 1; k <= more; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return i;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+        i += more + 1;
     }
+    return len;
+}
+
+int32_t dsn_check_metadata(const char *s, size_t len, int32_t status, const char *what)
+{
+    if (len > DEISSN_NORMTABLE_METADATA_MAX)
+        return dsn_error(status, "%s: the metadata is longer than the %u bytes allowed", what,
+                         (unsigned)DEISSN_NORMTABLE_METADATA_MAX);
+    size_t bad = utf8_invalid_at((const unsigned char *)s, len);
+    if (bad < len)
+        return dsn_error(status, "%s: the metadata is not UTF-8 text (byte %zu is 0x%02x)", what,
+                         bad, (unsigned char)s[bad]);
     return DEISSN_OK;
 }
 
-int32_t deissn_normtable_create(deissn_normtable **out, const double *tau, const double *r,
-                                size_t n)
+int32_t dsn_table_check(deissn_normtable *t, int32_t status, const char *what)
+{
+    int32_t rc = DEISSN_OK;
+    size_t n = t->n;
+    if (n < 2)
+        rc = dsn_error(status, "%s: %zu knots, a table needs at least 2", what, n);
+    else if (t->clip >= n)
+        rc = dsn_error(status, "%s: clip %u must be below the number of knots %zu", what,
+                       t->clip, n);
+    for (size_t i = 0; rc == DEISSN_OK && i < n; i++) {
+        double tau = t->tau[i], r = t->r[i];
+        const char *bad = NULL;
+        if (!(tau >= 0 && tau <= 1)) bad = "tau outside [0, 1]";
+        else if (i > 0 && !(tau > t->tau[i - 1])) bad = "tau not strictly increasing";
+        else if (!isfinite(r)) bad = "r is not finite";
+        else if (!(r > 0)) bad = "r is not positive";
+        else if (t->sums && t->counts[i] == 0) bad = "its calibration count is 0";
+        else if (t->sums && t->sums[i] < 0) bad = "its calibration sum is negative";
+        else if (t->sums && r != dsn_fixed_mean(t->sums[i >= t->clip ? i : t->clip],
+                                                t->counts[i >= t->clip ? i : t->clip]))
+            bad = "r does not match its calibration sum and count";
+        if (bad)
+            rc = dsn_error(status, "%s: knot %zu (tau %.17g, r %.17g): %s", what, i, tau, r, bad);
+    }
+    if (rc == DEISSN_OK) rc = dsn_check_metadata(t->metadata, t->metadata_len, status, what);
+    if (rc != DEISSN_OK) deissn_normtable_free(t);
+    return rc;
+}
+
+int32_t deissn_normtable_params_init(deissn_normtable_params *params)
+{
+    if (!params)
+        return dsn_error(DEISSN_E_INVALID_ARG, "deissn_normtable_params_init: params is NULL");
+    deissn_normtable_params d = DEISSN_NORMTABLE_PARAMS_INIT;
+    *params = d;
+    return DEISSN_OK;
+}
+
+int32_t deissn_normtable_create_ex(deissn_normtable **out, const double *tau, const double *r,
+                                   size_t n, const deissn_normtable_params *params)
 {
     const char *fn = "deissn_normtable_create";
     if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
     if (!tau || !r) return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, tau ? "r" : "tau");
+    deissn_normtable_params p = DEISSN_NORMTABLE_PARAMS_INIT;
+    if (params) {
+        if (params->version != DEISSN_NORMTABLE_PARAMS_VERSION)
+            return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->version %u is not %u (initialise "
+                             "params with deissn_normtable_params_init)", fn, params->version,
+                             DEISSN_NORMTABLE_PARAMS_VERSION);
+        p = *params;
+    }
     if (n < 2) return dsn_error(DEISSN_E_INVALID_ARG, "%s: n = %zu, need at least 2 knots", fn, n);
-    double *t2, *r2;
-    int32_t rc = alloc_arrays(n, &t2, &r2, fn);
+    if (p.clip >= n)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: clip %u must be below the number of knots %zu",
+                         fn, p.clip, n);
+    size_t meta_len = p.metadata ? strnlen(p.metadata, DEISSN_NORMTABLE_METADATA_MAX + 1) : 0;
+    int32_t rc = dsn_check_metadata(p.metadata, meta_len, DEISSN_E_INVALID_ARG, fn);
     if (rc) return rc;
-    memcpy(t2, tau, n * sizeof(double));
-    memcpy(r2, r, n * sizeof(double));
-    return table_new(out, t2, r2, n, 0, fn);
+    deissn_normtable *t;
+    rc = dsn_table_alloc(&t, n, 0, meta_len, fn);
+    if (rc) return rc;
+    memcpy(t->tau, tau, n * sizeof(double));
+    memcpy(t->r, r, n * sizeof(double));
+    for (size_t i = 0; i < p.clip; i++) t->r[i] = r[p.clip];
+    if (meta_len) memcpy(t->metadata, p.metadata, meta_len);
+    t->fingerprint = p.fingerprint;
+    t->clip = p.clip;
+    rc = dsn_table_check(t, DEISSN_E_INVALID_ARG, fn);
+    if (rc == DEISSN_OK) *out = t;
+    return rc;
+}
+
+int32_t deissn_normtable_create(deissn_normtable **out, const double *tau, const double *r,
+                                size_t n)
+{
+    return deissn_normtable_create_ex(out, tau, r, n, NULL);
 }
 
 static int32_t from_reference(deissn_normtable **out, const float *score_abs, const float *Ls,
@@ -91,16 +189,21 @@ static int32_t from_reference(deissn_normtable **out, const float *score_abs, co
     if (clip >= n)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: clip %u must be below the length %zu", fn, clip,
                          n);
-    double *tau, *r;
-    int32_t rc = alloc_arrays(n, &tau, &r, fn);
+    deissn_normtable *t;
+    int32_t rc = dsn_table_alloc(&t, n, 0, 0, fn);
     if (rc) return rc;
     for (size_t j = 0; j < n; j++) {
         size_t src = n - 1 - j;
-        r[j] = (double)score_abs[src] * (double)Ls[src];
-        tau[j] = (double)j / (double)(n - 1);
+        t->r[j] = (double)score_abs[src] * (double)Ls[src];
+        t->tau[j] = (double)j / (double)(n - 1);
     }
-    for (size_t j = 0; j < clip; j++) r[j] = r[clip];
-    return table_new(out, tau, r, n, n == 1000 ? reference_fingerprint() : 0, fn);
+    for (size_t j = 0; j < clip; j++) t->r[j] = t->r[clip];
+    t->clip = clip;
+    t->steps = n <= UINT32_MAX ? (uint32_t)n : 0;
+    t->fingerprint = n == 1000 ? reference_fingerprint() : 0;
+    rc = dsn_table_check(t, DEISSN_E_INVALID_ARG, fn);
+    if (rc == DEISSN_OK) *out = t;
+    return rc;
 }
 
 int32_t deissn_normtable_from_reference(deissn_normtable **out, const float *score_abs,
@@ -114,19 +217,11 @@ int32_t deissn_normtable_from_reference(deissn_normtable **out, const float *sco
     return from_reference(out, score_abs, Ls, n, clip, fn);
 }
 
-int32_t deissn_normtable_load(deissn_normtable **out, const char *path, uint32_t clip)
+static int32_t load_pt(deissn_normtable **out, const unsigned char *buf, size_t len,
+                       const char *path, uint32_t clip)
 {
-    const char *fn = "deissn_normtable_load";
-    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
-    *out = NULL;
-    if (!path) return dsn_error(DEISSN_E_INVALID_ARG, "%s: path is NULL", fn);
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    int32_t rc = dsn_read_file(path, &buf, &len);
-    if (rc) return rc;
     dsn_pt_dict d;
-    rc = dsn_pt_parse(buf, len, path, &d);
-    dsn_free(buf);
+    int32_t rc = dsn_pt_parse(buf, len, path, &d);
     if (rc) return rc;
     const dsn_pt_tensor *sa = dsn_pt_find(&d, "score_abs"), *ls = dsn_pt_find(&d, "Ls");
     if (!sa || !ls)
@@ -141,12 +236,31 @@ int32_t deissn_normtable_load(deissn_normtable **out, const char *path, uint32_t
     return rc;
 }
 
-void deissn_normtable_free(deissn_normtable *t)
+int32_t deissn_normtable_load(deissn_normtable **out, const char *path, uint32_t clip)
 {
-    if (!t || !dsn_unref(&t->refs)) return;
-    dsn_free(t->tau);
-    dsn_free(t->r);
-    dsn_free(t);
+    const char *fn = "deissn_normtable_load";
+    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!path) return dsn_error(DEISSN_E_INVALID_ARG, "%s: path is NULL", fn);
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int32_t rc = dsn_read_file(path, &buf, &len);
+    if (rc) return rc;
+    if (dsn_table_magic(buf, len)) {
+        rc = dsn_table_parse(buf, len, path, out);
+    } else if (len >= 4 && !memcmp(buf, "PK\003\004", 4)) {
+        rc = load_pt(out, buf, len, path, clip);
+    } else {
+        char first[8 * 3 + 1] = "";
+        for (size_t i = 0, at = 0; i < len && i < 8; i++)
+            at += (size_t)snprintf(first + at, sizeof first - at, "%s%02x", i ? " " : "", buf[i]);
+        rc = len == 0 ? dsn_error(DEISSN_E_FORMAT, "%s: the file is empty", path)
+                      : dsn_error(DEISSN_E_FORMAT, "%s: not a normalization table: it starts with "
+                                  "bytes %s, neither libdeissn's table format (89 44 53 4e ...) "
+                                  "nor a torch.save zip (50 4b 03 04)", path, first);
+    }
+    dsn_free(buf);
+    return rc;
 }
 
 double deissn_normtable_eval(const deissn_normtable *t, double tau)
@@ -166,6 +280,7 @@ double deissn_normtable_eval(const deissn_normtable *t, double tau)
 
 size_t deissn_normtable_size(const deissn_normtable *t) { return t ? t->n : 0; }
 uint32_t deissn_normtable_fingerprint(const deissn_normtable *t) { return t ? t->fingerprint : 0; }
+const char *deissn_normtable_metadata(const deissn_normtable *t) { return t ? t->metadata : ""; }
 
 int32_t deissn_normtable_knot(const deissn_normtable *t, size_t i, double *tau, double *r)
 {
@@ -175,5 +290,47 @@ int32_t deissn_normtable_knot(const deissn_normtable *t, size_t i, double *tau, 
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: index %zu >= size %zu", fn, i, t->n);
     if (tau) *tau = t->tau[i];
     if (r) *r = t->r[i];
+    return DEISSN_OK;
+}
+
+int32_t deissn_normtable_get_info(const deissn_normtable *t, deissn_normtable_info *info)
+{
+    if (!t || !info)
+        return dsn_error(DEISSN_E_INVALID_ARG, "deissn_normtable_get_info: %s is NULL",
+                         t ? "info" : "table");
+    info->n_knots = t->n;
+    info->clip = t->clip;
+    info->fingerprint = t->fingerprint;
+    info->steps = t->steps;
+    info->samples = t->samples;
+    info->has_sums = t->sums != NULL;
+    return DEISSN_OK;
+}
+
+int32_t deissn_normtable_with_metadata(deissn_normtable **out, const deissn_normtable *t,
+                                       const char *metadata)
+{
+    const char *fn = "deissn_normtable_with_metadata";
+    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!t) return dsn_error(DEISSN_E_INVALID_ARG, "%s: table is NULL", fn);
+    size_t meta_len = metadata ? strnlen(metadata, DEISSN_NORMTABLE_METADATA_MAX + 1) : 0;
+    int32_t rc = dsn_check_metadata(metadata, meta_len, DEISSN_E_INVALID_ARG, fn);
+    if (rc) return rc;
+    deissn_normtable *c;
+    rc = dsn_table_alloc(&c, t->n, t->sums != NULL, meta_len, fn);
+    if (rc) return rc;
+    memcpy(c->tau, t->tau, t->n * sizeof(double));
+    memcpy(c->r, t->r, t->n * sizeof(double));
+    if (t->sums) {
+        memcpy(c->sums, t->sums, t->n * sizeof(int64_t));
+        memcpy(c->counts, t->counts, t->n * sizeof(uint64_t));
+    }
+    if (meta_len) memcpy(c->metadata, metadata, meta_len);
+    c->fingerprint = t->fingerprint;
+    c->clip = t->clip;
+    c->steps = t->steps;
+    c->samples = t->samples;
+    *out = c;
     return DEISSN_OK;
 }

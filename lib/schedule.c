@@ -36,6 +36,9 @@ double dsn_abar(const deissn_schedule *s, double tau)
     if (!s->abar) return exp(-continuous_L(s, tau));
     uint32_t k = knot_index(s, tau);
     double x = tau * s->T - k;
+    /* x is 1 only at tau = 1: take the knot itself, which abar[k] + (abar[k+1] - abar[k])
+     * would round to 0 when alpha_bar_T is below abar[T-1] * 2^-53. */
+    if (x >= 1) return s->abar[k + 1];
     return s->abar[k] + (s->abar[k + 1] - s->abar[k]) * x;
 }
 
@@ -51,8 +54,8 @@ void dsn_alpha_sigma(const deissn_schedule *s, double tau, double *alpha, double
         uint32_t k = knot_index(s, tau);
         double x = tau * s->T - k;
         double d = s->abar[k + 1] - s->abar[k];
-        abar = s->abar[k] + d * x;
-        om = s->one_minus_abar[k] - d * x;
+        abar = x >= 1 ? s->abar[k + 1] : s->abar[k] + d * x; /* as in dsn_abar */
+        om = x >= 1 ? s->one_minus_abar[k + 1] : s->one_minus_abar[k] - d * x;
     }
     *alpha = sqrt(abar);
     *sigma = sqrt(om > 0 ? om : 0);
@@ -336,6 +339,11 @@ static int32_t validate(const deissn_schedule_params *p)
         return dsn_error(DEISSN_E_INVALID_ARG,
                          "%s: continuous VP needs 0 < beta_min <= beta_max (got %g, %g)", fn,
                          p->beta_min, p->beta_max);
+    if (p->noise == DEISSN_NOISE_CONTINUOUS_VP && !(exp(-0.5 * (p->beta_min + p->beta_max)) > 0))
+        return dsn_error(DEISSN_E_INVALID_ARG,
+                         "%s: continuous VP with beta_min %g, beta_max %g: alpha_bar(1) = "
+                         "exp(-%g) is 0 in double precision", fn, p->beta_min, p->beta_max,
+                         0.5 * (p->beta_min + p->beta_max));
     uint32_t max_steps = p->noise == DEISSN_NOISE_CONTINUOUS_VP &&
                                  p->spacing >= DEISSN_SPACING_POWER
                              ? MAX_CONTINUOUS_STEPS

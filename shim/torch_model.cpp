@@ -205,6 +205,9 @@ int32_t sample_loop(TorchModel *tm, const deissn_model_params &mp, deissn_sample
     if (static_cast<size_t>(x.numel()) != numel)
         return dsn_error(DEISSN_E_INTERNAL, "%s: numel %zu does not match the shape", fn, numel);
     std::array<torch::Tensor, 4> ring; /* eps of the last 4 steps: step i in ring[i % 4] */
+    /* Calibration: each step's fixed-point sum, added to the calibrator only at the end. */
+    deissn_calibrator *calibrator = options != nullptr ? options->calibrator : nullptr;
+    std::vector<int64_t> calib_sums(calibrator != nullptr ? n : 0);
 
     for (uint32_t i = 0; i < n; i++) {
         const dsn_step &s = plan[i];
@@ -256,6 +259,17 @@ int32_t sample_loop(TorchModel *tm, const deissn_model_params &mp, deissn_sample
                              "%lld (step %u, tau %g, t %g)", fn, (long long)at, i, s.tau_from, t);
         }
 
+        if (calibrator != nullptr) {
+            /* The host's floor(|eps| * 2^24) summed in int64 (dsn_fixed_sum), on the device:
+             * scaling a float32 by 2^24 is exact in float32, and floor and the conversion are
+             * exact below 2^63, so the bits are the same. An int64 sum on the device cannot
+             * report overflow, so the largest value bounds it first. */
+            torch::Tensor mag = eps.abs();
+            rc = dsn_fixed_sum_fits(mag.max().item<double>(), numel, i, fn);
+            if (rc != DEISSN_OK) return rc;
+            calib_sums[i] = (mag * 16777216.0).floor().to(torch::kInt64).sum().item<int64_t>();
+        }
+
         /* x = psi x + sum_j k[j] eps_j, in place: order + 2 passes, no temporaries. */
         x.mul_(s.psi);
         for (uint32_t j = 0; j <= s.order; j++) x.add_(ring[(i - j) % 4], s.k[j]);
@@ -266,6 +280,11 @@ int32_t sample_loop(TorchModel *tm, const deissn_model_params &mp, deissn_sample
                 return dsn_error(DEISSN_E_CALLBACK, "%s: progress callback returned %d at "
                                  "step %u", fn, urc, i);
         }
+    }
+    if (calibrator != nullptr) {
+        rc = dsn_calibrator_add_run(calibrator, calib_sums.data(), numel,
+                                    static_cast<uint64_t>(shape[0]), fn);
+        if (rc != DEISSN_OK) return rc;
     }
     host.copy_(x); /* the one copy back; device-to-host copies synchronise */
     dsn_sampler_mark_done(sampler);

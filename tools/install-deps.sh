@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config zlib1g-dev libpng-dev libcjson-dev \
       libtorch-dev python3-torch python3-numpy python3-pytest python3-pil python3-matplotlib \
-      dataset-fashion-mnist valgrind clang"
+      dataset-fashion-mnist valgrind clang abigail-tools bindgen"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

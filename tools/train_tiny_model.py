@@ -23,7 +23,7 @@ Cost on 2 CPU cores: about 22 min of training and 10 min of calibration.
 The committed files in models/ were produced with
 
     /usr/bin/python3 tools/train_tiny_model.py --out-dir models --seed 0 \
-        --iters 5500 --calib-samples 1000
+        --iters 2000 --calib-samples 1000
 
 Requires torch (CPU is enough), numpy and PIL; no torchvision.
 """
@@ -313,7 +313,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out-dir", default="models")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--iters", type=int, default=5500)
+    p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--ema", type=float, default=0.999)

@@ -1,0 +1,42 @@
+"""deissn: Python bindings (ctypes) for libdeissn, the DEIS / DEIS-SN diffusion sampler.
+
+    import deissn
+    schedule = deissn.Schedule(noise="linear", spacing="quadratic", steps=10)
+    table = deissn.NormTable.load("cifar10_Ls_score_abs.pt", pt_clip=5)
+    sampler = deissn.Sampler(schedule, table, order=3)
+    x = deissn.noise(seed=0, n=16, shape=(3, 32, 32))
+    x = sampler.sample(deissn.Model.load("model.pt"), x)
+
+The library is found through $DEISSN_LIB, then the build tree this package sits in, then the
+system. Every failing call raises a subclass of :class:`deissn.Error`.
+"""
+from ._common import DType, Noise, Prediction, Spacing, Time
+from ._lib import ABI_VERSION, lib as _clib
+from .calibrate import Calibrator
+from .errors import (CallbackError, Error, FileError, FormatError, InternalError,
+                     InvalidArgument, Mismatch, ModelError, NonFinite, OutOfMemory, SizeMismatch,
+                     StateError, Unsupported)
+from .model import Model
+from .sampler import Sampler, StepCoeffs, StepInfo, noise
+from .schedule import Schedule
+from .table import NormTable
+
+__version__ = "%d.%d.0" % ABI_VERSION
+
+__all__ = [
+    "Schedule", "NormTable", "Model", "Sampler", "Calibrator", "StepInfo", "StepCoeffs", "noise",
+    "library_version", "has_torch", "Noise", "Spacing", "Prediction", "Time", "DType",
+    "Error", "InvalidArgument", "OutOfMemory", "SizeMismatch", "NonFinite", "StateError",
+    "FileError", "FormatError", "Unsupported", "ModelError", "CallbackError", "Mismatch",
+    "InternalError",
+]
+
+
+def library_version():
+    """The version string of the loaded libdeissn, e.g. "0.1.0"."""
+    return _clib.deissn_version_string().decode()
+
+
+def has_torch():
+    """Whether the loaded libdeissn can load TorchScript models."""
+    return bool(_clib.deissn_has_torch())

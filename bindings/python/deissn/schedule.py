@@ -1,0 +1,115 @@
+"""Noise schedules and sampling times."""
+from ctypes import byref, c_void_p
+
+import numpy as np
+
+from . import _lib
+from ._common import Handle, Noise, Spacing, input_array, to_enum
+from ._lib import c_double_p, lib
+from .errors import InvalidArgument
+
+
+class Schedule(Handle):
+    """A noise schedule alpha_bar(tau) plus the N + 1 sampling times tau_N > ... > tau_0.
+
+    All arguments are keywords; the defaults are the reference's DEIS-SN setup::
+
+        Schedule(noise="linear", spacing="quadratic", steps=10, tau_end=0.0)
+
+    noise:           "linear", "scaled_linear", "squaredcos_cap_v2", "continuous_vp"
+                     (or a :class:`Noise`); implied by `betas` / `alphas_cumprod`.
+    spacing:         "quadratic", "trailing", "linspace", "leading", "power", "logsnr",
+                     "karras" (or a :class:`Spacing`); implied by `taus`.
+    steps:           N, the number of model evaluations (default 10, or len(taus)).
+    num_train_steps: T (default 1000, or the length of `betas` / `alphas_cumprod`).
+    beta_start, beta_end: linear and scaled_linear betas (None: the library's defaults).
+    beta_min, beta_max:   continuous_vp.
+    betas, alphas_cumprod: a custom noise schedule, T values.
+    taus:            custom sampling times tau_N, ..., tau_1 (strictly decreasing).
+    power, karras_rho, tau_min_eval: parameters of the power, karras and logsnr spacings.
+    tau_end:         tau_0, where sampling stops (default 0).
+
+    A schedule is immutable and may be shared by threads. Raises :class:`InvalidArgument`
+    for bad parameters.
+    """
+
+    _free = lib.deissn_schedule_free
+
+    def __init__(self, *, noise=None, spacing=None, steps=None, num_train_steps=None,
+                 beta_start=None, beta_end=None, beta_min=0.1, beta_max=20.0, betas=None,
+                 alphas_cumprod=None, taus=None, power=1.0, karras_rho=7.0, tau_min_eval=None,
+                 tau_end=0.0):
+        p = _lib.ScheduleParams()
+        lib.deissn_schedule_params_init(byref(p))
+        if betas is not None and alphas_cumprod is not None:
+            raise InvalidArgument("Schedule: give betas or alphas_cumprod, not both")
+        custom, implied = (betas, Noise.CUSTOM_BETAS) if betas is not None else \
+            (alphas_cumprod, Noise.CUSTOM_ALPHAS_CUMPROD)
+        if custom is not None:
+            custom = input_array(custom, np.float64)
+            if noise is not None and to_enum(Noise, noise, "noise") != implied:
+                raise InvalidArgument("Schedule: noise=%r conflicts with the custom array" % noise)
+            noise = implied
+            p.custom, p.custom_len = custom.ctypes.data_as(c_double_p), custom.size
+            p.num_train_steps = custom.size
+        if taus is not None:
+            taus = input_array(taus, np.float64)
+            if spacing is not None and to_enum(Spacing, spacing, "spacing") != Spacing.CUSTOM:
+                raise InvalidArgument("Schedule: spacing=%r conflicts with taus" % spacing)
+            spacing = Spacing.CUSTOM
+            p.custom_taus = taus.ctypes.data_as(c_double_p)
+            if steps is not None and steps != taus.size:
+                raise InvalidArgument("Schedule: steps=%d but %d taus" % (steps, taus.size))
+            steps = taus.size
+        p.noise = to_enum(Noise, "linear" if noise is None else noise, "noise")
+        p.spacing = to_enum(Spacing, "quadratic" if spacing is None else spacing, "spacing")
+        if steps is not None:
+            p.steps = steps
+        if num_train_steps is not None:
+            p.num_train_steps = num_train_steps
+        p.beta_start = beta_start or 0.0  # 0 asks for the library's default
+        p.beta_end = beta_end or 0.0
+        p.beta_min, p.beta_max = beta_min, beta_max
+        p.power, p.karras_rho = power, karras_rho
+        p.tau_min_eval = tau_min_eval or 0.0
+        p.tau_end = tau_end
+        out = c_void_p()
+        lib.deissn_schedule_create(byref(out), byref(p))  # copies the arrays
+        self._ptr, self._keep = out.value, ()
+
+    @property
+    def steps(self):
+        """N, the number of model evaluations."""
+        return lib.deissn_schedule_steps(self._handle)
+
+    @property
+    def num_train_steps(self):
+        """T, the number of training steps of the noise schedule."""
+        return lib.deissn_schedule_num_train_steps(self._handle)
+
+    @property
+    def taus(self):
+        """The N + 1 sampling times tau_N, ..., tau_0 (descending), a float64 array."""
+        h = self._handle
+        out = np.empty(lib.deissn_schedule_steps(h) + 1)
+        lib.deissn_schedule_times(h, out.ctypes.data_as(c_double_p), out.size)
+        return out
+
+    @property
+    def fingerprint(self):
+        """A 32-bit fingerprint of the noise schedule (tables record the one they were made for)."""
+        return lib.deissn_schedule_fingerprint(self._handle)
+
+    def alpha_bar(self, tau):
+        """alpha_bar(tau) for a float or an array of tau in [0, 1] (clamped outside)."""
+        h = self._handle
+        if np.ndim(tau) == 0:
+            return lib.deissn_schedule_alpha_bar(h, tau)
+        tau = np.asarray(tau, dtype=np.float64)
+        return np.array([lib.deissn_schedule_alpha_bar(h, t) for t in tau.flat]).reshape(tau.shape)
+
+    def __repr__(self):
+        if self.closed:
+            return "<deissn.Schedule (closed)>"
+        return "<deissn.Schedule steps=%d num_train_steps=%d fingerprint=0x%08x>" % (
+            self.steps, self.num_train_steps, self.fingerprint)

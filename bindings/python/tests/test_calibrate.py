@@ -1,0 +1,65 @@
+"""Calibration: the Calibrator wrapper, and the distributed example against one process."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import deissn
+from conftest import MODELS, REPO
+
+EXAMPLE = REPO / "bindings" / "python" / "examples" / "calibrate_distributed.py"
+ARGS = ["--shape", "1,4,4", "--samples", "6", "--steps", "20", "--clip", "1", "--seed", "3"]
+
+
+def test_split_does_not_change_the_sums():
+    schedule = deissn.Schedule(spacing="trailing", steps=20)
+    sampler = deissn.Sampler(schedule)
+    model = deissn.Model.from_callable(lambda x, t: np.tanh(x))
+    whole, parts = deissn.Calibrator(schedule), [deissn.Calibrator(schedule) for _ in range(3)]
+    sampler.sample(model, deissn.noise(5, 6, 8), calibrator=whole)
+    for k, part in enumerate(parts):
+        sampler.sample(model, deissn.noise(5, 2, 8, first_sample=2 * k), calibrator=part)
+    merged = deissn.Calibrator(schedule)
+    for part in parts:
+        merged.merge(part)
+    reduced = deissn.Calibrator(schedule)
+    reduced.add_sums(sum(p.sums[0] for p in parts), sum(p.sums[1] for p in parts), 6)
+    for c in (merged, reduced):
+        for a, b in zip(c.sums, whole.sums):
+            assert np.array_equal(a, b)
+    table = whole.finish(clip=1, metadata="test")
+    assert table.metadata == "test" and len(table) == 20
+    again = deissn.Calibrator.from_table(table)
+    assert np.array_equal(again.sums[0], whole.sums[0])
+
+
+def test_calibrator_errors():
+    schedule = deissn.Schedule(spacing="trailing", steps=4)
+    c = deissn.Calibrator(schedule)
+    with pytest.raises(deissn.StateError):
+        c.finish()
+    with pytest.raises(deissn.NonFinite):
+        c.add(0, [1.0, np.inf])
+    with pytest.raises(deissn.InvalidArgument):
+        c.add(4, [1.0])
+    with pytest.raises(deissn.Mismatch):
+        c.merge(deissn.Calibrator(deissn.Schedule(spacing="trailing", steps=5)))
+
+
+def run_example(out, launcher, batch):
+    cmd = [*launcher, str(EXAMPLE), "--model", str(MODELS / "gaussian_eps.pt"),
+           "--out", str(out), "--batch", str(batch), *ARGS]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out.read_bytes()
+
+
+def test_two_workers_write_the_single_process_table(tmp_path, torch_model_path):
+    pytest.importorskip("torch.distributed.run")
+    # --redirects/--tee 1: torch 1.13's default ("0") fails to parse on Python 3.11.
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node=2", "--redirects", "1", "--tee", "1", "--monitor_interval", "0.2"]
+    two = run_example(tmp_path / "two.dtab", torchrun, batch=2)
+    single = run_example(tmp_path / "one.dtab", [sys.executable], batch=4)  # another split
+    assert single == two

@@ -1,0 +1,228 @@
+use std::ffi::{c_int, c_void};
+use std::mem::MaybeUninit;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+
+use deissn_sys as sys;
+
+use crate::error::{check, Error, ErrorKind, Result};
+use crate::model::{set_pending, take_pending, Model, Pending, Prediction};
+use crate::{NormTable, Schedule};
+
+/// Options of [`Sampler::new`]; `SamplerParams::default()` is order 3, the reference's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SamplerParams {
+    /// Polynomial order 0..=3 (0 without a table is DDIM).
+    pub order: u32,
+    /// Lower the order of the last steps so the last is order 0 (as DPM-Solver does).
+    pub lower_order_final: bool,
+    /// Accept a table made for another noise schedule instead of failing with `Mismatch`.
+    pub allow_table_mismatch: bool,
+}
+
+impl Default for SamplerParams {
+    fn default() -> Self {
+        SamplerParams { order: 3, lower_order_final: false, allow_table_mismatch: false }
+    }
+}
+
+/// Where a sampler stands: the model is to be evaluated at `tau` (model time `model_t` =
+/// tau*T - 1) for step `step` of `steps`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepInfo {
+    /// Index of the next step, 0..N-1 (N when done).
+    pub step: u32,
+    /// N.
+    pub steps: u32,
+    /// Time of the next model evaluation.
+    pub tau: f64,
+    /// tau*T - 1, the reference's model time.
+    pub model_t: f64,
+    /// sqrt(alpha_bar(tau)).
+    pub alpha: f64,
+    /// sqrt(1 - alpha_bar(tau)).
+    pub sigma: f64,
+}
+
+/// The coefficients of step `step`, from `tau_from` to `tau_to`:
+/// `x_to = psi * x_from + sum_{j=0..=order} c[j] * eps_j / r[j]`, eps_0 the newest output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepCoeffs {
+    /// The step index.
+    pub step: u32,
+    /// The order this step uses; `c` and `r` are 0 beyond it.
+    pub order: u32,
+    /// Where the step starts.
+    pub tau_from: f64,
+    /// Where it ends.
+    pub tau_to: f64,
+    /// tau_from*T - 1.
+    pub model_t: f64,
+    /// alpha(tau_to) / alpha(tau_from).
+    pub psi: f64,
+    /// C_0..C_3 on the normalised eps.
+    pub c: [f64; 4],
+    /// r at the evaluation times of c (1 without a table).
+    pub r: [f64; 4],
+}
+
+/// Time spent by [`Sampler::sample`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Timings {
+    /// Seconds inside the model.
+    pub model_seconds: f64,
+    /// Seconds in the sampler (updates, conversions).
+    pub sampler_seconds: f64,
+}
+
+/// The DEIS / DEIS-SN stepping state machine over a [`Schedule`], normalised by an optional
+/// [`NormTable`]. All coefficients are computed by [`Sampler::new`], once.
+///
+/// `Send` but not `Sync`: one thread at a time, as the header requires. It keeps its
+/// schedule and table alive inside the library, so it borrows neither.
+#[derive(Debug)]
+pub struct Sampler {
+    ptr: NonNull<sys::deissn_sampler>,
+}
+
+// SAFETY: a sampler may move between threads; `&mut self` on every stateful method keeps it
+// to one thread at a time, and without Sync no `&Sampler` crosses threads.
+unsafe impl Send for Sampler {}
+
+fn info_of(s: &sys::deissn_step_info) -> StepInfo {
+    StepInfo { step: s.step, steps: s.steps, tau: s.tau, model_t: s.model_t, alpha: s.alpha,
+               sigma: s.sigma }
+}
+
+impl Sampler {
+    /// Create a sampler. Errors: `InvalidArgument` (order > 3), `Mismatch` (the table was
+    /// made for another noise schedule).
+    pub fn new(schedule: &Schedule, table: Option<&NormTable>, params: &SamplerParams) -> Result<Sampler> {
+        let mut p = MaybeUninit::uninit();
+        // SAFETY: params_init fills the whole struct when given a valid pointer.
+        let mut p = unsafe {
+            sys::deissn_sampler_params_init(p.as_mut_ptr());
+            p.assume_init()
+        };
+        p.order = params.order;
+        p.lower_order_final = params.lower_order_final.into();
+        p.allow_table_mismatch = params.allow_table_mismatch.into();
+        let table = table.map_or(ptr::null(), NormTable::as_ptr);
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::deissn_sampler_create(&mut out, schedule.as_ptr(), table, &p) })?;
+        Ok(Sampler { ptr: NonNull::new(out).expect("deissn_sampler_create returned NULL") })
+    }
+
+    /// N, the number of steps.
+    pub fn steps(&self) -> u32 {
+        unsafe { sys::deissn_sampler_steps(self.ptr.as_ptr()) }
+    }
+
+    /// Where the next model evaluation is, or `None` once the last step was taken (call
+    /// [`Sampler::reset`] to start again; [`Sampler::sample`] resets by itself).
+    pub fn next_step(&self) -> Option<StepInfo> {
+        let mut s = MaybeUninit::uninit();
+        // SAFETY: a valid sampler and output; OK or DONE are the only results then.
+        let rc = unsafe { sys::deissn_sampler_next(self.ptr.as_ptr(), s.as_mut_ptr()) };
+        (rc == sys::DEISSN_OK as i32).then(|| info_of(unsafe { &s.assume_init() }))
+    }
+
+    /// Take one step: `model_out` is the model's output on `x` at [`Sampler::next_step`]'s
+    /// time; `x` (the whole batch, any shape) is updated in place. The first step fixes the
+    /// length until [`Sampler::reset`]. Errors: `NonFinite` (NaN/Inf in model_out; x and the
+    /// sampler are unchanged), `Size`, `State` (already done).
+    pub fn step(&mut self, x: &mut [f32], model_out: &[f32], prediction: Prediction) -> Result<()> {
+        if x.len() != model_out.len() {
+            return Err(Error::new(ErrorKind::Size, format!(
+                "Sampler::step: model_out has {} values, x has {}", model_out.len(), x.len())));
+        }
+        // SAFETY: both slices hold x.len() floats; they cannot overlap (&mut and &).
+        check(unsafe {
+            sys::deissn_step(self.ptr.as_ptr(), x.as_mut_ptr(), model_out.as_ptr(), x.len(),
+                             prediction.raw(), ptr::null_mut())
+        })?;
+        Ok(())
+    }
+
+    /// Rewind to step 0 for a new batch (of any size).
+    pub fn reset(&mut self) {
+        unsafe { sys::deissn_sampler_reset(self.ptr.as_ptr()) };
+    }
+
+    /// The coefficients of step `i`. Errors: `InvalidArgument` (i >= N).
+    pub fn coeffs(&self, i: u32) -> Result<StepCoeffs> {
+        let mut c = MaybeUninit::uninit();
+        check(unsafe { sys::deissn_sampler_coeffs(self.ptr.as_ptr(), i, c.as_mut_ptr()) })?;
+        // SAFETY: filled on success.
+        let c = unsafe { c.assume_init() };
+        Ok(StepCoeffs { step: c.step, order: c.order, tau_from: c.tau_from, tau_to: c.tau_to,
+                        model_t: c.model_t, psi: c.psi, c: c.c, r: c.r })
+    }
+
+    /// Run a whole sampling with `model`: `x` holds the initial noise of `shape` (shape\[0\]
+    /// the batch) and receives the samples; on error it is left as it was.
+    pub fn sample(&mut self, model: &Model, x: &mut [f32], shape: &[usize]) -> Result<Timings> {
+        self.run(model, x, shape, None)
+    }
+
+    /// [`Sampler::sample`], calling `progress(step, steps)` after each step; return false
+    /// from it to stop (a `Callback` error).
+    pub fn sample_with_progress<P>(&mut self, model: &Model, x: &mut [f32], shape: &[usize],
+                                   mut progress: P) -> Result<Timings>
+    where
+        P: FnMut(u32, u32) -> bool,
+    {
+        self.run(model, x, shape, Some(&mut progress))
+    }
+
+    fn run(&mut self, model: &Model, x: &mut [f32], shape: &[usize],
+           progress: Option<&mut dyn FnMut(u32, u32) -> bool>) -> Result<Timings> {
+        let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if numel != Some(x.len()) {
+            return Err(Error::new(ErrorKind::Size, format!(
+                "Sampler::sample: shape {shape:?} does not hold the {} values of x", x.len())));
+        }
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        // SAFETY: all-zero is DEISSN_SAMPLE_OPTIONS_INIT but for the version (NULLs, 0.0).
+        let mut opts: sys::deissn_sample_options = unsafe { std::mem::zeroed() };
+        opts.version = sys::DEISSN_SAMPLE_OPTIONS_VERSION;
+        // The trampoline gets a thin pointer to the fat `&mut dyn FnMut`.
+        let mut progress = progress;
+        if let Some(p) = progress.as_mut() {
+            opts.progress = Some(call_progress);
+            opts.progress_user = p as *mut &mut dyn FnMut(u32, u32) -> bool as *mut c_void;
+        }
+        take_pending();
+        // SAFETY: x holds prod(shape) floats (checked above); opts and the progress closure
+        // outlive the call.
+        let rc = unsafe {
+            sys::deissn_sample(self.ptr.as_ptr(), model.as_ptr(), x.as_mut_ptr(), dims.as_ptr(),
+                               dims.len() as u32, &mut opts)
+        };
+        match (check(rc), take_pending()) {
+            (Ok(_), _) => Ok(Timings { model_seconds: opts.model_seconds,
+                                       sampler_seconds: opts.sampler_seconds }),
+            (Err(_), Some(Pending::Panic(payload))) => panic::resume_unwind(payload),
+            (Err(e), Some(Pending::Error(msg))) => Err(Error::new(e.kind(), format!("{}: {msg}", e.message()))),
+            (Err(e), None) => Err(e),
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        unsafe { sys::deissn_sampler_free(self.ptr.as_ptr()) }
+    }
+}
+
+unsafe extern "C" fn call_progress(user: *mut c_void, step: u32, steps: u32) -> c_int {
+    // SAFETY: `user` is the &mut &mut dyn FnMut set up by Sampler::run for this call.
+    let f = &mut *(user as *mut &mut dyn FnMut(u32, u32) -> bool);
+    match panic::catch_unwind(AssertUnwindSafe(|| f(step, steps))) {
+        Ok(go_on) => c_int::from(!go_on),
+        Err(payload) => {
+            set_pending(Pending::Panic(payload));
+            1
+        }
+    }
+}

@@ -1,0 +1,107 @@
+use std::path::Path;
+use std::ptr::{self, NonNull};
+
+use deissn_sys as sys;
+
+use crate::error::{check, Error, ErrorKind, Result};
+
+/// A normalization table r(tau): the mean |eps| of a model at time tau, linear between
+/// knots and constant beyond the end knots.
+///
+/// Immutable, so it may be shared by threads (`Send + Sync`). Samplers keep their table
+/// alive inside the library, so a `NormTable` may be dropped before them.
+#[derive(Debug)]
+pub struct NormTable {
+    ptr: NonNull<sys::deissn_normtable>,
+}
+
+// SAFETY: the header states tables are immutable after creation and shareable by threads.
+unsafe impl Send for NormTable {}
+unsafe impl Sync for NormTable {}
+
+impl NormTable {
+    fn wrap(rc: i32, out: *mut sys::deissn_normtable) -> Result<NormTable> {
+        check(rc)?;
+        Ok(NormTable { ptr: NonNull::new(out).expect("libdeissn returned a NULL table") })
+    }
+
+    /// Load a table file, its format recognised by its first bytes. For the reference
+    /// implementation's torch.save files, `pt_clip` knots nearest tau = 0 are clipped as in
+    /// [`NormTable::from_reference`] (5 for CIFAR-10). Errors: `Io` (cannot read), `Format`.
+    pub fn load(path: impl AsRef<Path>, pt_clip: u32) -> Result<NormTable> {
+        let path = crate::c_path(path.as_ref())?;
+        let mut out = ptr::null_mut();
+        NormTable::wrap(unsafe { sys::deissn_normtable_load(&mut out, path.as_ptr(), pt_clip) }, out)
+    }
+
+    /// A table from knots: `tau` strictly increasing in [0, 1], `r` finite and > 0.
+    pub fn from_knots(tau: &[f64], r: &[f64]) -> Result<NormTable> {
+        if tau.len() != r.len() {
+            return Err(Error::new(ErrorKind::Size, format!(
+                "NormTable::from_knots: {} taus but {} values", tau.len(), r.len())));
+        }
+        let mut out = ptr::null_mut();
+        // SAFETY: both slices hold tau.len() values; the library copies them.
+        let rc = unsafe { sys::deissn_normtable_create(&mut out, tau.as_ptr(), r.as_ptr(), tau.len()) };
+        NormTable::wrap(rc, out)
+    }
+
+    /// A table from the reference implementation's `score_abs` and `Ls` arrays:
+    /// `r = reverse(score_abs * Ls)`, its first `clip` entries set to `r[clip]`, entry j at
+    /// tau = j / (n - 1).
+    pub fn from_reference(score_abs: &[f32], ls: &[f32], clip: u32) -> Result<NormTable> {
+        if score_abs.len() != ls.len() {
+            return Err(Error::new(ErrorKind::Size, format!(
+                "NormTable::from_reference: score_abs has {} values, Ls {}", score_abs.len(), ls.len())));
+        }
+        let mut out = ptr::null_mut();
+        // SAFETY: both slices hold score_abs.len() values; the library copies them.
+        let rc = unsafe {
+            sys::deissn_normtable_from_reference(&mut out, score_abs.as_ptr(), ls.as_ptr(),
+                                                 score_abs.len(), clip)
+        };
+        NormTable::wrap(rc, out)
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const sys::deissn_normtable {
+        self.ptr.as_ptr()
+    }
+
+    /// r(tau).
+    pub fn eval(&self, tau: f64) -> f64 {
+        unsafe { sys::deissn_normtable_eval(self.as_ptr(), tau) }
+    }
+
+    /// The number of knots (at least 2).
+    pub fn len(&self) -> usize {
+        unsafe { sys::deissn_normtable_size(self.as_ptr()) }
+    }
+
+    /// Always false: a table has at least two knots.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The knots `(tau, r)` in increasing tau.
+    pub fn knots(&self) -> Vec<(f64, f64)> {
+        (0..self.len())
+            .map(|i| {
+                let (mut tau, mut r) = (0.0, 0.0);
+                // SAFETY: i < len, and both outputs are valid.
+                unsafe { sys::deissn_normtable_knot(self.as_ptr(), i, &mut tau, &mut r) };
+                (tau, r)
+            })
+            .collect()
+    }
+
+    /// The fingerprint of the schedule the table was made for; 0 means any schedule.
+    pub fn fingerprint(&self) -> u32 {
+        unsafe { sys::deissn_normtable_fingerprint(self.as_ptr()) }
+    }
+}
+
+impl Drop for NormTable {
+    fn drop(&mut self) {
+        unsafe { sys::deissn_normtable_free(self.ptr.as_ptr()) }
+    }
+}

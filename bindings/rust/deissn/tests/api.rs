@@ -1,0 +1,211 @@
+//! Errors, the safe API's guarantees, and the example.
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{gaussian_eps, repo};
+use deissn::{ErrorKind, Model, ModelParams, NormTable, Prediction, Sampler, SamplerParams,
+             Schedule, TimeConvention};
+
+fn assert_send_sync<T: Send + Sync>() {}
+fn assert_send<T: Send>() {}
+
+#[test]
+fn thread_safety_follows_the_header() {
+    assert_send_sync::<Schedule>();
+    assert_send_sync::<NormTable>();
+    assert_send_sync::<Model>();
+    assert_send::<Sampler>();
+}
+
+#[test]
+fn errors_carry_kind_status_and_message() {
+    let e = Schedule::builder().steps(0).build().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(e.status(), -1);
+    assert!(e.message().contains("steps 0"), "{e}");
+    assert!(e.to_string().starts_with("invalid argument: "), "{e}");
+
+    let schedule = Schedule::builder().build().unwrap();
+    let order4 = SamplerParams { order: 4, ..Default::default() };
+    assert_eq!(Sampler::new(&schedule, None, &order4).unwrap_err().kind(), ErrorKind::InvalidArgument);
+
+    let e = NormTable::load("/nonexistent/table.pt", 0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io);
+    assert!(e.message().contains("/nonexistent/table.pt"));
+    let e = NormTable::load(repo().join("tests/data/deis_sn_golden.json"), 0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Format);
+    assert_eq!(NormTable::from_knots(&[0.0, 1.0], &[1.0]).unwrap_err().kind(), ErrorKind::Size);
+
+    let reference = NormTable::from_reference(&[1.0; 1000], &[1.0; 1000], 0).unwrap();
+    let other = Schedule::builder().noise(deissn::Noise::ScaledLinear).build().unwrap();
+    let e = Sampler::new(&other, Some(&reference), &SamplerParams::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Mismatch);
+    let lenient = SamplerParams { allow_table_mismatch: true, ..Default::default() };
+    assert!(Sampler::new(&other, Some(&reference), &lenient).is_ok());
+}
+
+#[test]
+fn step_errors_leave_the_state_unchanged() {
+    let schedule = Schedule::builder().steps(2).build().unwrap();
+    let mut sampler = Sampler::new(&schedule, None, &SamplerParams::default()).unwrap();
+    let mut x = vec![1.0f32; 4];
+    assert_eq!(sampler.step(&mut x, &[0.0; 3], Prediction::Epsilon).unwrap_err().kind(), ErrorKind::Size);
+    let e = sampler.step(&mut x, &[0.0, f32::NAN, 0.0, 0.0], Prediction::Epsilon).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NonFinite);
+    assert!(e.message().contains("element 1"), "{e}");
+    assert_eq!(x, [1.0; 4]);
+    assert_eq!(sampler.next_step().unwrap().step, 0);
+    while sampler.next_step().is_some() {
+        sampler.step(&mut x, &[0.0; 4], Prediction::Epsilon).unwrap();
+    }
+    assert_eq!(sampler.step(&mut x, &[0.0; 4], Prediction::Epsilon).unwrap_err().kind(), ErrorKind::State);
+}
+
+#[test]
+fn parents_may_be_dropped_first_and_samplers_move_threads() {
+    let schedule = Schedule::builder().steps(4).build().unwrap();
+    let table = NormTable::from_knots(&[0.0, 1.0], &[0.5, 0.8]).unwrap();
+    let mut sampler = Sampler::new(&schedule, Some(&table), &SamplerParams::default()).unwrap();
+    drop(schedule);
+    drop(table);
+    let x = std::thread::spawn(move || {
+        let mut x = vec![1.0f32; 3];
+        while sampler.next_step().is_some() {
+            sampler.step(&mut x, &[0.1; 3], Prediction::Epsilon).unwrap();
+        }
+        x
+    })
+    .join()
+    .unwrap();
+    assert!(x.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn closure_model_matches_the_step_loop_bit_for_bit() {
+    let schedule = Arc::new(Schedule::builder().steps(10).build().unwrap());
+    let table = NormTable::from_knots(&[0.0, 0.05, 1.0], &[0.55, 0.8, 0.8]).unwrap();
+    let mut sampler = Sampler::new(&schedule, Some(&table), &SamplerParams::default()).unwrap();
+    let (shape, numel) = ([4usize, 1, 8, 8], 64);
+    let mut x = vec![0.0f32; 4 * numel];
+    deissn::fill_noise(1234, 0, numel, &mut x).unwrap();
+    let mut y = x.clone();
+
+    let s = Arc::clone(&schedule);
+    let model = Model::from_fn(Prediction::Epsilon, TimeConvention::Tau, move |x, shape, tau, out| {
+        assert_eq!(shape, [4, 1, 8, 8]);
+        gaussian_eps(&s, tau, 0.5, x, out);
+        Ok(())
+    })
+    .unwrap();
+    let calls = AtomicUsize::new(0);
+    sampler.sample_with_progress(&model, &mut x, &shape, |_, _| calls.fetch_add(1, Ordering::Relaxed) < 100).unwrap();
+    assert_eq!(calls.into_inner(), 10);
+
+    let mut eps = vec![0.0f32; y.len()];
+    sampler.reset();
+    while let Some(t) = sampler.next_step() {
+        gaussian_eps(&schedule, t.tau, 0.5, &y, &mut eps);
+        sampler.step(&mut y, &eps, Prediction::Epsilon).unwrap();
+    }
+    assert_eq!(x, y);
+}
+
+#[test]
+fn callback_errors_and_panics() {
+    let schedule = Schedule::builder().steps(5).build().unwrap();
+    let mut sampler = Sampler::new(&schedule, None, &SamplerParams::default()).unwrap();
+    let mut x = vec![0.5f32; 6];
+    let failing = Model::from_fn(Prediction::Epsilon, TimeConvention::ModelIndex, |_, _, t, _| {
+        if t < 500.0 { Err(format!("no prediction below t = 500 (asked {t})").into()) } else { Ok(()) }
+    })
+    .unwrap();
+    let e = sampler.sample(&failing, &mut x, &[2, 3]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Callback);
+    assert!(e.message().contains("no prediction below t = 500"), "{e}");
+    assert_eq!(x, [0.5; 6]);
+    assert_eq!(sampler.sample(&failing, &mut x, &[2, 2]).unwrap_err().kind(), ErrorKind::Size);
+
+    let stop = sampler.sample_with_progress(
+        &Model::from_fn(Prediction::Epsilon, TimeConvention::Tau, |_, _, _, out| {
+            out.fill(0.0);
+            Ok(())
+        })
+        .unwrap(),
+        &mut x, &[2, 3], |step, _| step < 2);
+    assert_eq!(stop.unwrap_err().kind(), ErrorKind::Callback);
+
+    let panicking = Model::from_fn(Prediction::Epsilon, TimeConvention::Tau, |_, _, _, _| panic!("model bug")).unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sampler.sample(&panicking, &mut x, &[6])));
+    assert_eq!(*caught.unwrap_err().downcast::<&str>().unwrap(), "model bug");
+}
+
+#[test]
+fn torchscript_model_matches_the_closure() {
+    if !deissn::has_torch() {
+        println!("skipped: this libdeissn was built without libtorch");
+        return;
+    }
+    let model = Model::load(repo().join("tests/models/gaussian_eps.pt"), &ModelParams::default()).unwrap();
+    let schedule = Arc::new(Schedule::builder().build().unwrap());
+    let mut sampler = Sampler::new(&schedule, None, &SamplerParams::default()).unwrap();
+    let mut x = vec![0.0f32; 2 * 16];
+    deissn::fill_noise(7, 0, 16, &mut x).unwrap();
+    let mut y = x.clone();
+    sampler.sample(&model, &mut x, &[2, 16]).unwrap();
+    let s = Arc::clone(&schedule);
+    let closure = Model::from_fn(Prediction::Epsilon, TimeConvention::Tau, move |x, _, tau, out| {
+        gaussian_eps(&s, tau, 0.5, x, out);
+        Ok(())
+    })
+    .unwrap();
+    sampler.sample(&closure, &mut y, &[2, 16]).unwrap();
+    let scale = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(x.iter().zip(&y).all(|(a, b)| (a - b).abs() <= 1e-5 * scale));
+    assert_eq!(ErrorKind::Model, Model::load(repo().join("tests/models/no_forward.pt"), &ModelParams::default()).unwrap_err().kind());
+}
+
+#[test]
+fn noise_depends_on_seed_and_index_only() {
+    let mut a = vec![0.0f32; 5 * 6];
+    deissn::fill_noise(3, 0, 6, &mut a).unwrap();
+    let mut b = vec![0.0f32; 2 * 6];
+    deissn::fill_noise(3, 3, 6, &mut b).unwrap();
+    assert_eq!(&a[18..], &b[..]);
+    assert_eq!(deissn::fill_noise(3, 0, 7, &mut b).unwrap_err().kind(), ErrorKind::Size);
+}
+
+#[test]
+fn table_knots_and_schedule_times() {
+    let t = NormTable::from_knots(&[0.0, 0.5, 1.0], &[0.5, 1.0, 1.0]).unwrap();
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.knots(), [(0.0, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+    assert!((t.eval(0.25) - 0.75).abs() < 1e-15);
+    let s = Schedule::builder().taus(vec![0.9, 0.5, 0.1]).tau_end(0.01).build().unwrap();
+    assert_eq!(s.times(), [0.9, 0.5, 0.1, 0.01]);
+    assert_eq!(deissn::version().split('.').take(2).collect::<Vec<_>>(), ["0", "1"]);
+}
+
+#[test]
+fn example_builds_and_runs() {
+    if !deissn::has_torch() {
+        println!("skipped: this libdeissn was built without libtorch");
+        return;
+    }
+    // cargo builds the examples before the tests; they live next to deps/.
+    let exe = std::env::current_exe().unwrap();
+    let example = exe.parent().unwrap().parent().unwrap().join("examples/sample");
+    let out = std::env::temp_dir().join(format!("deissn-example-{}.pgm", std::process::id()));
+    let model = repo().join("tests/models/gaussian_eps.pt");
+    let run = Command::new(&example).arg(&model).arg("none").arg(&out).arg("8").output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let pgm = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert!(pgm.starts_with(b"P5\n32 32\n255\n") && pgm.len() == 13 + 32 * 32);
+
+    let missing = Command::new(&example).arg("/nonexistent/model.pt").output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("is absent"));
+}

@@ -1,0 +1,308 @@
+/* tablefile.c - libdeissn's own table file format (docs/table-format.md): writing it
+ * atomically, reading it defensively, and the CSV export.
+ *
+ * A file is a 40-byte header followed by one zlib stream (the payload). The header carries
+ * both lengths, so every size is checked against the file and against the counts inside
+ * before anything is allocated. CRC-32s over the header, the compressed bytes and the
+ * uncompressed payload catch every corruption, even the bits deflate ignores (the padding
+ * of its last byte), before the checks on values. */
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static const unsigned char magic[8] = {0x89, 'D', 'S', 'N', 'T', 'B', 'L', '\n'};
+
+#define FORMAT_VERSION 1u
+#define FLAG_HAS_SUMS 1u
+#define HEADER_SIZE 44u
+#define PAYLOAD_FIXED 32u /* the payload's fields before the arrays */
+/* deflate cannot compress better than 1032:1, so a header that claims more lies. */
+#define MAX_RATIO 1032u
+
+int dsn_table_magic(const unsigned char *buf, size_t len)
+{
+    return len >= sizeof magic && !memcmp(buf, magic, sizeof magic);
+}
+
+/* ---- little-endian fields ---------------------------------------------------------------- */
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static void put_f64(unsigned char *p, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof v);
+    put_u64(p, v);
+}
+
+static double get_f64(const unsigned char *p)
+{
+    uint64_t v = get_u64(p);
+    double d;
+    memcpy(&d, &v, sizeof d);
+    return d;
+}
+
+static uint32_t crc_of(const unsigned char *p, size_t len)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (len > 0) { /* crc32 takes a uInt length */
+        uInt chunk = len > 0x40000000u ? 0x40000000u : (uInt)len;
+        crc = crc32(crc, p, chunk);
+        p += chunk;
+        len -= chunk;
+    }
+    return (uint32_t)crc;
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+static int32_t write_all(int fd, const unsigned char *p, size_t len, const char *path,
+                         const char *fn)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0)
+            return dsn_error(DEISSN_E_IO, "%s: %s: write failed: %s", fn, path,
+                             w < 0 ? strerror(errno) : "no progress");
+        p += w;
+        len -= (size_t)w;
+    }
+    return DEISSN_OK;
+}
+
+/* Write a then b to `path` through a temporary file in the same directory, synced and then
+ * renamed over path: readers see the old file or the complete new one, never a part. */
+static int32_t write_atomic(const char *path, const unsigned char *a, size_t alen,
+                            const unsigned char *b, size_t blen, const char *fn)
+{
+    static unsigned counter; /* tells apart temporaries of threads of this process */
+    size_t plen = strlen(path);
+    char *tmp = dsn_malloc(plen + 48);
+    if (!tmp) return dsn_error(DEISSN_E_NOMEM, "%s: out of memory", fn);
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
+        unsigned k = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+        snprintf(tmp, plen + 48, "%s.tmp-%ld-%u", path, (long)getpid(), k);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd < 0) {
+        int32_t rc = dsn_error(DEISSN_E_IO, "%s: %s: cannot create a temporary file next to it: "
+                               "%s", fn, path, strerror(errno));
+        dsn_free(tmp);
+        return rc;
+    }
+    int32_t rc = write_all(fd, a, alen, path, fn);
+    if (rc == DEISSN_OK) rc = write_all(fd, b, blen, path, fn);
+    if (rc == DEISSN_OK && fsync(fd) != 0)
+        rc = dsn_error(DEISSN_E_IO, "%s: %s: fsync failed: %s", fn, path, strerror(errno));
+    if (close(fd) != 0 && rc == DEISSN_OK)
+        rc = dsn_error(DEISSN_E_IO, "%s: %s: close failed: %s", fn, path, strerror(errno));
+    if (rc == DEISSN_OK && rename(tmp, path) != 0)
+        rc = dsn_error(DEISSN_E_IO, "%s: %s: cannot rename the temporary file over it: %s", fn,
+                       path, strerror(errno));
+    if (rc != DEISSN_OK) unlink(tmp);
+    dsn_free(tmp);
+    return rc;
+}
+
+int32_t deissn_normtable_save(const deissn_normtable *t, const char *path)
+{
+    const char *fn = "deissn_normtable_save";
+    if (!t || !path)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, t ? "path" : "table");
+    if (t->n > DSN_TABLE_MAX_KNOTS)
+        return dsn_error(DEISSN_E_SIZE, "%s: %s: %zu knots, the format holds at most %u", fn,
+                         path, t->n, DSN_TABLE_MAX_KNOTS);
+    size_t arrays = t->sums ? 4 : 2;
+    size_t raw_len = PAYLOAD_FIXED + t->n * arrays * 8 + t->metadata_len;
+    uLong comp_cap = compressBound((uLong)raw_len);
+    unsigned char *raw = dsn_malloc(raw_len), *comp = dsn_malloc(comp_cap);
+    if (!raw || !comp) {
+        dsn_free(raw);
+        dsn_free(comp);
+        return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for %zu bytes", fn, raw_len);
+    }
+    put_u64(raw, t->n);
+    put_u32(raw + 8, t->clip);
+    put_u32(raw + 12, t->fingerprint);
+    put_u64(raw + 16, t->samples);
+    put_u32(raw + 24, t->steps);
+    put_u32(raw + 28, (uint32_t)t->metadata_len);
+    unsigned char *p = raw + PAYLOAD_FIXED;
+    for (size_t i = 0; i < t->n; i++, p += 8) put_f64(p, t->tau[i]);
+    for (size_t i = 0; i < t->n; i++, p += 8) put_f64(p, t->r[i]);
+    if (t->sums) {
+        for (size_t i = 0; i < t->n; i++, p += 8) put_u64(p, (uint64_t)t->sums[i]);
+        for (size_t i = 0; i < t->n; i++, p += 8) put_u64(p, t->counts[i]);
+    }
+    memcpy(p, t->metadata, t->metadata_len);
+
+    int32_t rc = DEISSN_OK;
+    uLongf comp_len = comp_cap;
+    if (compress2(comp, &comp_len, raw, (uLong)raw_len, Z_BEST_COMPRESSION) != Z_OK)
+        rc = dsn_error(DEISSN_E_INTERNAL, "%s: %s: zlib failed to compress %zu bytes", fn, path,
+                       raw_len);
+    if (rc == DEISSN_OK) {
+        unsigned char h[HEADER_SIZE];
+        memcpy(h, magic, sizeof magic);
+        put_u32(h + 8, FORMAT_VERSION);
+        put_u32(h + 12, t->sums ? FLAG_HAS_SUMS : 0);
+        put_u64(h + 16, comp_len);
+        put_u64(h + 24, raw_len);
+        put_u32(h + 32, crc_of(raw, raw_len));
+        put_u32(h + 36, crc_of(comp, comp_len));
+        put_u32(h + 40, crc_of(h, 40));
+        rc = write_atomic(path, h, sizeof h, comp, comp_len, fn);
+    }
+    dsn_free(raw);
+    dsn_free(comp);
+    return rc;
+}
+
+int32_t deissn_normtable_export_csv(const deissn_normtable *t, const char *path)
+{
+    const char *fn = "deissn_normtable_export_csv";
+    if (!t || !path)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, t ? "path" : "table");
+    /* Per line: two %.17g doubles (<= 24 chars each), two 20-digit integers, separators. */
+    enum { LINE_MAX_CHARS = 4 * 25 + 8 };
+    size_t cap;
+    if (!dsn_mul_size(t->n + 1, LINE_MAX_CHARS, &cap))
+        return dsn_error(DEISSN_E_SIZE, "%s: %zu knots overflow", fn, t->n);
+    char *text = dsn_malloc(cap);
+    if (!text) return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for %zu bytes", fn, cap);
+    size_t len = (size_t)snprintf(text, cap, t->sums ? "tau,r,sum,count\n" : "tau,r\n");
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->sums)
+            len += (size_t)snprintf(text + len, cap - len, "%.17g,%.17g,%lld,%llu\n", t->tau[i],
+                                    t->r[i], (long long)t->sums[i],
+                                    (unsigned long long)t->counts[i]);
+        else
+            len += (size_t)snprintf(text + len, cap - len, "%.17g,%.17g\n", t->tau[i], t->r[i]);
+    }
+    int32_t rc = write_atomic(path, (const unsigned char *)text, len, NULL, 0, fn);
+    dsn_free(text);
+    return rc;
+}
+
+/* ---- reading ----------------------------------------------------------------------------- */
+
+int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
+                        deissn_normtable **out)
+{
+    *out = NULL;
+    if (!dsn_table_magic(buf, len))
+        return dsn_error(DEISSN_E_FORMAT, "%s: not a libdeissn table file (wrong magic)", what);
+    if (len < HEADER_SIZE)
+        return dsn_error(DEISSN_E_FORMAT, "%s: truncated: %zu bytes, the header alone has %u",
+                         what, len, HEADER_SIZE);
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* let the fuzzer past the checksums */
+    if (crc_of(buf, 40) != get_u32(buf + 40))
+        return dsn_error(DEISSN_E_FORMAT, "%s: the header is corrupt (CRC-32 %08x, expected "
+                         "%08x)", what, crc_of(buf, 40), get_u32(buf + 40));
+#endif
+    uint32_t version = get_u32(buf + 8), flags = get_u32(buf + 12);
+    uint64_t comp_len = get_u64(buf + 16), raw_len = get_u64(buf + 24);
+    if (version != FORMAT_VERSION)
+        return dsn_error(DEISSN_E_FORMAT, "%s: table format version %u; this libdeissn reads "
+                         "version %u%s", what, version, FORMAT_VERSION,
+                         version > FORMAT_VERSION ? " (the file is newer: upgrade libdeissn)" : "");
+    if (flags & ~FLAG_HAS_SUMS)
+        return dsn_error(DEISSN_E_FORMAT, "%s: unknown flags 0x%08x in the header", what, flags);
+    if (comp_len != len - HEADER_SIZE)
+        return dsn_error(DEISSN_E_FORMAT, "%s: %s: the header announces %llu bytes of payload, "
+                         "the file has %zu", what, comp_len > len - HEADER_SIZE ? "truncated" :
+                         "trailing bytes", (unsigned long long)comp_len, len - HEADER_SIZE);
+    int has_sums = (flags & FLAG_HAS_SUMS) != 0;
+    uint64_t max_raw = PAYLOAD_FIXED + (uint64_t)DSN_TABLE_MAX_KNOTS * (has_sums ? 32 : 16) +
+                       DEISSN_NORMTABLE_METADATA_MAX;
+    if (raw_len < PAYLOAD_FIXED || raw_len > max_raw || raw_len / MAX_RATIO > comp_len)
+        return dsn_error(DEISSN_E_FORMAT, "%s: an uncompressed payload of %llu bytes is "
+                         "impossible (from %llu compressed bytes; at most %llu)", what,
+                         (unsigned long long)raw_len, (unsigned long long)comp_len,
+                         (unsigned long long)max_raw);
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    if (crc_of(buf + HEADER_SIZE, (size_t)comp_len) != get_u32(buf + 36))
+        return dsn_error(DEISSN_E_FORMAT, "%s: the compressed payload is corrupt (CRC-32 %08x, "
+                         "expected %08x)", what, crc_of(buf + HEADER_SIZE, (size_t)comp_len),
+                         get_u32(buf + 36));
+#endif
+
+    unsigned char *raw = dsn_malloc((size_t)raw_len);
+    if (!raw)
+        return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for %llu bytes", what,
+                         (unsigned long long)raw_len);
+    uLongf got = (uLongf)raw_len;
+    uLong used = (uLong)comp_len;
+    int zrc = uncompress2(raw, &got, buf + HEADER_SIZE, &used);
+    int32_t rc = DEISSN_OK;
+    if (zrc != Z_OK || got != raw_len || used != comp_len)
+        rc = dsn_error(DEISSN_E_FORMAT, "%s: the payload is corrupt (zlib: %s)", what,
+                       zrc != Z_OK ? zError(zrc) : got != raw_len ? "wrong length" :
+                       "trailing bytes");
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    else if (crc_of(raw, (size_t)raw_len) != get_u32(buf + 32))
+        rc = dsn_error(DEISSN_E_FORMAT, "%s: the payload is corrupt (CRC-32 %08x, expected "
+                       "%08x)", what, crc_of(raw, (size_t)raw_len), get_u32(buf + 32));
+#endif
+    uint64_t n = get_u64(raw);
+    uint32_t meta_len = get_u32(raw + 28);
+    if (rc == DEISSN_OK && (n < 2 || n > DSN_TABLE_MAX_KNOTS))
+        rc = dsn_error(DEISSN_E_FORMAT, "%s: %llu knots (a table has 2 to %u)", what,
+                       (unsigned long long)n, DSN_TABLE_MAX_KNOTS);
+    else if (rc == DEISSN_OK &&
+             raw_len != PAYLOAD_FIXED + n * (has_sums ? 32 : 16) + (uint64_t)meta_len)
+        rc = dsn_error(DEISSN_E_FORMAT, "%s: a payload of %llu bytes cannot hold %llu knots%s "
+                       "and %u bytes of metadata", what, (unsigned long long)raw_len,
+                       (unsigned long long)n, has_sums ? " with sums" : "", meta_len);
+    deissn_normtable *t = NULL;
+    if (rc == DEISSN_OK) rc = dsn_table_alloc(&t, (size_t)n, has_sums, meta_len, what);
+    if (rc == DEISSN_OK) {
+        t->clip = get_u32(raw + 8);
+        t->fingerprint = get_u32(raw + 12);
+        t->samples = get_u64(raw + 16);
+        t->steps = get_u32(raw + 24);
+        const unsigned char *p = raw + PAYLOAD_FIXED;
+        for (size_t i = 0; i < n; i++, p += 8) t->tau[i] = get_f64(p);
+        for (size_t i = 0; i < n; i++, p += 8) t->r[i] = get_f64(p);
+        if (has_sums) {
+            for (size_t i = 0; i < n; i++, p += 8) t->sums[i] = (int64_t)get_u64(p);
+            for (size_t i = 0; i < n; i++, p += 8) t->counts[i] = get_u64(p);
+        }
+        memcpy(t->metadata, p, meta_len);
+        rc = dsn_table_check(t, DEISSN_E_FORMAT, what);
+    }
+    dsn_free(raw);
+    if (rc == DEISSN_OK) *out = t;
+    return rc;
+}
