@@ -68,7 +68,7 @@ LIB_INTERNAL := $(B)/lib/libdeissn_internal.a
 
 EXAMPLES := $(B)/bin/deissn-inspect $(B)/bin/deissn-sample $(B)/bin/deissn-calibrate
 DATADIR  ?= $(PREFIX)/share/deissn
-APP_CFLAGS := -std=c11 $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude
+APP_CFLAGS := -std=c11 $(WARN) -D_DEFAULT_SOURCE -Iinclude
 APP_LDFLAGS := -L$(B)/lib -Wl,-rpath,'$$ORIGIN/../lib'
 
 .PHONY: all lib examples check test-build install uninstall clean deps help demo bench FORCE
@@ -83,6 +83,8 @@ help:
 	@echo "make asan|ubsan|tsan|memcheck   the C tests under a sanitizer or valgrind (no torch)"
 	@echo "make fuzz       build the libFuzzer targets; make fuzz-run FUZZ_SECONDS=60 runs them"
 	@echo "make plots      draw r(tau) of the normalization tables into docs/img/r_tau.png"
+	@echo "make bench      benchmarks against memcpy, torch and the reference (docs/benchmarks.md)"
+	@echo "make eval       RMSE and FD of DDIM/DEIS/DEIS-SN against NFE (docs/quality.md, ~20 min)"
 	@echo "make abi-check  compare the ABI with abi/$(SONAME).abi (make abi-baseline renews it)"
 	@echo "make symbols-md regenerate docs/symbols.md from the library's exported symbols"
 	@echo "WITH_TORCH=$(WITH_TORCH) TORCH_DIR=$(TORCH_DIR) TORCH_LIBDIR=$(TORCH_LIBDIR)"
@@ -168,7 +170,7 @@ test-build: all $(C_TESTS)
 
 check: test-build
 	@PYTHON=$(PYTHON) tests/run.sh $(C_TESTS) tests/test_build.sh tests/test_symbols.sh \
-	    tests/test_sample.sh $(BINDING_TESTS)
+	    tests/test_sample.sh $(BINDING_TESTS) tools/eval/test_baselines.sh
 
 # The bindings' test suites, each reported as one "N passed, N failed" entry of tests/run.sh.
 BINDING_TESTS := bindings/python/test_python.sh bindings/rust/test_rust.sh
@@ -310,8 +312,30 @@ $(B)/bench/bench_%: bench/bench_%.c include/deissn.h $(LIB)
 	@mkdir -p $(B)/bench
 	$(CC) $(CFLAGS) $(APP_CFLAGS) $< -o $@ -L$(B)/lib -Wl,-rpath,$(CURDIR)/$(B)/lib -ldeissn -lm
 
+# docs/benchmarks.md: the C step/setup benchmark, then bench/bench.py's table of ratios.
+# bench-smoke runs the same code with tiny repetition counts (CI, < 60 s).
+.PHONY: bench-smoke eval eval-smoke eval-classifier
 bench: $(B)/bench/bench_step
 	$(B)/bench/bench_step
+	$(PYTHON) bench/bench.py
+bench-smoke: $(B)/bench/bench_step
+	$(B)/bench/bench_step 3
+	$(PYTHON) bench/bench.py --smoke
+
+# ---- quality evaluation (docs/quality.md): RMSE and FD against NFE, plots in docs/img -------
+# eval takes ~20 min on 2 cores (ground truth cached in build/eval); eval-smoke < 2 min (CI).
+# eval-classifier retrains the feature network (tools/eval/fmnist_classifier.pt, committed).
+eval: lib
+	$(PYTHON) tools/eval/quality.py
+eval-smoke: lib
+	$(PYTHON) tools/eval/quality.py --smoke
+eval-classifier:
+	$(PYTHON) tools/eval/train_classifier.py
+
+# ---- presets: libdeissn's options vs DPM-Solver++ and UniPC (docs/presets.md; slow, not in CI)
+.PHONY: eval-presets
+eval-presets: lib
+	$(PYTHON) tools/eval/search.py
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \

@@ -7,6 +7,7 @@
  *                 [--lower-order-final] [--out samples.png] */
 #include "deissn.h"
 
+#include <limits.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +74,9 @@ static const char *find_data(const char *argv0, const char *name)
     const char *candidates[3][2] = {{env, ""}, {exe, "/../../models"}, {DEISSN_DATADIR, "/models"}};
     for (int i = 0; i < 3; i++) {
         if (!candidates[i][0]) continue;
-        snprintf(p, sizeof path[0], "%s%s/%s", candidates[i][0], candidates[i][1], name);
-        if (access(p, R_OK) == 0) return p;
+        char raw[4096];
+        snprintf(raw, sizeof raw, "%s%s/%s", candidates[i][0], candidates[i][1], name);
+        if (access(raw, R_OK) == 0) return realpath(raw, p) ? p : strcpy(p, raw);
     }
     return NULL;
 }

@@ -26,8 +26,10 @@
  *     NULL. Objects keep what they depend on alive (reference counts), so the order in which
  *     they are freed never matters.
  *   - Parameter structs start with `uint32_t version`; initialise them with the matching
- *     *_INIT macro or *_init() function, then change the fields you need. Fields are only
- *     ever appended, so old callers keep working.
+ *     *_INIT macro or *_init() function, then change the fields you need. A later release
+ *     only appends fields and raises the version, and reads a struct according to the
+ *     version it carries, so programs built against an older header keep working; a version
+ *     newer than the library knows is refused with DEISSN_E_INVALID_ARG.
  *   - Thread safety: schedules and tables are immutable after creation and may be shared
  *     by any number of threads; so may models (a callback model when its callback is
  *     thread-safe). A sampler, and a calibrator, is used by one thread at a time (this
@@ -541,6 +543,40 @@ typedef struct deissn_step_coeffs {
  * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, i >= N). */
 DEISSN_API int32_t deissn_sampler_coeffs(const deissn_sampler *sampler, uint32_t i,
                                          deissn_step_coeffs *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Presets: tested sampling configurations for a number of model evaluations                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Named configurations of the sampling fields of deissn_schedule_params and
+ * deissn_sampler_params (docs/presets.md has the measurements behind them). */
+typedef enum deissn_preset {
+    DEISSN_PRESET_BEST = 0,      /* the configuration with the lowest error at this NFE in
+                                    libdeissn's evaluation (docs/presets.md): the spacing,
+                                    order, lower_order_final and tau_end chosen per NFE */
+    DEISSN_PRESET_REFERENCE = 1  /* the reference implementation's DEIS-SN setup, for
+                                    reproducing the paper: quadratic spacing, tau_end 0,
+                                    order 3, no lower_order_final (the structs' defaults) */
+} deissn_preset;
+
+/* Set the sampling fields of `schedule` and `sampler` to `preset` for `nfe` model
+ * evaluations. Both structs must have been initialised (DEISSN_*_PARAMS_INIT or *_init());
+ * only these fields are written:
+ *   schedule: spacing, steps (= nfe), power, karras_rho, tau_min_eval, tau_end;
+ *   sampler:  order, lower_order_final.
+ * Everything else (the noise schedule, T, custom arrays, allow_table_mismatch) is left as the
+ * caller set it, so a preset combines with any noise schedule. Either pointer may be NULL
+ * (that struct is not touched); a table, when the caller has one, is given to
+ * deissn_sampler_create() as usual (the presets were chosen with one, i.e. DEIS-SN, and
+ * help plain DEIS too). Any nfe from 1 to T is accepted; BEST was measured for 5-20 and
+ * uses its 5 and 20 rows below and above that range.
+ * Threads:   reentrant.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (unknown preset, nfe 0 or above
+ *            schedule->num_train_steps, a struct whose version is not the current one, both
+ *            pointers NULL). On error neither struct is changed. */
+DEISSN_API int32_t deissn_preset_params(int32_t preset, uint32_t nfe,
+                                        deissn_schedule_params *schedule,
+                                        deissn_sampler_params *sampler);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Models and the full sampling loop                                                          */
