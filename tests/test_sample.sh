@@ -24,9 +24,18 @@ else
     $BIN -n 4 --steps 5 --out "$tmp/b.png" > /dev/null 2>&1 && cmp -s "$tmp/a.png" "$tmp/b.png" && ok || bad "same seed, different bytes"
     $BIN -n 4 --steps 5 --seed 1 --out "$tmp/c.png" > /dev/null 2>&1 && ! cmp -s "$tmp/a.png" "$tmp/c.png" && ok || bad "another seed gives the same image"
 fi
-$BIN -n 16 --steps 5 --batch 4 --out "$tmp/b4.png" > /dev/null 2>&1 &&
-    $BIN -n 16 --steps 5 --batch 16 --out "$tmp/b16.png" > /dev/null 2>&1 &&
-    cmp -s "$tmp/b4.png" "$tmp/b16.png" && ok || bad "batch 4 and batch 16 differ"
+# The noise and the sampler are batch-independent bit for bit (test_torch checks that on an
+# analytic TorchScript model); a real network is not quite: libtorch's convolutions block
+# the batch differently, which moves a few pixels by one gray level. Allow exactly that.
+$BIN -n 16 --steps 5 --batch 4 --out "$tmp/b4.png" > "$tmp/b.txt" 2>&1 &&
+    $BIN -n 16 --steps 5 --batch 16 --out "$tmp/b16.png" >> "$tmp/b.txt" 2>&1 && ok || bad "batched runs failed: $(cat "$tmp/b.txt")"
+diff=$($PYTHON -c "
+from PIL import Image
+import numpy as np
+a = np.asarray(Image.open('$tmp/b4.png'), dtype=int); b = np.asarray(Image.open('$tmp/b16.png'), dtype=int)
+d = abs(a - b); print(d.max(), (d > 0).mean())" 2>&1)
+echo "# batch 4 vs batch 16: max difference, fraction of pixels that differ: $diff"
+case "$diff" in "0 "*|"1 0."*) ok ;; *) bad "batch 4 and batch 16 differ by more than rounding: $diff" ;; esac
 for args in "--steps 0" "--order 4" "--sampler euler" "--model /nonexistent.pt" "--table /nonexistent.dsn" "--shape 1,x"; do
     if $BIN $args -n 1 --out "$tmp/x.png" > "$tmp/err.txt" 2>&1; then bad "'$args' succeeded"
     elif grep -q "deissn-sample: " "$tmp/err.txt"; then ok

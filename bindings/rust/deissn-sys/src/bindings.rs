@@ -1194,6 +1194,17 @@ extern "C" {
         out: *mut deissn_step_coeffs,
     ) -> i32;
 }
+pub const deissn_preset_DEISSN_PRESET_BEST: deissn_preset = 0;
+pub const deissn_preset_DEISSN_PRESET_REFERENCE: deissn_preset = 1;
+pub type deissn_preset = ::std::os::raw::c_uint;
+extern "C" {
+    pub fn deissn_preset_params(
+        preset: i32,
+        nfe: u32,
+        schedule: *mut deissn_schedule_params,
+        sampler: *mut deissn_sampler_params,
+    ) -> i32;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct deissn_model {
