@@ -1,0 +1,201 @@
+/* test_presets.c - deissn_preset_params(): the fields of each preset for each NFE, that it
+ * writes only the sampling fields, that its configurations build samplers, and bad input. */
+#include "deissn.h"
+#include "testlib.h"
+
+#include <string.h>
+
+/* DEISSN_PRESET_BEST as documented in docs/presets.md: per NFE, spacing, order,
+ * lower_order_final, tau_end. */
+typedef struct {
+    uint32_t nfe;
+    int32_t spacing;
+    uint32_t order, lof;
+    double tau_end;
+    double power;
+} expect_row;
+
+static const expect_row BEST_EXPECTED[] = {
+    {1, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},  /* below the measured range: the NFE 5 row */
+    {4, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
+    {5, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
+    {6, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
+    {7, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},  /* between rows: the row below */
+    {8, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
+    {10, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
+    {12, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
+    {15, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
+    {19, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
+    {20, DEISSN_SPACING_POWER, 3, 0, 0.0, 1.5},
+    {50, DEISSN_SPACING_POWER, 3, 0, 0.0, 1.5}, /* above: the NFE 20 row */
+};
+
+/* Params with every field set to a recognisable non-default value. */
+static void marked(deissn_schedule_params *sp, deissn_sampler_params *mp)
+{
+    deissn_schedule_params_init(sp);
+    deissn_sampler_params_init(mp);
+    sp->noise = DEISSN_NOISE_SCALED_LINEAR;
+    sp->num_train_steps = 500;
+    sp->beta_start = 0.001;
+    sp->beta_end = 0.015;
+    sp->beta_min = 0.2;
+    sp->beta_max = 19;
+    sp->spacing = DEISSN_SPACING_KARRAS;
+    sp->steps = 77;
+    sp->power = 2.5;
+    sp->karras_rho = 5;
+    sp->tau_min_eval = 0.01;
+    sp->tau_end = 0.005;
+    mp->order = 1;
+    mp->lower_order_final = 1;
+    mp->allow_table_mismatch = 1;
+}
+
+static void check_untouched(const deissn_schedule_params *sp, const deissn_sampler_params *mp,
+                            const char *what)
+{
+    CHECK(sp->noise == DEISSN_NOISE_SCALED_LINEAR && sp->num_train_steps == 500 &&
+              sp->beta_start == 0.001 && sp->beta_end == 0.015 && sp->beta_min == 0.2 &&
+              sp->beta_max == 19 && sp->custom == NULL && sp->custom_len == 0 &&
+              sp->custom_taus == NULL,
+          "%s: a noise-schedule field was changed", what);
+    CHECK(mp->allow_table_mismatch == 1, "%s: allow_table_mismatch was changed", what);
+}
+
+static void test_reference(void)
+{
+    for (uint32_t nfe = 1; nfe <= 30; nfe++) {
+        deissn_schedule_params sp;
+        deissn_sampler_params mp;
+        marked(&sp, &mp);
+        CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, nfe, &sp, &mp), DEISSN_OK,
+                     "reference");
+        CHECK(sp.spacing == DEISSN_SPACING_QUADRATIC && sp.steps == nfe && sp.tau_end == 0.0 &&
+                  sp.tau_min_eval == 0.0 && sp.power == 1.0 && sp.karras_rho == 7.0,
+              "reference nfe %u: schedule fields", nfe);
+        CHECK(mp.order == 3 && mp.lower_order_final == 0, "reference nfe %u: order %u lof %u",
+              nfe, mp.order, mp.lower_order_final);
+        check_untouched(&sp, &mp, "reference");
+    }
+    /* the reference preset is exactly the structs' defaults */
+    deissn_schedule_params sp, dsp;
+    deissn_sampler_params mp, dmp;
+    deissn_schedule_params_init(&sp);
+    deissn_schedule_params_init(&dsp);
+    deissn_sampler_params_init(&mp);
+    deissn_sampler_params_init(&dmp);
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, 10, &sp, &mp), DEISSN_OK, "ref 10");
+    CHECK(sp.spacing == dsp.spacing && sp.steps == dsp.steps && sp.power == dsp.power &&
+              sp.karras_rho == dsp.karras_rho && sp.tau_min_eval == dsp.tau_min_eval &&
+              sp.tau_end == dsp.tau_end, "reference at 10 NFE differs from the defaults");
+    CHECK(mp.order == dmp.order && mp.lower_order_final == dmp.lower_order_final,
+          "reference sampler differs from the defaults");
+}
+
+static void test_best(void)
+{
+    for (size_t i = 0; i < sizeof BEST_EXPECTED / sizeof BEST_EXPECTED[0]; i++) {
+        const expect_row *e = &BEST_EXPECTED[i];
+        deissn_schedule_params sp;
+        deissn_sampler_params mp;
+        marked(&sp, &mp);
+        CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, e->nfe, &sp, &mp), DEISSN_OK,
+                     "best");
+        CHECK(sp.spacing == e->spacing && sp.steps == e->nfe && sp.tau_end == e->tau_end &&
+                  sp.tau_min_eval == 0.0 && sp.power == e->power &&
+                  sp.karras_rho == 7.0,
+              "best nfe %u: spacing %d steps %u tau_end %g", e->nfe, (int)sp.spacing, sp.steps,
+              sp.tau_end);
+        CHECK(mp.order == e->order && mp.lower_order_final == e->lof,
+              "best nfe %u: order %u lof %u, want %u %u", e->nfe, mp.order,
+              mp.lower_order_final, e->order, e->lof);
+        check_untouched(&sp, &mp, "best");
+    }
+}
+
+/* Every preset at every NFE 1..40 makes a schedule and a sampler with that many steps. */
+static void test_presets_build(void)
+{
+    for (int32_t preset = DEISSN_PRESET_BEST; preset <= DEISSN_PRESET_REFERENCE; preset++) {
+        int ok = 1;
+        for (uint32_t nfe = 1; nfe <= 40 && ok; nfe++) {
+            deissn_schedule_params sp;
+            deissn_sampler_params mp;
+            deissn_schedule_params_init(&sp);
+            deissn_sampler_params_init(&mp);
+            deissn_schedule *s = NULL;
+            deissn_sampler *m = NULL;
+            if (deissn_preset_params(preset, nfe, &sp, &mp) != DEISSN_OK ||
+                deissn_schedule_create(&s, &sp) != DEISSN_OK ||
+                deissn_sampler_create(&m, s, NULL, &mp) != DEISSN_OK ||
+                deissn_sampler_steps(m) != nfe) {
+                CHECK(0, "preset %d nfe %u does not build: %s", (int)preset, nfe,
+                      deissn_last_error());
+                ok = 0;
+            }
+            deissn_sampler_free(m);
+            deissn_schedule_free(s);
+        }
+        CHECK(ok, "preset %d builds at every NFE 1..40", (int)preset);
+    }
+}
+
+static void test_one_struct(void)
+{
+    deissn_schedule_params sp;
+    deissn_sampler_params mp;
+    marked(&sp, &mp);
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, &sp, NULL), DEISSN_OK, "no sampler");
+    CHECK(sp.steps == 8 && sp.spacing == DEISSN_SPACING_TRAILING, "schedule only");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, NULL, &mp), DEISSN_OK, "no schedule");
+    CHECK(mp.order == 3, "sampler only");
+    /* without a schedule struct there is no T to check nfe against */
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, 5000, NULL, &mp), DEISSN_OK,
+                 "large nfe, sampler only");
+}
+
+static void test_errors(void)
+{
+    deissn_schedule_params sp, sp0;
+    deissn_sampler_params mp, mp0;
+    marked(&sp, &mp);
+    sp0 = sp;
+    mp0 = mp;
+    CHECK_STATUS(deissn_preset_params(2, 10, &sp, &mp), DEISSN_E_INVALID_ARG, "preset 2");
+    CHECK(strstr(deissn_last_error(), "preset 2") != NULL, "message: %s", deissn_last_error());
+    CHECK_STATUS(deissn_preset_params(-1, 10, &sp, &mp), DEISSN_E_INVALID_ARG, "preset -1");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 0, &sp, &mp), DEISSN_E_INVALID_ARG,
+                 "nfe 0");
+    CHECK(strstr(deissn_last_error(), "nfe") != NULL, "message: %s", deissn_last_error());
+    /* marked() has T = 500 */
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 501, &sp, &mp), DEISSN_E_INVALID_ARG,
+                 "nfe > T");
+    CHECK(strstr(deissn_last_error(), "501") != NULL, "message: %s", deissn_last_error());
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 500, &sp, &mp), DEISSN_OK, "nfe = T");
+    sp = sp0;
+    mp = mp0;
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, NULL), DEISSN_E_INVALID_ARG,
+                 "both NULL");
+    sp.version = 99;
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, &sp, &mp), DEISSN_E_INVALID_ARG,
+                 "schedule version");
+    CHECK(mp.order == mp0.order && mp.lower_order_final == mp0.lower_order_final,
+          "a failing call changed the sampler params");
+    sp = sp0;
+    mp.version = 0;
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, &sp, &mp), DEISSN_E_INVALID_ARG,
+                 "sampler version");
+    CHECK(sp.spacing == sp0.spacing && sp.steps == sp0.steps && sp.tau_end == sp0.tau_end &&
+              sp.tau_min_eval == sp0.tau_min_eval, "a failing call changed the schedule params");
+}
+
+int main(void)
+{
+    test_reference();
+    test_best();
+    test_presets_build();
+    test_one_struct();
+    test_errors();
+    TEST_SUMMARY();
+}
