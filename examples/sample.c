@@ -1,8 +1,9 @@
 /* deissn-sample - sample images from a TorchScript diffusion model with DEIS-SN and write a
  * PNG grid. With no options it uses the model and table shipped in models/.
  *
- *   deissn-sample [--model M] [--table T] [--steps 10] [--order 3]
- *                 [--sampler deis-sn|deis|ddim] [--spacing quadratic|...] [--seed S] [-n 64]
+ *   deissn-sample [--model M] [--table T] [--steps 10] [--preset best|reference]
+ *                 [--order 3] [--sampler deis-sn|deis|ddim] [--spacing quadratic|...]
+ *                 [--seed S] [-n 64]
  *                 [--batch B] [--shape 1,32,32] [--threads T] [--device cpu|cuda[:N]]
  *                 [--lower-order-final] [--out samples.png] */
 #include "deissn.h"
@@ -24,10 +25,12 @@
 static const char *const spacing_names[] = {"quadratic", "trailing", "linspace", "leading",
                                             "power",     "logsnr",   "karras"};
 
+#define UNSET (-1)
+
 typedef struct {
-    const char *model, *table, *out, *device, *sampler;
-    int spacing;
-    unsigned steps, order, threads, lower_order_final;
+    const char *model, *table, *out, *device, *sampler, *preset;
+    int spacing, order, lower_order_final; /* UNSET: the preset's */
+    unsigned steps, threads;
     unsigned long long seed;
     long n, batch;
     int64_t shape[3];
@@ -42,9 +45,11 @@ static void usage(FILE *f)
             "                      shipped table when the model is the shipped one)\n"
             "  --sampler NAME      deis-sn (default), deis (no table) or ddim (order 0, no table)\n"
             "  --steps N           model evaluations (default 10)\n"
-            "  --order K           polynomial order 0-3 (default 3)\n"
-            "  --spacing NAME      quadratic (default), trailing, linspace, leading, power,\n"
-            "                      logsnr, karras\n"
+            "  --preset NAME       best (default: the configuration measured best for N steps,\n"
+            "                      docs/presets.md) or reference (the paper's: quadratic,\n"
+            "                      order 3); the three options below override it\n"
+            "  --order K           polynomial order 0-3\n"
+            "  --spacing NAME      quadratic, trailing, linspace, leading, power, logsnr, karras\n"
             "  --lower-order-final lower the order on the final steps\n"
             "  --seed S            noise seed (default 0); sample k depends only on (S, k)\n"
             "  -n N                number of samples (default 64)\n"
@@ -166,6 +171,7 @@ static int parse(int argc, char **argv, options *o)
         }
         static const char *const valued[] = {"--model", "--table", "--out", "--device",
                                              "--sampler", "--steps", "--order", "--threads",
+                                             "--preset",
                                              "--seed", "-n", "--batch", "--shape", "--spacing"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(a, valued[k]);
@@ -185,7 +191,8 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--sampler")) o->sampler = v;
         else if (!strcmp(a, "--steps")) o->steps = (unsigned)strtoul(v, &end, 10);
-        else if (!strcmp(a, "--order")) o->order = (unsigned)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--preset")) o->preset = v;
+        else if (!strcmp(a, "--order")) o->order = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--threads")) o->threads = (unsigned)strtoul(v, &end, 10);
         else if (!strcmp(a, "--seed")) o->seed = strtoull(v, &end, 10);
         else if (!strcmp(a, "-n")) o->n = strtol(v, &end, 10);
@@ -215,6 +222,10 @@ static int parse(int argc, char **argv, options *o)
         fprintf(stderr, "deissn-sample: --sampler is deis-sn, deis or ddim, not '%s'\n", o->sampler);
         return -1;
     }
+    if (strcmp(o->preset, "best") && strcmp(o->preset, "reference")) {
+        fprintf(stderr, "deissn-sample: --preset is best or reference, not '%s'\n", o->preset);
+        return -1;
+    }
     if (o->n < 1 || o->batch < 0) {
         fprintf(stderr, "deissn-sample: -n must be >= 1 and --batch >= 0\n");
         return -1;
@@ -224,8 +235,9 @@ static int parse(int argc, char **argv, options *o)
 
 int main(int argc, char **argv)
 {
-    options o = {.out = "samples.png", .device = "cpu", .sampler = "deis-sn", .steps = 10,
-                 .order = 3, .n = 64, .shape = {1, 32, 32}};
+    options o = {.out = "samples.png", .device = "cpu", .sampler = "deis-sn", .preset = "best",
+                 .spacing = UNSET, .order = UNSET, .lower_order_final = UNSET, .steps = 10,
+                 .n = 64, .shape = {1, 32, 32}};
     if (parse(argc, argv, &o)) return 2;
     int shipped_model = o.model == NULL;
     if (shipped_model && !(o.model = find_data(argv[0], DEFAULT_MODEL))) {
@@ -246,6 +258,10 @@ int main(int argc, char **argv)
         }
     }
     if (!strcmp(o.sampler, "ddim")) o.order = 0;
+    if (o.order < UNSET) {
+        fprintf(stderr, "deissn-sample: --order must be 0-3\n");
+        return 2;
+    }
 
     int32_t rc;
     double t_load = now();
@@ -259,12 +275,15 @@ int main(int argc, char **argv)
         return fail("loading the table", rc);
     t_load = now() - t_load;
 
+    /* The preset first, then what the command line says explicitly. */
     deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
-    sp.steps = o.steps;
-    sp.spacing = o.spacing;
     deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
-    pp.order = o.order;
-    pp.lower_order_final = o.lower_order_final;
+    int32_t preset = strcmp(o.preset, "best") ? DEISSN_PRESET_REFERENCE : DEISSN_PRESET_BEST;
+    if ((rc = deissn_preset_params(preset, o.steps, &sp, &pp)) != DEISSN_OK)
+        return fail("preset", rc);
+    if (o.spacing != UNSET) sp.spacing = o.spacing;
+    if (o.order != UNSET) pp.order = (uint32_t)o.order;
+    if (o.lower_order_final != UNSET) pp.lower_order_final = (uint32_t)o.lower_order_final;
     deissn_schedule *schedule = NULL;
     deissn_sampler *sampler = NULL;
     double t_setup = now();
@@ -298,10 +317,10 @@ int main(int argc, char **argv)
     if (write_grid(o.out, x, o.n, o.shape, &W, &H)) return 1;
     printf("deissn-sample (libdeissn %s)\n", deissn_version_string());
     printf("  model    %s (%s)\n", o.model, o.device);
-    printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s\n",
+    printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s (preset %s)\n",
            !strcmp(o.sampler, "deis-sn") ? "DEIS-SN" : !strcmp(o.sampler, "deis") ? "DEIS" : "DDIM",
-           o.order, spacing_names[o.spacing], o.steps, o.steps,
-           o.lower_order_final ? ", lower order at the end" : "");
+           pp.order, spacing_names[sp.spacing], o.steps, o.steps,
+           pp.lower_order_final ? ", lower order at the end" : "", o.preset);
     if (table) printf("  table    %s\n", o.table);
     printf("  samples  %ld x %lldx%lldx%lld, seed %llu, batch %ld\n", o.n, (long long)o.shape[0],
            (long long)o.shape[1], (long long)o.shape[2], o.seed, batch);
