@@ -33,9 +33,11 @@ diff=$($PYTHON -c "
 from PIL import Image
 import numpy as np
 a = np.asarray(Image.open('$tmp/b4.png'), dtype=int); b = np.asarray(Image.open('$tmp/b16.png'), dtype=int)
-d = abs(a - b); print(d.max(), (d > 0).mean())" 2>&1)
-echo "# batch 4 vs batch 16: max difference, fraction of pixels that differ: $diff"
-case "$diff" in "0 "*|"1 0."*) ok ;; *) bad "batch 4 and batch 16 differ by more than rounding: $diff" ;; esac
+d = abs(a - b)
+verdict = 'ok' if d.max() <= 1 and (d > 0).mean() < 1e-3 else 'bad'
+print(verdict, 'max', d.max(), 'gray level(s), in a fraction', (d > 0).mean(), 'of the pixels')" 2>&1)
+echo "# batch 4 vs batch 16: $diff"
+case "$diff" in ok*) ok ;; *) bad "batch 4 and batch 16 differ by more than rounding: $diff" ;; esac
 for args in "--steps 0" "--order 4" "--sampler euler" "--model /nonexistent.pt" "--table /nonexistent.dsn" "--shape 1,x"; do
     if $BIN $args -n 1 --out "$tmp/x.png" > "$tmp/err.txt" 2>&1; then bad "'$args' succeeded"
     elif grep -q "deissn-sample: " "$tmp/err.txt"; then ok
