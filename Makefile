@@ -255,12 +255,15 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libdeissn_fuzz.a
 	    -D_POSIX_C_SOURCE=200809L -Iinclude -Ilib $< -o $@ $(FUZZ_DIR)/libdeissn_fuzz.a -lz -lm
 $(FUZZ_DIR)/obj:
 	mkdir -p $@
+# FUZZ_RUNS=N instead of FUZZ_SECONDS makes a run reproducible (CI): same seed, same inputs.
+FUZZ_SEED ?= 1
 fuzz-run: fuzz
 	@set -e; for f in $(FUZZERS); do \
 	    name=$${f##*/fuzz_}; seeds=tests/fuzz/corpus/$$name; \
 	    mkdir -p $(FUZZ_DIR)/corpus/$$name; \
-	    echo "== $${f##*/}: $(FUZZ_SECONDS) s"; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    echo "== $${f##*/}: $(if $(FUZZ_RUNS),$(FUZZ_RUNS) runs,$(FUZZ_SECONDS) s), seed $(FUZZ_SEED)"; \
+	    $$f $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) -seed=$(FUZZ_SEED) \
+	        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 	        -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus/$$name \
 	        $$( [ -d $$seeds ] && echo $$seeds ) 2>&1 \
 	        | grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==|SUMMARY|INFO: seed)|ERROR|[Cc]rash|deadly' \

@@ -465,7 +465,9 @@ DEISSN_API int32_t deissn_sampler_params_init(deissn_sampler_params *params);
  *            `schedule` and `table` alive, so they may be freed first. params may be NULL
  *            (defaults).
  * Threads:   one thread at a time per sampler; schedules and tables may be shared.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL schedule, order > 3, unknown version);
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL schedule, order > 3, unknown version, a
+ *            schedule whose coefficients are not finite: times too close together, or
+ *            alpha_bar 0 in double precision; the message names the step);
  *            DEISSN_E_MISMATCH (the table was made for another noise schedule);
  *            DEISSN_E_NOMEM. On error *out is NULL. */
 DEISSN_API int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *schedule,

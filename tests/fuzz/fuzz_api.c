@@ -89,8 +89,10 @@ static void fuzz_sampling(reader *r, const deissn_schedule *s, deissn_normtable 
     check_status(rc, create_st, 2);
     if (rc != DEISSN_OK) {
         CHECK(smp == NULL);
+        /* valid params fail only for a table, for memory, or for a schedule whose times make
+         * the coefficients overflow (documented: DEISSN_E_INVALID_ARG naming the step) */
         CHECK(sp.order > 3 || sp.version != DEISSN_SAMPLER_PARAMS_VERSION || use_table ||
-              rc == DEISSN_E_NOMEM);
+              rc == DEISSN_E_NOMEM || strstr(deissn_last_error(), "not finite"));
         return;
     }
     CHECK(sp.order <= 3 && sp.version == DEISSN_SAMPLER_PARAMS_VERSION);
