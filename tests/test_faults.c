@@ -25,17 +25,6 @@ typedef struct {
     float x_again[NUMEL];  /* the step loop after a reset, on other noise */
 } cycle;
 
-static int gaussian_eps(void *user, const float *x, const int64_t *shape, uint32_t ndim,
-                        double tau, float *out)
-{
-    const deissn_schedule *s = user;
-    size_t n = 1;
-    for (uint32_t d = 0; d < ndim; d++) n *= (size_t)shape[d];
-    double abar = deissn_schedule_alpha_bar(s, tau), sigma = sqrt(1 - abar);
-    for (size_t i = 0; i < n; i++) out[i] = (float)(sigma * x[i] / (abar * 0.25 + sigma * sigma));
-    return 0;
-}
-
 /* Drive the sampler with deissn_step from where it stands to the end. Resumable: after a
  * failed step the sampler and x are as before, so calling it again goes on. */
 static int32_t step_loop(deissn_sampler *s, const deissn_schedule *sch, float *x)
@@ -45,7 +34,7 @@ static int32_t step_loop(deissn_sampler *s, const deissn_schedule *sch, float *x
     deissn_step_info info;
     int32_t rc = deissn_sampler_next(s, &info);
     while (rc == DEISSN_OK) {
-        gaussian_eps((void *)sch, x, shape, 2, info.tau, out);
+        tl_gaussian_eps((void *)sch, x, shape, 2, info.tau, out);
         rc = deissn_step(s, x, out, NUMEL, DEISSN_PREDICT_EPSILON, &info);
     }
     return rc == DEISSN_DONE ? DEISSN_OK : rc;
@@ -118,7 +107,7 @@ static int32_t run_op(cycle *c, int op)
     case OP_MODEL: {
         deissn_model_params p = DEISSN_MODEL_PARAMS_INIT;
         p.time_convention = DEISSN_TIME_TAU;
-        return deissn_model_from_callback(&c->model, gaussian_eps, c->schedule, &p);
+        return deissn_model_from_callback(&c->model, tl_gaussian_eps, c->schedule, &p);
     }
     case OP_SAMPLE: {
         const int64_t shape[2] = {BATCH, DIM};

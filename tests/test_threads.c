@@ -26,19 +26,6 @@ static deissn_schedule *g_schedule;
 static deissn_normtable *g_table;
 static deissn_model *g_model;
 
-/* The analytic eps of data ~ N(0, 0.5^2 I), a pure function of its arguments: thread-safe.
- * The model gets tau (DEISSN_TIME_TAU); `user` is the (shared, immutable) schedule. */
-static int gaussian_eps(void *user, const float *x, const int64_t *shape, uint32_t ndim,
-                        double tau, float *out)
-{
-    const deissn_schedule *s = user;
-    size_t n = 1;
-    for (uint32_t d = 0; d < ndim; d++) n *= (size_t)shape[d];
-    double abar = deissn_schedule_alpha_bar(s, tau), sigma = sqrt(1 - abar);
-    for (size_t i = 0; i < n; i++) out[i] = (float)(sigma * x[i] / (abar * 0.25 + sigma * sigma));
-    return 0;
-}
-
 /* Batch k of the run: its noise, then `how` (0: deissn_sample, 1: deissn_step by hand). */
 static int32_t sample_batch(deissn_sampler *s, uint32_t k, int how, float *x)
 {
@@ -54,7 +41,7 @@ static int32_t sample_batch(deissn_sampler *s, uint32_t k, int how, float *x)
     rc = deissn_sampler_reset(s);
     if (rc == DEISSN_OK) rc = deissn_sampler_next(s, &info);
     while (rc == DEISSN_OK) {
-        if (gaussian_eps(g_schedule, x, shape, 2, info.tau, out)) return DEISSN_E_CALLBACK;
+        if (tl_gaussian_eps(g_schedule, x, shape, 2, info.tau, out)) return DEISSN_E_CALLBACK;
         rc = deissn_step(s, x, out, NUMEL, DEISSN_PREDICT_EPSILON, &info);
     }
     return rc == DEISSN_DONE ? DEISSN_OK : rc;
@@ -132,7 +119,7 @@ static void *churn_thread(void *arg)
         p.order = (uint32_t)i % 4;
         if (deissn_sampler_create(&s, g_schedule, i % 2 ? g_table : NULL, &p) != DEISSN_OK)
             job->failures++;
-        if (deissn_model_from_callback(&m, gaussian_eps, g_schedule, NULL) != DEISSN_OK)
+        if (deissn_model_from_callback(&m, tl_gaussian_eps, g_schedule, NULL) != DEISSN_OK)
             job->failures++;
         deissn_sampler_free(s);
         deissn_model_free(m);
@@ -251,7 +238,7 @@ int main(void)
     CHECK_STATUS(deissn_normtable_create(&g_table, tau, r, 4), DEISSN_OK, "table");
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.time_convention = DEISSN_TIME_TAU;
-    CHECK_STATUS(deissn_model_from_callback(&g_model, gaussian_eps, g_schedule, &mp), DEISSN_OK,
+    CHECK_STATUS(deissn_model_from_callback(&g_model, tl_gaussian_eps, g_schedule, &mp), DEISSN_OK,
                  "model");
     if (!g_schedule || !g_table || !g_model) TEST_SUMMARY();
 

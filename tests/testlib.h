@@ -3,6 +3,8 @@
 #ifndef DEISSN_TESTLIB_H
 #define DEISSN_TESTLIB_H
 
+#include "deissn.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,20 @@ static inline int tl_close(double got, double want, double tol, double floor_)
         printf(__VA_ARGS__);                                                                   \
         printf("\n");                                                                          \
     } while (0)
+
+/* A deissn_model_fn: the analytic eps of data ~ N(0, 0.5^2 I), eps = sigma x / (abar 0.25 +
+ * sigma^2), for a model called with tau (DEISSN_TIME_TAU); `user` is the schedule. A pure
+ * function of its arguments, so thread-safe. */
+static inline int tl_gaussian_eps(void *user, const float *x, const int64_t *shape,
+                                  uint32_t ndim, double tau, float *out)
+{
+    const deissn_schedule *s = (const deissn_schedule *)user;
+    size_t n = 1;
+    for (uint32_t d = 0; d < ndim; d++) n *= (size_t)shape[d];
+    double abar = deissn_schedule_alpha_bar(s, tau), sigma = sqrt(1 - abar);
+    for (size_t i = 0; i < n; i++) out[i] = (float)(sigma * x[i] / (abar * 0.25 + sigma * sigma));
+    return 0;
+}
 
 #define TEST_SUMMARY()                                                                         \
     do {                                                                                       \

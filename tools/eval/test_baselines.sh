@@ -1,24 +1,5 @@
 #!/bin/sh
-# Run the evaluation baselines' tests (tools/eval/test_baselines.py: DPM-Solver++ and UniPC)
-# with $PYTHON (default /usr/bin/python3, which has numpy and torch) and report them in
-# tests/run.sh's form: FAIL/SKIP lines, then "N passed, N failed, N skipped". Needs the built
-# library (the deissn binding). Run from anywhere.
+# The evaluation baselines' tests (DPM-Solver++ and UniPC, tools/eval/test_baselines.py),
+# reported in tests/run.sh's form. Needs the built library (the deissn binding).
 here=$(cd "$(dirname "$0")" && pwd)
-PYTHON=${PYTHON:-/usr/bin/python3}
-if ! "$PYTHON" -c 'import numpy, pytest, torch' 2>/dev/null; then
-    echo "SKIP eval baselines: $PYTHON lacks numpy, pytest or torch (set PYTHON)"
-    echo "0 passed, 0 failed, 1 skipped"
-    exit 0
-fi
-out=$("$PYTHON" -m pytest -q -rfEs -p no:cacheprovider "$here/test_baselines.py" 2>&1); rc=$?
-printf '%s\n' "$out" | sed -n -e 's/^FAILED /FAIL /p' -e 's/^ERROR /FAIL /p' \
-    -e 's/^SKIPPED \[[0-9]*\] /SKIP /p'
-summary=$(printf '%s\n' "$out" | tail -n 1)
-count() { printf '%s' "$summary" | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
-passed=$(count passed); failed=$(( $(count failed) + $(count error) )); skipped=$(count skipped)
-if [ $rc -ne 0 ] && [ $failed -eq 0 ]; then
-    printf '%s\n' "$out" | tail -n 20 | sed 's/^/# /'
-    failed=1
-fi
-echo "$passed passed, $failed failed, $skipped skipped"
-[ $failed -eq 0 ]
+exec "$here/../../tests/run_pytest.sh" "eval baselines" numpy,pytest,torch "$here/test_baselines.py"
