@@ -18,13 +18,14 @@ from .errors import (CallbackError, Error, FileError, FormatError, InternalError
                      StateError, Unsupported)
 from .model import Model
 from .sampler import Sampler, StepCoeffs, StepInfo, noise
-from .schedule import Schedule
+from .schedule import Schedule, preset
 from .table import NormTable
 
 __version__ = "%d.%d.0" % ABI_VERSION
 
 __all__ = [
     "Schedule", "NormTable", "Model", "Sampler", "Calibrator", "StepInfo", "StepCoeffs", "noise",
+    "preset",
     "library_version", "has_torch", "Noise", "Spacing", "Prediction", "Time", "DType",
     "Error", "InvalidArgument", "OutOfMemory", "SizeMismatch", "NonFinite", "StateError",
     "FileError", "FormatError", "Unsupported", "ModelError", "CallbackError", "Mismatch",

@@ -147,6 +147,7 @@ _declare("deissn_normtable_fingerprint", c_uint32, c_void_p)
 _status("deissn_normtable_load", P(c_void_p), c_char_p, c_uint32)
 
 _status("deissn_sampler_params_init", P(SamplerParams))
+_status("deissn_preset_params", c_int32, c_uint32, P(ScheduleParams), P(SamplerParams))
 _status("deissn_sampler_create", P(c_void_p), c_void_p, c_void_p, P(SamplerParams))
 _declare("deissn_sampler_free", None, c_void_p)
 _declare("deissn_sampler_steps", c_uint32, c_void_p)

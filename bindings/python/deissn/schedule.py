@@ -113,3 +113,30 @@ class Schedule(Handle):
             return "<deissn.Schedule (closed)>"
         return "<deissn.Schedule steps=%d num_train_steps=%d fingerprint=0x%08x>" % (
             self.steps, self.num_train_steps, self.fingerprint)
+
+
+_PRESETS = {"best": 0, "reference": 1}
+
+
+def preset(name="best", steps=10):
+    """The keyword arguments of a named configuration for `steps` model evaluations, as
+    ``(schedule_kwargs, sampler_kwargs)`` (``deissn_preset_params``)::
+
+        skw, pkw = deissn.preset("best", 10)
+        sampler = deissn.Sampler(deissn.Schedule(**skw), table, **pkw)
+
+    "best" is the configuration measured best for the shipped model (docs/presets.md),
+    "reference" the DEIS-SN paper's (quadratic spacing, order 3). Add noise=... etc. to the
+    schedule kwargs as needed; a preset only sets the sampling fields.
+    """
+    if name not in _PRESETS:
+        raise InvalidArgument("preset: %r is not one of %s" % (name, ", ".join(_PRESETS)))
+    sp, pp = _lib.ScheduleParams(), _lib.SamplerParams()
+    lib.deissn_schedule_params_init(byref(sp))
+    lib.deissn_sampler_params_init(byref(pp))
+    lib.deissn_preset_params(_PRESETS[name], steps, byref(sp), byref(pp))
+    schedule_kwargs = dict(spacing=Spacing(sp.spacing).name.lower(), steps=sp.steps,
+                           power=sp.power, karras_rho=sp.karras_rho,
+                           tau_min_eval=sp.tau_min_eval or None, tau_end=sp.tau_end)
+    sampler_kwargs = dict(order=pp.order, lower_order_final=bool(pp.lower_order_final))
+    return schedule_kwargs, sampler_kwargs

@@ -1,0 +1,27 @@
+"""deissn.preset(): the library's named configurations, usable as keyword arguments."""
+import pytest
+
+import deissn
+
+
+def test_reference_is_the_papers_configuration():
+    skw, pkw = deissn.preset("reference", 10)
+    assert skw["spacing"] == "quadratic" and skw["steps"] == 10 and skw["tau_end"] == 0
+    assert pkw == {"order": 3, "lower_order_final": False}
+
+
+@pytest.mark.parametrize("nfe", [5, 10, 20])
+def test_best_builds_a_sampler_with_the_requested_steps(nfe):
+    skw, pkw = deissn.preset("best", nfe)
+    sampler = deissn.Sampler(deissn.Schedule(**skw), **pkw)
+    coeffs = sampler.coeffs()
+    assert len(coeffs) == nfe
+    # the plan follows the preset: the last step's order drops when lower_order_final is on
+    assert coeffs[-1].order == (0 if pkw["lower_order_final"] else min(3, nfe - 1))
+
+
+def test_bad_preset_and_steps_raise():
+    with pytest.raises(deissn.InvalidArgument):
+        deissn.preset("fastest", 10)
+    with pytest.raises(deissn.InvalidArgument, match="nfe"):
+        deissn.preset("best", 0)
