@@ -69,6 +69,14 @@ def to_enum(cls, value, what):
         raise InvalidArgument("%s: unknown value %r" % (what, value)) from None
 
 
+def map_tau(fn, handle, tau):
+    """fn(handle, t) for a float tau, or elementwise over an array of tau (same shape)."""
+    if np.ndim(tau) == 0:
+        return fn(handle, tau)
+    tau = np.asarray(tau, dtype=np.float64)
+    return np.array([fn(handle, t) for t in tau.flat]).reshape(tau.shape)
+
+
 def inplace_array(x, what):
     """The float32 C-contiguous writable ndarray behind `x`, sharing its memory.
 

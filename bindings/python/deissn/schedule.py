@@ -4,7 +4,7 @@ from ctypes import byref, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import Handle, Noise, Spacing, input_array, to_enum
+from ._common import Handle, Noise, Spacing, input_array, map_tau, to_enum
 from ._lib import c_double_p, lib
 from .errors import InvalidArgument
 
@@ -102,11 +102,7 @@ class Schedule(Handle):
 
     def alpha_bar(self, tau):
         """alpha_bar(tau) for a float or an array of tau in [0, 1] (clamped outside)."""
-        h = self._handle
-        if np.ndim(tau) == 0:
-            return lib.deissn_schedule_alpha_bar(h, tau)
-        tau = np.asarray(tau, dtype=np.float64)
-        return np.array([lib.deissn_schedule_alpha_bar(h, t) for t in tau.flat]).reshape(tau.shape)
+        return map_tau(lib.deissn_schedule_alpha_bar, self._handle, tau)
 
     def __repr__(self):
         if self.closed:

@@ -4,7 +4,7 @@ from ctypes import byref, c_double, c_void_p
 
 import numpy as np
 
-from ._common import Handle, input_array
+from ._common import Handle, input_array, map_tau
 from ._lib import c_double_p, c_float_p, lib
 from .errors import SizeMismatch
 
@@ -60,11 +60,7 @@ class NormTable(Handle):
 
     def __call__(self, tau):
         """r(tau) for a float or an array of floats."""
-        h = self._handle
-        if np.ndim(tau) == 0:
-            return lib.deissn_normtable_eval(h, tau)
-        tau = np.asarray(tau, dtype=np.float64)
-        return np.array([lib.deissn_normtable_eval(h, t) for t in tau.flat]).reshape(tau.shape)
+        return map_tau(lib.deissn_normtable_eval, self._handle, tau)
 
     def __len__(self):
         return lib.deissn_normtable_size(self._handle)
