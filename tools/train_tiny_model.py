@@ -8,16 +8,16 @@ What it does
      the weights.  The network takes the integer DDPM step k = 0..999 as a
      float time t (t = tau*T - 1 in libdeissn's convention; any real t in
      [-1, 999] is accepted).
-  2. Exports the EMA weights with torch.jit.script to <out>/fmnist_unet.pt
+  2. Exports the EMA weights with torch.jit.script to <out>/<name>.pt
      and checks that the reloaded module gives identical output.
   3. Calibrates the DEIS-SN normalization table: a 1000-step deterministic
      DDIM run (eta = 0, tau = 1.000, 0.999, ..., 0.001 -> 0) over
      --calib-samples samples, recording the mean |eps| at every step.  Saved
-     as <out>/fmnist_unet_table.pt ({'score_abs', 'Ls'}, the reference
+     as <out>/<name>_table.pt ({'score_abs', 'Ls'}, the reference
      implementation's format, sampling order: entry 0 is tau = 1) and as
-     <out>/fmnist_unet_table.csv with the raw float64 sums.
+     <out>/<name>_table.csv with the raw float64 sums.
   4. Writes an 8x8 grid of the first 64 DDIM samples to
-     <out>/fmnist_unet_ddim1000.png.
+     <out>/<name>_ddim1000.png.
 
 Cost: ~48 MFLOP per sample and forward.  On 2 shared CPU cores training took
 16 min (2000 iterations, ~2 it/s single-threaded) and the calibration
@@ -301,15 +301,15 @@ def calibrate(args, path: str) -> Tensor:
     count = noise.numel()
     r = sums / count
     torch.save({"score_abs": r.float(), "Ls": torch.ones(T, dtype=torch.float32)},
-               os.path.join(args.out_dir, "fmnist_unet_table.pt"))
-    with open(os.path.join(args.out_dir, "fmnist_unet_table.csv"), "w", newline="") as f:
+               os.path.join(args.out_dir, args.name + "_table.pt"))
+    with open(os.path.join(args.out_dir, args.name + "_table.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step", "tau", "model_t", "sum_abs_eps", "count", "mean_abs_eps"])
         for step in range(T):
             j = T - step
             w.writerow([step, repr(j / T), j - 1, repr(sums[step].item()), count,
                         repr(r[step].item())])
-    save_grid(first, os.path.join(args.out_dir, "fmnist_unet_ddim1000.png"))
+    save_grid(first, os.path.join(args.out_dir, args.name + "_ddim1000.png"))
     for tau in (1.0, 0.5, 0.1, 0.01, 0.001):
         print(f"r(tau={tau}) = {r[T - round(tau * T)].item():.6f}")
     print(f"r min {r.min().item():.6f}  max {r.max().item():.6f}", flush=True)
@@ -340,21 +340,25 @@ def main():
     p.add_argument("--calib-batch", type=int, default=250)
     p.add_argument("--calib-workers", type=int, default=2)
     p.add_argument("--skip-train", action="store_true",
-                   help="reuse <out-dir>/fmnist_unet.pt and only redo the table")
+                   help="reuse <out-dir>/<name>.pt and only redo the table")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--widths", default="16,32,48,64",
+                   help="channels per resolution 32,16,8,4 (comma-separated)")
+    p.add_argument("--name", default="fmnist_unet",
+                   help="file stem of the outputs in --out-dir")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     os.makedirs(args.out_dir, exist_ok=True)
-    path = os.path.join(args.out_dir, "fmnist_unet.pt")
+    path = os.path.join(args.out_dir, args.name + ".pt")
 
     if args.skip_train:
         model = torch.jit.load(path).eval()
     else:
-        net = UNet()
+        net = UNet(chs=tuple(int(c) for c in args.widths.split(",")))
         print(f"UNet: {sum(p.numel() for p in net.parameters())} params, "
               f"{count_flops(net) / 1e6:.1f} MFLOP/sample", flush=True)
         model = export(train(args, net), path)

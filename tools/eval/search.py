@@ -49,6 +49,19 @@ TABLE_SAMPLES, TABLE_STEPS = 8, 500  # fmnist's fallback table (the shipped one 
 
 # ---- models -------------------------------------------------------------------------------
 
+# name: (TorchScript eps model, its table). "fmnist" is the shipped model; "fmnist-small" the
+# second model, trained differently to guard against tuning the presets to one network:
+#   tools/train_tiny_model.py --name fmnist_small --seed 1 --widths 12,24,32,48 --iters 2000 \
+#       --threads 1 --calib-samples 0
+#   deissn-calibrate --model fmnist_small.pt --samples 512 --batch 128 --seed 0 \
+#       --out fmnist_small_table.dsn
+IMAGE_MODELS = {
+    "fmnist": (os.path.join(REPO, "models", "fmnist_unet.pt"),
+               os.path.join(REPO, "models", "fmnist_unet_table.pt")),
+    "fmnist-small": (os.path.join(HERE, "fmnist_small.pt"),
+                     os.path.join(HERE, "fmnist_small_table.dsn")),
+}
+
 def make_gmm():
     """A fixed 16-d mixture of 12 narrow Gaussians (data in about [-1, 1], component standard
     deviations 0.03-0.15, so the score changes fast near tau = 0 as an image model's does)."""
@@ -84,13 +97,14 @@ def load_model(name, vp):
         return dict(name="gmm", eps_fn=f, shape=(16,), table=calibrate_table(f, vp, (16,)),
                     table_name="calibrated here (2000 samples, 1000 trailing DDIM steps)",
                     forward_model=None)
-    path = os.path.join(REPO, "models", "fmnist_unet.pt")
-    tpath = os.path.join(REPO, "models", "fmnist_unet_table.pt")
+    path, tpath = IMAGE_MODELS[name]
     if not os.path.exists(path):
         sys.exit("search: %s is not there yet" % path)
     net = torch.jit.load(path).eval()
     f = B.torchscript_eps_fn(net, vp.T)
-    if os.path.exists(tpath):
+    if name != "fmnist":
+        table, tname = deissn.NormTable.load(tpath), os.path.relpath(tpath, REPO)
+    elif os.path.exists(tpath):
         table, tname = deissn.NormTable.load(tpath, pt_clip=0), os.path.relpath(tpath, REPO)
     else:  # not shipped yet: measure one here (as deissn-calibrate would, fewer samples)
         cpath = os.path.join(OUT_DIR, "fmnist_table_search.dtab")
@@ -104,7 +118,7 @@ def load_model(name, vp):
         tname = "%s (%d samples, %d trailing DDIM steps, no clip; the shipped table was not " \
                 "there yet)" % (os.path.relpath(cpath, REPO), TABLE_SAMPLES, TABLE_STEPS)
     print("table:", tname, flush=True)
-    return dict(name="fmnist", eps_fn=f, shape=(1, 32, 32), table=table, table_name=tname,
+    return dict(name=name, eps_fn=f, shape=(1, 32, 32), table=table, table_name=tname,
                 forward_model=net)
 
 
@@ -183,7 +197,7 @@ def library_configs(spacings=SPACINGS, orders=(1, 2, 3), no_sn_spacings=None, de
         for spacing in (spacings if sn or no_sn_spacings is None else no_sn_spacings):
             for tau_end in TAU_ENDS:
                 for order in orders:
-                    for lof in ((False, True) if order > 1 else (False,)):
+                    for lof in ((False, True) if order > 0 else (False,)):
                         for dn in ((False, True) if denoise and sn and tau_end > 0
                                    and order == max(orders) else (False,)):
                             yield dict(method="deis-sn" if sn else "deis", spacing=spacing,
@@ -284,7 +298,7 @@ def group(cfg):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="fmnist", choices=["fmnist", "gmm"])
+    ap.add_argument("--model", default="fmnist", choices=list(IMAGE_MODELS) + ["gmm"])
     ap.add_argument("--samples", type=int, default=None,
                     help="samples scored by RMSE (default: 48 fmnist, 2000 gmm)")
     ap.add_argument("--fd-samples", type=int, default=0,
@@ -327,7 +341,7 @@ def main():
     vp = B.VP(noise="linear")
     m = load_model(args.model, vp)
     m["eps_fn"] = batched(m["eps_fn"], args.batch)
-    n = args.samples or (48 if args.model == "fmnist" else 2000)
+    n = args.samples or (2000 if args.model == "gmm" else 48)
     x = torch.from_numpy(deissn.noise(SEED, n, m["shape"])).to(torch.float64)
 
     t0 = time.time()
@@ -380,7 +394,7 @@ def main():
     result = dict(model=m["name"], samples=n, seed=SEED, ground_truth_check=check, rows=rows,
                   table=m["table_name"],
                   command=" ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:]))
-    if args.fd_samples and m["name"] == "fmnist":
+    if args.fd_samples and m["name"] != "gmm":
         result["fd"] = frechet(m, vp, rows, args.fd_samples)
     path = os.path.join(OUT_DIR, "presets_%s%s.json" % (m["name"], args.tag))
     with open(path, "w") as fh:

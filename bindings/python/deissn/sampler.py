@@ -59,6 +59,21 @@ class Sampler(Handle):
         self._ptr, self._keep = out.value, ()
         self.schedule, self.table = schedule, table
 
+    @classmethod
+    def preset(cls, name="best", steps=10, table=None, **schedule_kwargs):
+        """The sampler of a named configuration for `steps` model evaluations, the
+        recommended way to make one::
+
+            sampler = deissn.Sampler.preset("best", 10, table)
+
+        "best" is the configuration measured best (docs/presets.md), "reference" the DEIS-SN
+        paper's. `schedule_kwargs` describe the noise schedule (noise=..., beta_start=...,
+        alphas_cumprod=...; default linear, T = 1000); see :func:`deissn.preset`."""
+        from .schedule import Schedule, preset
+        skw, pkw = preset(name, steps)
+        skw.update(schedule_kwargs)
+        return cls(Schedule(**skw), table, **pkw)
+
     @property
     def steps(self):
         """N, the number of steps (model evaluations)."""

@@ -20,6 +20,16 @@ def test_best_builds_a_sampler_with_the_requested_steps(nfe):
     assert coeffs[-1].order == (0 if pkw["lower_order_final"] else min(3, nfe - 1))
 
 
+def test_sampler_preset_is_the_preset_kwargs():
+    table = deissn.NormTable.from_arrays([0.0, 1.0], [0.5, 0.8])
+    for name in ("best", "reference"):
+        skw, pkw = deissn.preset(name, 8)
+        want = deissn.Sampler(deissn.Schedule(noise="squaredcos_cap_v2", **skw), table, **pkw)
+        got = deissn.Sampler.preset(name, 8, table, noise="squaredcos_cap_v2")
+        assert got.coeffs() == want.coeffs()
+        assert got.schedule.fingerprint == want.schedule.fingerprint
+
+
 def test_bad_preset_and_steps_raise():
     with pytest.raises(deissn.InvalidArgument):
         deissn.preset("fastest", 10)

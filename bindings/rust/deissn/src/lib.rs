@@ -2,12 +2,14 @@
 //! diffusion models (Zhang & Chen 2022; Xia et al. 2023).
 //!
 //! ```no_run
-//! use deissn::{Model, ModelParams, NormTable, Sampler, SamplerParams, Schedule};
+//! use deissn::{Model, ModelParams, NormTable, Preset, Sampler, SamplerParams, Schedule};
 //!
 //! # fn main() -> deissn::Result<()> {
-//! let schedule = Schedule::builder().steps(10).build()?;
+//! // The measured best configuration for 10 model evaluations (Preset::Reference: the paper's).
+//! let schedule = Schedule::builder().preset(Preset::Best, 10)?.build()?;
 //! let table = NormTable::load("cifar10_Ls_score_abs.pt", 5)?;
-//! let mut sampler = Sampler::new(&schedule, Some(&table), &SamplerParams::default())?;
+//! let params = SamplerParams::preset(Preset::Best, 10)?;
+//! let mut sampler = Sampler::new(&schedule, Some(&table), &params)?;
 //! let model = Model::load("model.pt", &ModelParams::default())?;
 //! let shape = [16, 3, 32, 32];
 //! let mut x = vec![0.0f32; shape.iter().product()];
@@ -48,7 +50,7 @@ mod table;
 
 pub use error::{Error, ErrorKind, Result};
 pub use model::{BoxError, DType, Model, ModelParams, Prediction, TimeConvention};
-pub use sampler::{Sampler, SamplerParams, StepCoeffs, StepInfo, Timings};
+pub use sampler::{Preset, Sampler, SamplerParams, StepCoeffs, StepInfo, Timings};
 pub use schedule::{Noise, Schedule, ScheduleBuilder, Spacing};
 pub use table::NormTable;
 

@@ -26,6 +26,43 @@ impl Default for SamplerParams {
     }
 }
 
+/// Named sampling configurations (`deissn_preset`); docs/presets.md has the measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// The configuration with the lowest error at each NFE in libdeissn's evaluation.
+    Best,
+    /// The DEIS-SN paper's: quadratic spacing, order 3, tau_end 0 (the structs' defaults).
+    Reference,
+}
+
+impl Preset {
+    pub(crate) fn raw(self) -> i32 {
+        match self {
+            Preset::Best => sys::deissn_preset_DEISSN_PRESET_BEST as i32,
+            Preset::Reference => sys::deissn_preset_DEISSN_PRESET_REFERENCE as i32,
+        }
+    }
+}
+
+impl SamplerParams {
+    /// The sampler half of `preset` for `nfe` model evaluations (order, lower_order_final);
+    /// use it with a schedule from [`ScheduleBuilder::preset`](crate::ScheduleBuilder::preset)
+    /// for the same preset and NFE. Errors: `InvalidArgument` for `nfe == 0`.
+    pub fn preset(preset: Preset, nfe: u32) -> Result<SamplerParams> {
+        let mut p = MaybeUninit::uninit();
+        // SAFETY: params_init fills the whole struct; preset_params writes only its fields and
+        // accepts a NULL schedule.
+        let p = unsafe {
+            sys::deissn_sampler_params_init(p.as_mut_ptr());
+            let mut p = p.assume_init();
+            check(sys::deissn_preset_params(preset.raw(), nfe, ptr::null_mut(), &mut p))?;
+            p
+        };
+        Ok(SamplerParams { order: p.order, lower_order_final: p.lower_order_final != 0,
+                           allow_table_mismatch: false })
+    }
+}
+
 /// Where a sampler stands: the model is to be evaluated at `tau` (model time `model_t` =
 /// tau*T - 1) for step `step` of `steps`.
 #[derive(Debug, Clone, Copy, PartialEq)]

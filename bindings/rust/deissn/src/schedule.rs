@@ -146,6 +146,18 @@ impl ScheduleBuilder {
         self.raw.tau_end = tau;
         self
     }
+    /// The sampling times of `preset` for `nfe` model evaluations: sets the spacing, steps,
+    /// power, karras_rho, tau_min_eval and tau_end, and leaves the noise schedule as it is.
+    /// Pair it with [`SamplerParams::preset`](crate::SamplerParams::preset).
+    /// Errors: `InvalidArgument` (nfe 0 or above the training steps).
+    pub fn preset(mut self, preset: crate::Preset, nfe: u32) -> Result<Self> {
+        let mut raw = self.raw;
+        // SAFETY: raw is an initialised params struct; the call writes only its fields.
+        check(unsafe { sys::deissn_preset_params(preset.raw(), nfe, &mut raw, ptr::null_mut()) })?;
+        self.raw = raw;
+        self.taus = None;
+        Ok(self)
+    }
 
     /// Create the schedule. Errors: [`ErrorKind::InvalidArgument`](crate::ErrorKind) for bad
     /// parameters, with a message naming the parameter.

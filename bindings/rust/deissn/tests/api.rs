@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{gaussian_eps, repo};
-use deissn::{ErrorKind, Model, ModelParams, NormTable, Prediction, Sampler, SamplerParams,
-             Schedule, TimeConvention};
+use deissn::{ErrorKind, Model, ModelParams, Noise, NormTable, Prediction, Preset, Sampler,
+             SamplerParams, Schedule, TimeConvention};
 
 fn assert_send_sync<T: Send + Sync>() {}
 fn assert_send<T: Send>() {}
@@ -208,4 +208,25 @@ fn example_builds_and_runs() {
     let missing = Command::new(&example).arg("/nonexistent/model.pt").output().unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("is absent"));
+}
+
+#[test]
+fn presets_set_the_sampling_fields() {
+    // Reference is the builder's and SamplerParams' defaults.
+    let reference = Schedule::builder().preset(Preset::Reference, 12).unwrap().build().unwrap();
+    let default = Schedule::builder().steps(12).build().unwrap();
+    assert_eq!(reference.times(), default.times());
+    assert_eq!(SamplerParams::preset(Preset::Reference, 12).unwrap(), SamplerParams::default());
+    // Best has its own times for the same NFE, and keeps the noise schedule it was given.
+    let best = Schedule::builder().noise(Noise::SquaredCosCapV2).preset(Preset::Best, 12).unwrap()
+        .build().unwrap();
+    assert_eq!(best.steps(), 12);
+    assert_ne!(best.times(), default.times());
+    let cosine = Schedule::builder().noise(Noise::SquaredCosCapV2).build().unwrap();
+    assert_eq!(best.fingerprint(), cosine.fingerprint());
+    // Bad NFE: the error names it.
+    let err = Schedule::builder().preset(Preset::Best, 0).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message().contains("nfe"), "{}", err.message());
+    assert_eq!(SamplerParams::preset(Preset::Best, 0).unwrap_err().kind(), ErrorKind::InvalidArgument);
 }
