@@ -8,7 +8,7 @@
 #   PYTHON           the interpreter with torch/numpy (Debian's /usr/bin/python3).
 #   PREFIX, DESTDIR  for `make install`.
 
-VERSION    := 0.1.0
+VERSION    := 0.2.0
 SOVERSION  := 0
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
@@ -330,6 +330,7 @@ bench-smoke: $(B)/bench/bench_step
 # eval-classifier retrains the feature network (tools/eval/fmnist_classifier.pt, committed).
 eval: lib
 	$(PYTHON) tools/eval/quality.py
+	PYTHON=$(PYTHON) tools/eval/presets.sh
 eval-smoke: lib
 	$(PYTHON) tools/eval/quality.py --smoke
 eval-classifier:
@@ -338,7 +339,7 @@ eval-classifier:
 # ---- presets: libdeissn's options vs DPM-Solver++ and UniPC (docs/presets.md; slow, not in CI)
 .PHONY: eval-presets
 eval-presets: lib
-	$(PYTHON) tools/eval/search.py
+	PYTHON=$(PYTHON) tools/eval/presets.sh
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \

@@ -3,6 +3,7 @@
  *   deissn-inspect [--schedule linear|scaled_linear|cosine|continuous] [--spacing quadratic|
  *                  trailing|linspace|leading|power|logsnr|karras] [--steps 10] [--order 3]
  *                  [--table FILE [--clip 0]] [--lower-order-final] [--tau-end 0]
+ *                  [--method eps|data] [--corrector]
  *                  [--power 1] [--rho 7] [--train-steps 1000]
  *
  * --table reads any table file deissn_normtable_load() knows (libdeissn's .dsn, the
@@ -34,6 +35,7 @@ static void usage(FILE *f)
                "         [--spacing quadratic|trailing|linspace|leading|power|logsnr|karras]\n"
                "         [--steps N] [--order 0-3] [--table FILE] [--clip N]\n"
                "         [--lower-order-final] [--tau-end T] [--power P] [--rho R]\n"
+               "         [--method eps|data] [--corrector]\n"
                "         [--train-steps T]\n"
                "Prints the per-step plan (model_t, tau_from, tau_to, psi, C) as JSON.\n");
 }
@@ -70,6 +72,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--lower-order-final")) {
             pp.lower_order_final = 1;
             takes_value = 0;
+        } else if (!strcmp(a, "--corrector")) {
+            pp.corrector = 1;
+            takes_value = 0;
         } else if (!v) {
             fprintf(stderr, "deissn-inspect: %s needs a value\n", a);
             usage(stderr);
@@ -88,6 +93,12 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--steps")) {
             sp.steps = (uint32_t)strtoul(v, NULL, 10);
+        } else if (!strcmp(a, "--method")) {
+            if (strcmp(v, "eps") && strcmp(v, "data")) {
+                fprintf(stderr, "deissn-inspect: --method is eps or data, not '%s'\n", v);
+                return 2;
+            }
+            pp.method = strcmp(v, "data") ? DEISSN_METHOD_EPS : DEISSN_METHOD_DATA;
         } else if (!strcmp(a, "--order")) {
             pp.order = (uint32_t)strtoul(v, NULL, 10);
         } else if (!strcmp(a, "--table") || !strcmp(a, "--table-pt")) {
@@ -130,18 +141,21 @@ int main(int argc, char **argv)
     printf("  \"table\": %s%s%s, \"clip\": %u, \"lower_order_final\": %s,\n",
            table_path ? "\"" : "", table_path ? table_path : "null", table_path ? "\"" : "", clip,
            pp.lower_order_final ? "true" : "false");
+    printf("  \"method\": \"%s\", \"corrector\": %s,\n",
+           pp.method == DEISSN_METHOD_DATA ? "data" : "eps", pp.corrector ? "true" : "false");
     printf("  \"schedule_fingerprint\": \"%08x\", \"setup_microseconds\": %.1f,\n",
            deissn_schedule_fingerprint(sched), setup_us);
     printf("  \"steps_plan\": [\n");
     for (uint32_t i = 0; i < n; i++) {
         deissn_step_coeffs c;
         deissn_sampler_coeffs(s, i, &c);
-        printf("    {\"step\": %u, \"order\": %u, \"model_t\": %.17g, \"tau_from\": %.17g, "
-               "\"tau_to\": %.17g, \"psi\": %.17g, \"C\": [",
-               i, c.order, c.model_t, c.tau_from, c.tau_to, c.psi);
-        for (uint32_t j = 0; j <= c.order; j++) printf("%s%.17g", j ? ", " : "", c.c[j]);
+        printf("    {\"step\": %u, \"order\": %u, \"corrector_order\": %u, \"model_t\": %.17g, "
+               "\"tau_from\": %.17g, \"tau_to\": %.17g, \"psi\": %.17g, \"C\": [",
+               i, c.order, c.corrector_order, c.model_t, c.tau_from, c.tau_to, c.psi);
+        uint32_t terms = (c.corrector_order > c.order ? c.corrector_order : c.order) + 1;
+        for (uint32_t j = 0; j < terms; j++) printf("%s%.17g", j ? ", " : "", c.c[j]);
         printf("], \"r\": [");
-        for (uint32_t j = 0; j <= c.order; j++) printf("%s%.17g", j ? ", " : "", c.r[j]);
+        for (uint32_t j = 0; j < terms; j++) printf("%s%.17g", j ? ", " : "", c.r[j]);
         printf("]}%s\n", i + 1 < n ? "," : "");
     }
     printf("  ]\n}\n");

@@ -1,11 +1,12 @@
-/* deissn-sample - sample images from a TorchScript diffusion model with DEIS-SN and write a
- * PNG grid. With no options it uses the model and table shipped in models/.
+/* deissn-sample - sample images from a TorchScript diffusion model with libdeissn and write a
+ * PNG grid. With no options it uses the model and table shipped in models/ and the BEST
+ * preset for 10 model evaluations.
  *
  *   deissn-sample [--model M] [--table T] [--steps 10] [--preset best|reference]
- *                 [--order 3] [--sampler deis-sn|deis|ddim] [--spacing quadratic|...]
- *                 [--seed S] [-n 64]
+ *                 [--sampler deis-sn|deis|x0|ddim] [--order 3] [--spacing quadratic|...]
+ *                 [--lower-order-final] [--corrector] [--seed S] [-n 64]
  *                 [--batch B] [--shape 1,32,32] [--threads T] [--device cpu|cuda[:N]]
- *                 [--lower-order-final] [--out samples.png] */
+ *                 [--out samples.png] */
 #include "deissn.h"
 
 #include <limits.h>
@@ -29,7 +30,8 @@ static const char *const spacing_names[] = {"quadratic", "trailing", "linspace",
 
 typedef struct {
     const char *model, *table, *out, *device, *sampler, *preset;
-    int spacing, order, lower_order_final; /* UNSET: the preset's */
+    const char *preset_sampler; /* set when --sampler was not given */
+    int spacing, order, lower_order_final, corrector; /* UNSET: the preset's */
     unsigned steps, threads;
     unsigned long long seed;
     long n, batch;
@@ -43,14 +45,17 @@ static void usage(FILE *f)
             "  --model FILE        TorchScript eps-prediction model (default: the shipped %s)\n"
             "  --table FILE        normalization table, .dsn or reference .pt (default: the\n"
             "                      shipped table when the model is the shipped one)\n"
-            "  --sampler NAME      deis-sn (default), deis (no table) or ddim (order 0, no table)\n"
             "  --steps N           model evaluations (default 10)\n"
             "  --preset NAME       best (default: the configuration measured best for N steps,\n"
-            "                      docs/presets.md) or reference (the paper's: quadratic,\n"
-            "                      order 3); the three options below override it\n"
+            "                      docs/presets.md) or reference (the paper's DEIS-SN:\n"
+            "                      quadratic, order 3); the options below override it\n"
+            "  --sampler NAME      deis-sn (eps / r(tau), needs a table), deis (eps, no table),\n"
+            "                      x0 (the data prediction; no table) or ddim (order 0, no\n"
+            "                      table); default: the preset's (deis-sn or x0)\n"
             "  --order K           polynomial order 0-3\n"
             "  --spacing NAME      quadratic, trailing, linspace, leading, power, logsnr, karras\n"
             "  --lower-order-final lower the order on the final steps\n"
+            "  --corrector         correct each state with the new evaluation (x0 only)\n"
             "  --seed S            noise seed (default 0); sample k depends only on (S, k)\n"
             "  -n N                number of samples (default 64)\n"
             "  --batch B           samples per model call (default: all)\n"
@@ -169,6 +174,10 @@ static int parse(int argc, char **argv, options *o)
             o->lower_order_final = 1;
             continue;
         }
+        if (!strcmp(a, "--corrector")) {
+            o->corrector = 1;
+            continue;
+        }
         static const char *const valued[] = {"--model", "--table", "--out", "--device",
                                              "--sampler", "--steps", "--order", "--threads",
                                              "--preset",
@@ -218,8 +227,10 @@ static int parse(int argc, char **argv, options *o)
             return -1;
         }
     }
-    if (strcmp(o->sampler, "deis-sn") && strcmp(o->sampler, "deis") && strcmp(o->sampler, "ddim")) {
-        fprintf(stderr, "deissn-sample: --sampler is deis-sn, deis or ddim, not '%s'\n", o->sampler);
+    if (o->sampler && strcmp(o->sampler, "deis-sn") && strcmp(o->sampler, "deis") &&
+        strcmp(o->sampler, "x0") && strcmp(o->sampler, "ddim")) {
+        fprintf(stderr, "deissn-sample: --sampler is deis-sn, deis, x0 or ddim, not '%s'\n",
+                o->sampler);
         return -1;
     }
     if (strcmp(o->preset, "best") && strcmp(o->preset, "reference")) {
@@ -235,10 +246,30 @@ static int parse(int argc, char **argv, options *o)
 
 int main(int argc, char **argv)
 {
-    options o = {.out = "samples.png", .device = "cpu", .sampler = "deis-sn", .preset = "best",
-                 .spacing = UNSET, .order = UNSET, .lower_order_final = UNSET, .steps = 10,
+    options o = {.out = "samples.png", .device = "cpu", .preset = "best", .spacing = UNSET,
+                 .order = UNSET, .lower_order_final = UNSET, .corrector = UNSET, .steps = 10,
                  .n = 64, .shape = {1, 32, 32}};
     if (parse(argc, argv, &o)) return 2;
+
+    /* The preset first, then what the command line says explicitly. */
+    int32_t rc;
+    deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
+    deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
+    int32_t preset = strcmp(o.preset, "best") ? DEISSN_PRESET_REFERENCE : DEISSN_PRESET_BEST;
+    if ((rc = deissn_preset_params(preset, o.steps, &sp, &pp)) != DEISSN_OK)
+        return fail("preset", rc);
+    if (!o.sampler) o.sampler = o.preset_sampler = pp.method == DEISSN_METHOD_DATA ? "x0" : "deis-sn";
+    if (strcmp(o.sampler, "x0")) { /* the eps samplers */
+        pp.method = DEISSN_METHOD_EPS;
+        pp.corrector = 0;
+    } else {
+        pp.method = DEISSN_METHOD_DATA;
+    }
+    if (o.spacing != UNSET) sp.spacing = o.spacing;
+    if (o.order != UNSET) pp.order = (uint32_t)o.order;
+    if (o.lower_order_final != UNSET) pp.lower_order_final = (uint32_t)o.lower_order_final;
+    if (o.corrector != UNSET) pp.corrector = (uint32_t)o.corrector;
+
     int shipped_model = o.model == NULL;
     if (shipped_model && !(o.model = find_data(argv[0], DEFAULT_MODEL))) {
         fprintf(stderr, "deissn-sample: the shipped model %s was not found (set DEISSN_DATADIR "
@@ -246,6 +277,14 @@ int main(int argc, char **argv)
         return 1;
     }
     int use_table = !strcmp(o.sampler, "deis-sn");
+    if (!use_table && o.table && o.sampler != o.preset_sampler) {
+        fprintf(stderr, "deissn-sample: --sampler %s does not use a table; drop --table or "
+                        "pass --sampler deis-sn\n", o.sampler);
+        return 2;
+    }
+    /* A table given for a model is still loaded (and so checked) when the preset picked a
+     * sampler that does not use it; the report says so. */
+    int load_table = use_table || o.table != NULL;
     if (use_table && !o.table) {
         if (!shipped_model) {
             fprintf(stderr, "deissn-sample: --sampler deis-sn with your own model needs --table "
@@ -257,13 +296,12 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (!strcmp(o.sampler, "ddim")) o.order = 0;
+    if (!strcmp(o.sampler, "ddim")) pp.order = 0;
     if (o.order < UNSET) {
         fprintf(stderr, "deissn-sample: --order must be 0-3\n");
         return 2;
     }
 
-    int32_t rc;
     double t_load = now();
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.device = o.device;
@@ -271,24 +309,16 @@ int main(int argc, char **argv)
     deissn_model *model = NULL;
     if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK) return fail("loading the model", rc);
     deissn_normtable *table = NULL;
-    if (use_table && (rc = deissn_normtable_load(&table, o.table, 0)) != DEISSN_OK)
+    if (load_table && (rc = deissn_normtable_load(&table, o.table, 0)) != DEISSN_OK)
         return fail("loading the table", rc);
     t_load = now() - t_load;
 
-    /* The preset first, then what the command line says explicitly. */
-    deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
-    deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
-    int32_t preset = strcmp(o.preset, "best") ? DEISSN_PRESET_REFERENCE : DEISSN_PRESET_BEST;
-    if ((rc = deissn_preset_params(preset, o.steps, &sp, &pp)) != DEISSN_OK)
-        return fail("preset", rc);
-    if (o.spacing != UNSET) sp.spacing = o.spacing;
-    if (o.order != UNSET) pp.order = (uint32_t)o.order;
-    if (o.lower_order_final != UNSET) pp.lower_order_final = (uint32_t)o.lower_order_final;
     deissn_schedule *schedule = NULL;
     deissn_sampler *sampler = NULL;
     double t_setup = now();
     if ((rc = deissn_schedule_create(&schedule, &sp)) != DEISSN_OK) return fail("schedule", rc);
-    if ((rc = deissn_sampler_create(&sampler, schedule, table, &pp)) != DEISSN_OK)
+    if ((rc = deissn_sampler_create(&sampler, schedule, use_table ? table : NULL, &pp)) !=
+        DEISSN_OK)
         return fail("sampler", rc);
     t_setup = now() - t_setup;
 
@@ -317,11 +347,14 @@ int main(int argc, char **argv)
     if (write_grid(o.out, x, o.n, o.shape, &W, &H)) return 1;
     printf("deissn-sample (libdeissn %s)\n", deissn_version_string());
     printf("  model    %s (%s)\n", o.model, o.device);
-    printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s (preset %s)\n",
-           !strcmp(o.sampler, "deis-sn") ? "DEIS-SN" : !strcmp(o.sampler, "deis") ? "DEIS" : "DDIM",
+    printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s%s (preset "
+           "%s)\n",
+           !strcmp(o.sampler, "deis-sn") ? "DEIS-SN" : !strcmp(o.sampler, "deis") ? "DEIS"
+           : !strcmp(o.sampler, "x0") ? "x0 (data prediction)" : "DDIM",
            pp.order, spacing_names[sp.spacing], o.steps, o.steps,
-           pp.lower_order_final ? ", lower order at the end" : "", o.preset);
-    if (table) printf("  table    %s\n", o.table);
+           pp.lower_order_final ? ", lower order at the end" : "",
+           pp.corrector ? ", corrector" : "", o.preset);
+    if (table) printf("  table    %s%s\n", o.table, use_table ? "" : " (not used by x0)");
     printf("  samples  %ld x %lldx%lldx%lld, seed %llu, batch %ld\n", o.n, (long long)o.shape[0],
            (long long)o.shape[1], (long long)o.shape[2], o.seed, batch);
     printf("  time     %.3f s sampling: model %.3f s (%.1f%%), sampler %.3f ms (%.2f%%); "

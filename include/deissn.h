@@ -66,9 +66,9 @@ extern "C" {
 /* ------------------------------------------------------------------------------------------ */
 
 #define DEISSN_VERSION_MAJOR 0
-#define DEISSN_VERSION_MINOR 1
+#define DEISSN_VERSION_MINOR 2
 #define DEISSN_VERSION_PATCH 0
-#define DEISSN_VERSION_STRING "0.1.0"
+#define DEISSN_VERSION_STRING "0.2.0"
 /* MAJOR*10000 + MINOR*100 + PATCH, so versions compare as integers. */
 #define DEISSN_VERSION_NUMBER \
     (DEISSN_VERSION_MAJOR * 10000 + DEISSN_VERSION_MINOR * 100 + DEISSN_VERSION_PATCH)
@@ -441,7 +441,22 @@ DEISSN_API int32_t deissn_calibrator_finish(deissn_normtable **out,
 
 typedef struct deissn_sampler deissn_sampler;
 
-#define DEISSN_SAMPLER_PARAMS_VERSION 1
+/* What the sampler's polynomial extrapolates. Both integrate the probability-flow ODE's
+ * linear part exactly (exponential integrators) and differ in the quantity they assume to be
+ * a polynomial over the last few evaluation times. */
+typedef enum deissn_method {
+    DEISSN_METHOD_EPS = 0,  /* DEIS and DEIS-SN: the noise prediction eps / r(tau), a
+                               polynomial in tau (tAB-DEIS); the reference's method */
+    DEISSN_METHOD_DATA = 1  /* the data prediction x0 = (x - sigma eps) / alpha, a polynomial
+                               in lambda = log(alpha/sigma), integrated exactly: DEIS's
+                               coefficients for the quantity DPM-Solver++ and UniPC
+                               extrapolate. x0 stays bounded near tau = 0, where eps varies
+                               fastest, which also keeps the corrector stable. The table is
+                               not used (r normalises eps). A step ending at tau = 0 (lambda =
+                               inf) is order 0 there: x = x0 */
+} deissn_method;
+
+#define DEISSN_SAMPLER_PARAMS_VERSION 2
 typedef struct deissn_sampler_params {
     uint32_t version;          /* DEISSN_SAMPLER_PARAMS_VERSION */
     uint32_t order;            /* polynomial order 0..3 (0 with no table is DDIM); default 3.
@@ -451,23 +466,35 @@ typedef struct deissn_sampler_params {
                                    0), as DPM-Solver does; default 0 (the reference) */
     uint32_t allow_table_mismatch; /* 1: accept a table whose fingerprint differs from the
                                       schedule's; default 0 (DEISSN_E_MISMATCH) */
+    /* Version 2 (a version-1 struct is read as far as it goes; the rest take the defaults): */
+    int32_t method;     /* deissn_method; default EPS (DEIS / DEIS-SN, the reference) */
+    uint32_t corrector; /* 1 (METHOD_DATA only): before each step, correct the state with the
+                           model output just evaluated there: an exponential Adams-Moulton
+                           step through the predictor's nodes and the new one (one order
+                           higher, in the manner of UniPC's UniC). Costs no model evaluation;
+                           the last state is not corrected (that would take one more).
+                           Refused with METHOD_EPS: there the correction multiplies the error
+                           of eps by about sigma_from/sigma_to, which near tau = 0 diverges
+                           (docs/presets.md). Default 0 */
 } deissn_sampler_params;
 
-#define DEISSN_SAMPLER_PARAMS_INIT { DEISSN_SAMPLER_PARAMS_VERSION, 3, 0, 0 }
+#define DEISSN_SAMPLER_PARAMS_INIT { DEISSN_SAMPLER_PARAMS_VERSION, 3, 0, 0, DEISSN_METHOD_EPS, 0 }
 
 /* Fill *params with the defaults (same as DEISSN_SAMPLER_PARAMS_INIT).
  * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG when params is NULL. */
 DEISSN_API int32_t deissn_sampler_params_init(deissn_sampler_params *params);
 
-/* Create a sampler that walks `schedule`, normalised by `table` (NULL: plain DEIS). All
- * coefficients are computed here (microseconds to a millisecond), once.
+/* Create a sampler that walks `schedule`, normalised by `table` (NULL: plain DEIS; not used
+ * with DEISSN_METHOD_DATA). All coefficients are computed here (microseconds to a
+ * millisecond), once.
  * Ownership: the caller owns *out and frees it with deissn_sampler_free(); the sampler keeps
  *            `schedule` and `table` alive, so they may be freed first. params may be NULL
  *            (defaults).
  * Threads:   one thread at a time per sampler; schedules and tables may be shared.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL schedule, order > 3, unknown version, a
- *            schedule whose coefficients are not finite: times too close together, or
- *            alpha_bar 0 in double precision; the message names the step);
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL schedule, order > 3, unknown version or
+ *            method, corrector without METHOD_DATA, a schedule whose coefficients are not
+ *            finite: times too close together, or alpha_bar 0 in double precision; the
+ *            message names the step);
  *            DEISSN_E_MISMATCH (the table was made for another noise schedule);
  *            DEISSN_E_NOMEM. On error *out is NULL. */
 DEISSN_API int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *schedule,
@@ -527,18 +554,26 @@ DEISSN_API int32_t deissn_sampler_reset(deissn_sampler *sampler);
 
 /* The coefficients of one step, for inspection and export. Step i (0-based, in sampling
  * order) goes from tau_from to tau_to:
- *   x_to = psi * x_from + sum_{j=0..order} c[j] * eps_j / r_j
- * where eps_j is the model output at the j-th most recent evaluation time (j = 0: tau_from)
- * and r_j the table's value there (1 without a table); c[j] is 0 for j > order. */
+ *   x_to = psi * x_from + sum_{j=0..4} c[j] * d_j / r_j
+ * where x_from is the state the model was evaluated at and d_j the model's prediction at the
+ * j-th most recent evaluation time (j = 0: tau_from) as the method uses it: eps (METHOD_EPS;
+ * psi = alpha_to/alpha_from) or x0 (METHOD_DATA; psi = sigma_to/sigma_from); r_j is the
+ * table's value there (1 without a table, and always with METHOD_DATA). Without the
+ * corrector c[j] is the step's own coefficient and 0 for j > order; with it, c also carries
+ * the correction of x_from (psi times the corrector's coefficients minus the previous
+ * step's), so it can reach j = order + 1. */
+#define DEISSN_MAX_TERMS 5
 typedef struct deissn_step_coeffs {
     uint32_t step;      /* i */
-    uint32_t order;     /* the order this step uses (after warm-up and lower_order_final) */
+    uint32_t order;     /* the predictor's order (after warm-up and lower_order_final) */
     double tau_from;
     double tau_to;
     double model_t;     /* tau_from*T - 1 */
     double psi;         /* alpha(tau_to) / alpha(tau_from) */
-    double c[4];        /* C_i0..C_i3 on the normalised eps */
-    double r[4];        /* r at the evaluation times of c[0..3] (1 without a table; 0 unused) */
+    double c[DEISSN_MAX_TERMS]; /* on the normalised eps; 0 where unused */
+    double r[DEISSN_MAX_TERMS]; /* r at the evaluation times of c[] (1 without a table; 0
+                                   unused) */
+    uint32_t corrector_order; /* the order of the correction folded into c (0: none) */
 } deissn_step_coeffs;
 
 /* Fill *out with the coefficients of step i (0..N-1).
@@ -554,8 +589,10 @@ DEISSN_API int32_t deissn_sampler_coeffs(const deissn_sampler *sampler, uint32_t
  * deissn_sampler_params (docs/presets.md has the measurements behind them). */
 typedef enum deissn_preset {
     DEISSN_PRESET_BEST = 0,      /* the configuration with the lowest error at this NFE in
-                                    libdeissn's evaluation (docs/presets.md): the spacing,
-                                    order, lower_order_final and tau_end chosen per NFE */
+                                    libdeissn's evaluation on two models (docs/presets.md):
+                                    the spacing, order, lower_order_final, tau_end, method
+                                    and corrector chosen per NFE. Rows with METHOD_DATA do not
+                                    use the table */
     DEISSN_PRESET_REFERENCE = 1  /* the reference implementation's DEIS-SN setup, for
                                     reproducing the paper: quadratic spacing, tau_end 0,
                                     order 3, no lower_order_final (the structs' defaults) */
@@ -565,17 +602,21 @@ typedef enum deissn_preset {
  * evaluations. Both structs must have been initialised (DEISSN_*_PARAMS_INIT or *_init());
  * only these fields are written:
  *   schedule: spacing, steps (= nfe), power, karras_rho, tau_min_eval, tau_end;
- *   sampler:  order, lower_order_final.
+ *   sampler:  order, lower_order_final, method, corrector (a version-1 sampler struct, from
+ *             an older header, gets order and lower_order_final only).
  * Everything else (the noise schedule, T, custom arrays, allow_table_mismatch) is left as the
- * caller set it, so a preset combines with any noise schedule. Either pointer may be NULL
- * (that struct is not touched); a table, when the caller has one, is given to
- * deissn_sampler_create() as usual (the presets were chosen with one, i.e. DEIS-SN, and
- * help plain DEIS too). Any nfe from 1 to T is accepted; BEST was measured for 5-20 and
- * uses its 5 and 20 rows below and above that range.
+ * caller set it, so a preset combines with any noise schedule; a LOGSNR row that stops at
+ * tau_end > 0 computes tau_min_eval from it (nfe evaluations and tau_end uniform in log-SNR).
+ * Either pointer may be NULL (that struct is not touched). A table, when the caller has one,
+ * is given to deissn_sampler_create() as usual: the METHOD_EPS rows were chosen with one
+ * (DEIS-SN), METHOD_DATA rows ignore it. Any nfe from 1 to T is accepted; BEST was measured
+ * at 5, 6, 8, 10, 15 and 20, and an nfe in between uses the row below it (5 below 5, 20
+ * above 20).
  * Threads:   reentrant.
  * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (unknown preset, nfe 0 or above
- *            schedule->num_train_steps, a struct whose version is not the current one, both
- *            pointers NULL). On error neither struct is changed. */
+ *            schedule->num_train_steps, a struct of an unknown version, both pointers NULL, a
+ *            noise schedule deissn_schedule_create() refuses when a LOGSNR row needs it). On
+ *            error neither struct is changed. */
 DEISSN_API int32_t deissn_preset_params(int32_t preset, uint32_t nfe,
                                         deissn_schedule_params *schedule,
                                         deissn_sampler_params *sampler);
@@ -664,7 +705,8 @@ typedef struct deissn_sample_options {
                                       the model's prediction: what the sampler uses) is added
                                       to it, and the batch size to its samples, once the whole
                                       sampling has succeeded. Its schedule must have the
-                                      sampler's step times (DEISSN_E_MISMATCH otherwise) */
+                                      sampler's step times (DEISSN_E_MISMATCH otherwise), and
+                                      the sampler METHOD_EPS (DEISSN_E_INVALID_ARG) */
 } deissn_sample_options;
 
 #define DEISSN_SAMPLE_OPTIONS_INIT \

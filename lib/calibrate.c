@@ -196,6 +196,9 @@ static int32_t check_same_steps(const deissn_calibrator *c, uint32_t steps, cons
 int32_t dsn_calibrator_check_sampler(const deissn_calibrator *c, const deissn_sampler *sp,
                                      const char *fn)
 {
+    if (dsn_sampler_method(sp) != DEISSN_METHOD_EPS)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: options->calibrator needs a sampler with "
+                         "DEISSN_METHOD_EPS: it records eps, and this one steps on x0", fn);
     const deissn_schedule *s = dsn_sampler_schedule(sp);
     return check_same_steps(c, s->steps, s->taus, s->fingerprint, "the sampler's schedule", fn);
 }

@@ -1,7 +1,7 @@
 /* coeffs.c - tAB-DEIS coefficients by piecewise Gauss-Legendre quadrature.
  *
- * For the step from tau_from to tau_to (< tau_from) with interpolation nodes
- * nodes[0] = tau_from < nodes[1] < ... < nodes[p]:
+ * For the step from tau_from to tau_to (< tau_from) with interpolation nodes nodes[0..p]
+ * (the predictor's: tau_from and the earlier evaluation times; the corrector's: tau_to too):
  *   C_j = integral_{tau_from}^{tau_to} alpha(tau_to)/alpha(tau) * g2/2 * r(tau)/sigma(tau)
  *         * l_j(tau) dtau,         g2/2 = -alpha_bar'/(2 alpha_bar)
  * The integrand is smooth between the knots of alpha_bar (piecewise linear for discrete
@@ -51,10 +51,10 @@ typedef struct {
     const deissn_schedule *s;
     const deissn_normtable *t;
     const double *nodes;
-    double denom[4]; /* prod_{m != j} (nodes[j] - nodes[m]) */
+    double denom[DSN_MAX_NODES]; /* prod_{m != j} (nodes[j] - nodes[m]) */
     uint32_t p;
     gl_rule rule;
-    double acc[4];
+    double acc[DSN_MAX_NODES];
 } ctx;
 
 static size_t table_n(const deissn_normtable *t) { return t ? t->n : 2; }
@@ -169,8 +169,8 @@ static size_t first_knot_above(const deissn_normtable *t, double tau)
 }
 
 void dsn_coeffs_quadrature(const deissn_schedule *s, const deissn_normtable *table,
-                           double tau_to, const double *nodes, uint32_t p, int gl_points,
-                           double out[4])
+                           double tau_from, double tau_to, const double *nodes, uint32_t p,
+                           int gl_points, double out[DSN_MAX_NODES])
 {
     ctx c = {.s = s, .t = table, .nodes = nodes, .p = p, .rule = rule_for(gl_points)};
     for (uint32_t j = 0; j <= p; j++) {
@@ -179,7 +179,7 @@ void dsn_coeffs_quadrature(const deissn_schedule *s, const deissn_normtable *tab
             if (m != j) c.denom[j] *= nodes[j] - nodes[m];
     }
 
-    double a = tau_to, end = nodes[0];
+    double a = tau_to, end = tau_from;
     size_t ti = table ? first_knot_above(table, a) : 0; /* next table knot */
     uint32_t k = 0;                                       /* knot interval of alpha_bar */
     if (s->abar) {
@@ -213,5 +213,37 @@ void dsn_coeffs_quadrature(const deissn_schedule *s, const deissn_normtable *tab
     /* The integral runs from tau_from down to tau_to: the sign flips. */
     double alpha_to, sigma_to;
     dsn_alpha_sigma(s, tau_to, &alpha_to, &sigma_to);
-    for (uint32_t j = 0; j < 4; j++) out[j] = j <= p ? -alpha_to * c.acc[j] : 0.0;
+    for (uint32_t j = 0; j < DSN_MAX_NODES; j++) out[j] = j <= p ? -alpha_to * c.acc[j] : 0.0;
+}
+
+void dsn_coeffs_data(double lambda_from, double lambda_to, double alpha_to, const double *nodes,
+                     uint32_t p, double out[DSN_MAX_NODES])
+{
+    double denom[DSN_MAX_NODES], acc[DSN_MAX_NODES] = {0};
+    for (uint32_t j = 0; j <= p; j++) {
+        denom[j] = 1.0;
+        for (uint32_t m = 0; m <= p; m++)
+            if (m != j) denom[j] *= nodes[j] - nodes[m];
+    }
+    /* e^-u falls by e per unit of u: Gauss-Legendre 8 on pieces of width <= 1 integrates it
+     * times a polynomial of degree <= 4 to ~1e-15. */
+    double h = lambda_to - lambda_from;
+    int pieces = (int)ceil(h);
+    if (pieces < 1) pieces = 1;
+    double w = h / pieces;
+    const gl_rule R = rule_for(8);
+    for (int k = 0; k < pieces; k++) {
+        double mid = (k + 0.5) * w, half = 0.5 * w;
+        for (int i = 0; i < R.n; i++) {
+            double u = mid + half * R.x[i];
+            double lam = lambda_to - u, weight = half * R.w[i] * exp(-u);
+            for (uint32_t j = 0; j <= p; j++) {
+                double l = 1.0;
+                for (uint32_t m = 0; m <= p; m++)
+                    if (m != j) l *= lam - nodes[m];
+                acc[j] += weight * l / denom[j];
+            }
+        }
+    }
+    for (uint32_t j = 0; j < DSN_MAX_NODES; j++) out[j] = j <= p ? alpha_to * acc[j] : 0.0;
 }

@@ -1,11 +1,14 @@
 /* preset.c - named sampling configurations per NFE (docs/presets.md has the measurements). */
 #include "internal.h"
 
+#include <math.h>
 #include <stddef.h>
 
-/* One row of DEISSN_PRESET_BEST: the configuration chosen by tools/eval/search.py for `nfe`
- * model evaluations. Rows are in increasing nfe; an nfe between two rows takes the row
- * below it, below the first row the first, above the last the last. */
+/* One row of DEISSN_PRESET_BEST: the configuration `tools/eval/search.py --choose` picked for
+ * `nfe` model evaluations (the lowest worst-case ratio to the best of DPM-Solver++ and UniPC
+ * over the two evaluation models; docs/presets.md). Rows are in increasing nfe; an nfe
+ * between two rows takes the row below it, below the first row the first, above the last the
+ * last. */
 typedef struct best_row {
     uint32_t nfe;
     int32_t spacing;
@@ -13,17 +16,54 @@ typedef struct best_row {
     uint32_t order;
     uint32_t lower_order_final;
     double tau_end;
+    int32_t method;         /* deissn_method */
+    uint32_t corrector;
 } best_row;
 
 static const best_row BEST[] = {
-    /* nfe  spacing                 power order lof tau_end */
-    {5, DEISSN_SPACING_TRAILING, 1.0, 3, 1, 0.0},
-    {6, DEISSN_SPACING_TRAILING, 1.0, 3, 1, 0.0},
-    {8, DEISSN_SPACING_TRAILING, 1.0, 3, 1, 0.0},
-    {10, DEISSN_SPACING_TRAILING, 1.0, 3, 1, 0.0},
-    {15, DEISSN_SPACING_TRAILING, 1.0, 3, 1, 0.0},
-    {20, DEISSN_SPACING_POWER, 1.5, 3, 0, 0.0},
+    /* nfe  spacing                  power order lof tau_end method              corrector */
+    {5, DEISSN_SPACING_TRAILING, 1.0, 2, 1, 1e-3, DEISSN_METHOD_DATA, 0},
+    {6, DEISSN_SPACING_TRAILING, 1.0, 1, 0, 1e-3, DEISSN_METHOD_EPS, 0},
+    {8, DEISSN_SPACING_TRAILING, 1.0, 1, 0, 1e-3, DEISSN_METHOD_EPS, 0},
+    {10, DEISSN_SPACING_POWER, 1.5, 1, 0, 0.0, DEISSN_METHOD_DATA, 1},
+    {15, DEISSN_SPACING_LOGSNR, 1.0, 2, 0, 1e-3, DEISSN_METHOD_DATA, 1},
+    {20, DEISSN_SPACING_POWER, 1.5, 3, 0, 1e-3, DEISSN_METHOD_EPS, 0},
 };
+
+/* 0.5 log(alpha_bar / (1 - alpha_bar)) */
+static double log_snr(const deissn_schedule *s, double tau)
+{
+    double abar = deissn_schedule_alpha_bar(s, tau);
+    return 0.5 * (log(abar) - log1p(-abar));
+}
+
+/* A LOGSNR row that stops at tau_end > 0 spaces its nfe evaluations and tau_end uniformly in
+ * log-SNR from tau = 1 (DPM-Solver's grid), so its last evaluation, tau_min_eval, is one
+ * log-SNR step above tau_end. It depends on the noise schedule: made from the caller's. */
+static int32_t logsnr_min_eval(const deissn_schedule_params *caller, uint32_t nfe,
+                               double tau_end, double *out)
+{
+    deissn_schedule_params p = *caller;
+    p.spacing = DEISSN_SPACING_TRAILING; /* any spacing: only alpha_bar is used */
+    p.steps = 1;
+    p.tau_end = 0.0;
+    p.tau_min_eval = 0.0;
+    p.custom_taus = NULL;
+    deissn_schedule *s = NULL;
+    int32_t rc = deissn_schedule_create(&s, &p);
+    if (rc != DEISSN_OK) return rc;
+    double l1 = log_snr(s, 1.0), le = log_snr(s, tau_end);
+    double target = l1 + (le - l1) * (nfe - 1) / nfe;
+    double lo = tau_end, hi = 1.0; /* log-SNR falls as tau grows */
+    for (int i = 0; i < 200 && hi - lo > 1e-15; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (log_snr(s, mid) > target) lo = mid;
+        else hi = mid;
+    }
+    deissn_schedule_free(s);
+    *out = 0.5 * (lo + hi);
+    return DEISSN_OK;
+}
 
 static const best_row *best_for(uint32_t nfe)
 {
@@ -46,10 +86,10 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_param
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: schedule->version %u is not %u (initialise "
                          "it with deissn_schedule_params_init)", fn, schedule->version,
                          DEISSN_SCHEDULE_PARAMS_VERSION);
-    if (sampler && sampler->version != DEISSN_SAMPLER_PARAMS_VERSION)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: sampler->version %u is not %u (initialise "
-                         "it with deissn_sampler_params_init)", fn, sampler->version,
-                         DEISSN_SAMPLER_PARAMS_VERSION);
+    if (sampler && (sampler->version < 1 || sampler->version > DEISSN_SAMPLER_PARAMS_VERSION))
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: sampler->version %u is not 1..%u "
+                         "(initialise it with deissn_sampler_params_init)", fn,
+                         sampler->version, DEISSN_SAMPLER_PARAMS_VERSION);
     if (nfe == 0)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: nfe must be at least 1", fn);
     if (schedule && nfe > schedule->num_train_steps)
@@ -66,6 +106,12 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_param
         sp.tau_end = row->tau_end;
         mp.order = row->order;
         mp.lower_order_final = row->lower_order_final;
+        mp.method = row->method;
+        mp.corrector = row->corrector;
+    }
+    if (schedule && sp.spacing == DEISSN_SPACING_LOGSNR && sp.tau_end > 0 && nfe > 1) {
+        int32_t rc = logsnr_min_eval(schedule, nfe, sp.tau_end, &sp.tau_min_eval);
+        if (rc != DEISSN_OK) return rc; /* the caller's noise schedule is invalid */
     }
     if (schedule) {
         schedule->spacing = sp.spacing;
@@ -78,6 +124,10 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_param
     if (sampler) {
         sampler->order = mp.order;
         sampler->lower_order_final = mp.lower_order_final;
+        if (sampler->version >= 2) { /* a version-1 struct (older header) has no method */
+            sampler->method = mp.method;
+            sampler->corrector = mp.corrector;
+        }
     }
     return DEISSN_OK;
 }

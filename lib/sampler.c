@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define MAX_ORDER 3
+#define MAX_HIST DSN_MAX_DEPTH /* previous eps a step may read (order 3 + the corrector) */
 
 struct deissn_sampler {
     deissn_schedule *schedule; /* referenced */
@@ -14,8 +15,8 @@ struct deissn_sampler {
     uint32_t steps;
     dsn_step *plan;
     unsigned char *keep; /* keep[i]: a later step uses step i's eps */
-    uint32_t slots;      /* history buffers: the largest order in the plan */
-    float *hist[MAX_ORDER];
+    uint32_t slots;      /* history buffers: the largest depth in the plan */
+    float *hist[MAX_HIST];
     size_t hist_capacity; /* floats per history buffer */
     size_t numel;         /* fixed by the first step after a reset; 0 before */
     uint32_t next;        /* the next step to take */
@@ -40,39 +41,110 @@ static double ddim_coeff(const deissn_schedule *s, double from, double to)
     return st - at * (sf / af);
 }
 
+/* lambda = log(alpha/sigma) at tau (+inf at tau = 0). */
+static double lambda_at(const deissn_schedule *s, double tau)
+{
+    double alpha, sigma;
+    dsn_alpha_sigma(s, tau, &alpha, &sigma);
+    return log(alpha) - log(sigma);
+}
+
+/* The predictor's coefficients of step i (p = order) on d_{i-j}, j = 0..p. */
+static void predictor_coeffs(const deissn_sampler *sp, uint32_t i, uint32_t p,
+                             double out[DSN_MAX_NODES])
+{
+    const deissn_schedule *s = sp->schedule;
+    const double *taus = s->taus;
+    double nodes[DSN_MAX_NODES];
+    memset(out, 0, DSN_MAX_NODES * sizeof *out);
+    if (sp->params.method == DEISSN_METHOD_DATA) {
+        double alpha_to, sigma_to;
+        dsn_alpha_sigma(s, taus[i + 1], &alpha_to, &sigma_to);
+        if (sigma_to == 0) { /* lambda = inf: x = alpha x0, order 0 (build_plan set p = 0) */
+            out[0] = alpha_to;
+            return;
+        }
+        for (uint32_t j = 0; j <= p; j++) nodes[j] = lambda_at(s, taus[i - j]);
+        dsn_coeffs_data(nodes[0], lambda_at(s, taus[i + 1]), alpha_to, nodes, p, out);
+    } else if (p == 0 && !sp->table) {
+        out[0] = ddim_coeff(s, taus[i], taus[i + 1]);
+    } else {
+        for (uint32_t j = 0; j <= p; j++) nodes[j] = taus[i - j];
+        dsn_coeffs_quadrature(s, sp->table, taus[i], taus[i + 1], nodes, p, 8, out);
+    }
+}
+
+/* The corrector's coefficients for x at taus[i] (order q, i >= 1) on d_{i-j}, j = 0..q: the
+ * step from taus[i-1] to taus[i] through the nodes taus[i], ..., taus[i-q]. */
+static void corrector_coeffs(const deissn_sampler *sp, uint32_t i, uint32_t q,
+                             double out[DSN_MAX_NODES])
+{
+    const deissn_schedule *s = sp->schedule;
+    double nodes[DSN_MAX_NODES], alpha_to, sigma_to;
+    memset(out, 0, DSN_MAX_NODES * sizeof *out);
+    for (uint32_t j = 0; j <= q; j++) nodes[j] = lambda_at(s, s->taus[i - j]);
+    dsn_alpha_sigma(s, s->taus[i], &alpha_to, &sigma_to);
+    dsn_coeffs_data(nodes[1], nodes[0], alpha_to, nodes, q, out);
+}
+
+/* Every step's coefficients. Step i goes from taus[i] to taus[i+1] with the predictor
+ *   x_{i+1} = psi_i x_i + sum_{j<=p} P_i[j] d_{i-j}        (p = order)
+ * where d is eps / r (METHOD_EPS; psi = alpha ratio) or x0 (METHOD_DATA; psi = sigma ratio).
+ * With the corrector, x_i is first replaced by the Adams-Moulton value through the new
+ * output d_i and the nodes of step i-1's predictor (order q = p_{i-1} + 1):
+ *   x_i' = x_i + sum_{j<=q} A_i[j] d_{i-j} - sum_{j<q} P_{i-1}[j] d_{i-1-j}
+ * (both start from psi_{i-1} x_{i-1}, so x_{i-1} need not be kept). Substituting gives one
+ * update of the same shape, with depth max(p, q):
+ *   c[j] = P_i[j] + psi_i (A_i[j] - P_{i-1}[j-1]). */
 static void build_plan(deissn_sampler *sp)
 {
     const deissn_schedule *s = sp->schedule;
     const double *taus = s->taus;
     uint32_t N = sp->steps;
+    int data = sp->params.method == DEISSN_METHOD_DATA;
+    double prev_pred[DSN_MAX_NODES] = {0}; /* P_{i-1} */
     sp->slots = 0;
     for (uint32_t i = 0; i < N; i++) {
         dsn_step *st = &sp->plan[i];
-        uint32_t p = sp->params.order < i ? sp->params.order : i;
-        if (sp->params.lower_order_final && p > N - 1 - i) p = N - 1 - i;
-        double nodes[4];
-        for (uint32_t j = 0; j <= p; j++) nodes[j] = taus[i - j];
         memset(st, 0, sizeof *st);
+        st->data = data;
         st->tau_from = taus[i];
         st->tau_to = taus[i + 1];
         st->model_t = taus[i] * s->T - 1;
-        st->order = p;
         double alpha_to, sigma_to;
         dsn_alpha_sigma(s, st->tau_to, &alpha_to, &sigma_to);
         dsn_alpha_sigma(s, st->tau_from, &st->alpha, &st->sigma);
-        st->psi = alpha_to / st->alpha;
-        if (p == 0 && !sp->table) st->c[0] = ddim_coeff(s, st->tau_from, st->tau_to);
-        else dsn_coeffs_quadrature(s, sp->table, st->tau_to, nodes, p, 8, st->c);
-        for (uint32_t j = 0; j <= p; j++) {
-            st->r[j] = sp->table ? deissn_normtable_eval(sp->table, nodes[j]) : 1.0;
+        st->psi = data ? sigma_to / st->sigma : alpha_to / st->alpha;
+
+        uint32_t p = sp->params.order < i ? sp->params.order : i;
+        if (sp->params.lower_order_final && p > N - 1 - i) p = N - 1 - i;
+        if (data && sigma_to == 0) p = 0; /* no polynomial in lambda reaches lambda = inf */
+        st->order = p;
+        double pred[DSN_MAX_NODES];
+        predictor_coeffs(sp, i, p, pred);
+        st->depth = p;
+        for (uint32_t j = 0; j <= p; j++) st->c[j] = pred[j];
+
+        if (sp->params.corrector && i > 0) {
+            uint32_t q = sp->plan[i - 1].order + 1;
+            double corr[DSN_MAX_NODES];
+            corrector_coeffs(sp, i, q, corr);
+            st->corrector_order = q;
+            if (q > st->depth) st->depth = q;
+            for (uint32_t j = 0; j <= q; j++)
+                st->c[j] += st->psi * (corr[j] - (j > 0 ? prev_pred[j - 1] : 0.0));
+        }
+        for (uint32_t j = 0; j <= st->depth; j++) {
+            st->r[j] = sp->table && !data ? deissn_normtable_eval(sp->table, taus[i - j]) : 1.0;
             st->k[j] = st->c[j] / st->r[j];
         }
-        if (p > sp->slots) sp->slots = p;
+        memcpy(prev_pred, pred, sizeof pred);
+        if (st->depth > sp->slots) sp->slots = st->depth;
     }
     for (uint32_t i = 0; i < N; i++) {
         sp->keep[i] = 0;
-        for (uint32_t later = i + 1; later < N && later <= i + MAX_ORDER; later++)
-            if (sp->plan[later].order >= later - i) sp->keep[i] = 1;
+        for (uint32_t later = i + 1; later < N && later <= i + MAX_HIST; later++)
+            if (sp->plan[later].depth >= later - i) sp->keep[i] = 1;
     }
 }
 
@@ -85,12 +157,27 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
     if (!schedule) return dsn_error(DEISSN_E_INVALID_ARG, "%s: schedule is NULL", fn);
     deissn_sampler_params p = DEISSN_SAMPLER_PARAMS_INIT;
     if (params) {
-        if (params->version != DEISSN_SAMPLER_PARAMS_VERSION)
-            return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->version %u is not %u (initialise "
-                             "params with deissn_sampler_params_init)", fn, params->version,
-                             DEISSN_SAMPLER_PARAMS_VERSION);
-        p = *params;
+        if (params->version < 1 || params->version > DEISSN_SAMPLER_PARAMS_VERSION)
+            return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->version %u is not 1..%u "
+                             "(initialise params with deissn_sampler_params_init)", fn,
+                             params->version, DEISSN_SAMPLER_PARAMS_VERSION);
+        /* A version-1 struct (an older header's) ends before `method`. */
+        p.order = params->order;
+        p.lower_order_final = params->lower_order_final;
+        p.allow_table_mismatch = params->allow_table_mismatch;
+        if (params->version >= 2) {
+            p.method = params->method;
+            p.corrector = params->corrector;
+        }
     }
+    if (p.method != DEISSN_METHOD_EPS && p.method != DEISSN_METHOD_DATA)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: method %d is not DEISSN_METHOD_EPS (0) or "
+                         "DEISSN_METHOD_DATA (1)", fn, (int)p.method);
+    if (p.corrector > 1)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: corrector %u is not 0 or 1", fn, p.corrector);
+    if (p.corrector && p.method != DEISSN_METHOD_DATA)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: the corrector needs DEISSN_METHOD_DATA (on "
+                         "eps it is unstable near tau = 0)", fn);
     if (p.order > MAX_ORDER)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: order %u is not supported (0..%d)", fn, p.order,
                          MAX_ORDER);
@@ -126,8 +213,10 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
      * with Inf or NaN. */
     for (uint32_t i = 0; i < sp->steps; i++) {
         const dsn_step *st = &sp->plan[i];
-        int finite = isfinite(st->psi) && st->psi > 0;
-        for (int j = 0; j < 4; j++) finite = finite && isfinite(st->c[j]) && isfinite(st->k[j]);
+        /* psi is 0 only for METHOD_DATA ending at tau = 0 (sigma_to = 0): x = x0 there */
+        int finite = isfinite(st->psi) && (st->psi > 0 || (st->data && st->tau_to == 0));
+        for (int j = 0; j <= DSN_MAX_DEPTH; j++)
+            finite = finite && isfinite(st->c[j]) && isfinite(st->k[j]);
         if (!finite) {
             int32_t rc = dsn_error(DEISSN_E_INVALID_ARG, "%s: the coefficients of step %u (tau "
                                    "%.17g to %.17g) are not finite: alpha_bar is 0 there in "
@@ -144,7 +233,7 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
 void deissn_sampler_free(deissn_sampler *sp)
 {
     if (!sp) return;
-    for (int j = 0; j < MAX_ORDER; j++) dsn_free(sp->hist[j]);
+    for (int j = 0; j < MAX_HIST; j++) dsn_free(sp->hist[j]);
     dsn_free(sp->plan);
     dsn_free(sp->keep);
     deissn_schedule_free(sp->schedule);
@@ -195,10 +284,11 @@ int32_t deissn_sampler_coeffs(const deissn_sampler *sp, uint32_t i, deissn_step_
     out->tau_to = st->tau_to;
     out->model_t = st->model_t;
     out->psi = st->psi;
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < DEISSN_MAX_TERMS; j++) {
         out->c[j] = st->c[j];
         out->r[j] = st->r[j];
     }
+    out->corrector_order = st->corrector_order;
     return DEISSN_OK;
 }
 
@@ -210,9 +300,36 @@ const dsn_step *dsn_sampler_plan(const deissn_sampler *sp, uint32_t *n)
 
 const deissn_schedule *dsn_sampler_schedule(const deissn_sampler *sp) { return sp->schedule; }
 
+int32_t dsn_sampler_method(const deissn_sampler *sp) { return sp->params.method; }
+
 void dsn_sampler_mark_done(deissn_sampler *sp) { sp->next = sp->steps; }
 
-void dsn_eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, double *b)
+static void eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, double *b);
+
+void dsn_history_coeffs(const dsn_step *st, int32_t prediction, double *a, double *b)
+{
+    double alpha = st->alpha, sigma = st->sigma;
+    if (st->data) {
+        switch (prediction) {
+        case DEISSN_PREDICT_SAMPLE:
+            *a = 0.0;
+            *b = 1.0;
+            break;
+        case DEISSN_PREDICT_V: /* x0 = alpha x - sigma v */
+            *a = alpha;
+            *b = -sigma;
+            break;
+        default: /* x0 = (x - sigma eps) / alpha */
+            *a = 1.0 / alpha;
+            *b = -sigma / alpha;
+            break;
+        }
+        return;
+    }
+    eps_coeffs(prediction, alpha, sigma, a, b);
+}
+
+static void eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, double *b)
 {
     switch (prediction) {
     case DEISSN_PREDICT_SAMPLE: /* x = alpha x0 + sigma eps */
@@ -231,14 +348,14 @@ void dsn_eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, d
 }
 
 /* ---- the fused update -------------------------------------------------------------------
- * One pass over memory:  e = a x + b out;  x = cx x + co out + k1 h1 + k2 h2 + k3 h3;  save = e
+ * One pass over memory:  e = a x + b out;  x = cx x + co out + k1 h1 + ... + k4 h4;  save = e
  * (cx = psi + k0 a, co = k0 b). It runs in blocks that fit in L1 so that e can be staged in
  * a local buffer: `save` may be the oldest history buffer that this very step reads. */
 
 #define BLOCK 1024
 
 typedef struct {
-    double a, b, cx, co, k[MAX_ORDER + 1];
+    double a, b, cx, co, k[MAX_HIST + 1];
 } kcoef;
 
 /* Built for AVX2 too where the compiler supports function multiversioning; the loader picks
@@ -249,10 +366,11 @@ __attribute__((target_clones("avx2", "default")))
 #endif
 static void block_update(size_t m, float *restrict x, const float *restrict out,
                          const float *restrict h1, const float *restrict h2,
-                         const float *restrict h3, float *restrict e, const kcoef *kc, uint32_t p)
+                         const float *restrict h3, const float *restrict h4, float *restrict e,
+                         const kcoef *kc, uint32_t depth)
 {
     const double a = kc->a, b = kc->b, cx = kc->cx, co = kc->co;
-    const double k1 = kc->k[1], k2 = kc->k[2], k3 = kc->k[3];
+    const double k1 = kc->k[1], k2 = kc->k[2], k3 = kc->k[3], k4 = kc->k[4];
     /* e == NULL: the output is eps itself and the caller keeps it as it is. Arithmetic is
      * in double: in float32 the cancellation between psi x and C eps (5.7 x - 4.7 eps on
      * the first step) costs 1e-6 of the trajectory. */
@@ -271,11 +389,12 @@ static void block_update(size_t m, float *restrict x, const float *restrict out,
             }                                                                                  \
         }                                                                                      \
     } while (0)
-    switch (p) {
+    switch (depth) {
     case 0: KERNEL(); break;
     case 1: KERNEL(+k1 * h1[i]); break;
     case 2: KERNEL(+k1 * h1[i] + k2 * h2[i]); break;
-    default: KERNEL(+k1 * h1[i] + k2 * h2[i] + k3 * h3[i]); break;
+    case 3: KERNEL(+k1 * h1[i] + k2 * h2[i] + k3 * h3[i]); break;
+    default: KERNEL(+k1 * h1[i] + k2 * h2[i] + k3 * h3[i] + k4 * h4[i]); break;
     }
 #undef KERNEL
 }
@@ -342,7 +461,7 @@ int32_t dsn_step_eps(deissn_sampler *sp, float *x, const float *model_out, size_
             size_t bytes;
             if (!dsn_mul_size(n, sizeof(float), &bytes))
                 return dsn_error(DEISSN_E_SIZE, "%s: n = %zu overflows", fn, n);
-            float *fresh[MAX_ORDER] = {0};
+            float *fresh[MAX_HIST] = {0};
             for (uint32_t j = 0; j < sp->slots; j++) {
                 fresh[j] = dsn_malloc(bytes);
                 if (!fresh[j]) {
@@ -360,24 +479,24 @@ int32_t dsn_step_eps(deissn_sampler *sp, float *x, const float *model_out, size_
         sp->numel = n;
     }
 
-    uint32_t i = sp->next, p = st->order;
+    uint32_t i = sp->next, depth = st->depth;
     kcoef kc;
-    dsn_eps_coeffs(prediction, st->alpha, st->sigma, &kc.a, &kc.b);
+    dsn_history_coeffs(st, prediction, &kc.a, &kc.b);
     kc.cx = st->psi + st->k[0] * kc.a;
     kc.co = st->k[0] * kc.b;
-    for (int j = 0; j <= MAX_ORDER; j++) kc.k[j] = st->k[j];
-    const float *h[MAX_ORDER] = {NULL, NULL, NULL};
-    for (uint32_t j = 1; j <= p; j++) h[j - 1] = sp->hist[(i - j) % sp->slots];
+    for (int j = 0; j <= MAX_HIST; j++) kc.k[j] = st->k[j];
+    const float *h[MAX_HIST] = {NULL, NULL, NULL, NULL};
+    for (uint32_t j = 1; j <= depth; j++) h[j - 1] = sp->hist[(i - j) % sp->slots];
     float *save = sp->keep[i] ? sp->hist[i % sp->slots] : NULL;
 
-    /* For eps predictions the history keeps the model output itself. */
-    int eps_direct = prediction == DEISSN_PREDICT_EPSILON;
+    /* When the model predicts what the history holds, the history keeps its output itself. */
+    int eps_direct = kc.a == 0.0 && kc.b == 1.0;
     float e[BLOCK];
     for (size_t off = 0; off < n; off += BLOCK) {
         size_t m = n - off < BLOCK ? n - off : BLOCK;
         block_update(m, x + off, model_out + off, h[0] ? h[0] + off : NULL,
-                     h[1] ? h[1] + off : NULL, h[2] ? h[2] + off : NULL, eps_direct ? NULL : e,
-                     &kc, p);
+                     h[1] ? h[1] + off : NULL, h[2] ? h[2] + off : NULL,
+                     h[3] ? h[3] + off : NULL, eps_direct ? NULL : e, &kc, depth);
         if (save) memcpy(save + off, eps_direct ? model_out + off : e, m * sizeof(float));
         if (eps_out) memcpy(eps_out + off, eps_direct ? model_out + off : e, m * sizeof(float));
     }

@@ -4,7 +4,7 @@
  * the whole DEIS loop on the model's device: x is copied there once, the state and the eps
  * history stay there, and the result is copied back once. The coefficients come from the C
  * core (dsn_sampler_plan), as do the time and prediction conversions (dsn_model_time,
- * dsn_eps_coeffs), so this file holds no maths of its own.
+ * dsn_history_coeffs), so this file holds no maths of its own.
  *
  * Every entry point catches everything: no C++ exception crosses the extern "C" boundary. */
 #include <torch/cuda.h>
@@ -204,15 +204,16 @@ int32_t sample_loop(TorchModel *tm, const deissn_model_params &mp, deissn_sample
     torch::Tensor x = host.to(tm->device, torch::kFloat, /*non_blocking=*/false, /*copy=*/true);
     if (static_cast<size_t>(x.numel()) != numel)
         return dsn_error(DEISSN_E_INTERNAL, "%s: numel %zu does not match the shape", fn, numel);
-    std::array<torch::Tensor, 4> ring; /* eps of the last 4 steps: step i in ring[i % 4] */
+    constexpr uint32_t kRing = DSN_MAX_DEPTH + 1; /* eps of the last steps: step i in ring[i % kRing] */
+    std::array<torch::Tensor, kRing> ring;
     /* Calibration: each step's fixed-point sum, added to the calibrator only at the end. */
     deissn_calibrator *calibrator = options != nullptr ? options->calibrator : nullptr;
     std::vector<int64_t> calib_sums(calibrator != nullptr ? n : 0);
 
     for (uint32_t i = 0; i < n; i++) {
         const dsn_step &s = plan[i];
-        if (s.order > 3 || s.order > i)
-            return dsn_error(DEISSN_E_INTERNAL, "%s: step %u has order %u", fn, i, s.order);
+        if (s.depth > DSN_MAX_DEPTH || s.depth > i)
+            return dsn_error(DEISSN_E_INTERNAL, "%s: step %u has depth %u", fn, i, s.depth);
         double t = dsn_model_time(mp.time_convention, schedule, s.tau_from);
         /* Fresh tensors each step, so that a model that writes into its inputs cannot
          * corrupt the time of later steps. */
@@ -246,8 +247,8 @@ int32_t sample_loop(TorchModel *tm, const deissn_model_params &mp, deissn_sample
 
         /* eps = a x + b out, into this step's ring slot (never aliasing x or out). */
         double a = 0.0, b = 1.0;
-        dsn_eps_coeffs(mp.prediction, s.alpha, s.sigma, &a, &b);
-        torch::Tensor &eps = ring[i % 4];
+        dsn_history_coeffs(&s, mp.prediction, &a, &b);
+        torch::Tensor &eps = ring[i % kRing];
         if (!eps.defined()) eps = torch::empty_like(x);
         eps.copy_(o); /* casts to float32 and moves to the device if the model did not */
         if (b != 1.0) eps.mul_(b);
@@ -270,9 +271,9 @@ int32_t sample_loop(TorchModel *tm, const deissn_model_params &mp, deissn_sample
             calib_sums[i] = (mag * 16777216.0).floor().to(torch::kInt64).sum().item<int64_t>();
         }
 
-        /* x = psi x + sum_j k[j] eps_j, in place: order + 2 passes, no temporaries. */
+        /* x = psi x + sum_j k[j] eps_j, in place: depth + 2 passes, no temporaries. */
         x.mul_(s.psi);
-        for (uint32_t j = 0; j <= s.order; j++) x.add_(ring[(i - j) % 4], s.k[j]);
+        for (uint32_t j = 0; j <= s.depth; j++) x.add_(ring[(i - j) % kRing], s.k[j]);
 
         if (options != nullptr && options->progress != nullptr) {
             int urc = options->progress(options->progress_user, i, n);

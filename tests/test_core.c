@@ -43,8 +43,8 @@ static void test_ddim_closed_form(void)
                 double at = sqrt(deissn_schedule_alpha_bar(s, co.tau_to));
                 double sf = sqrt(1 - af * af), st = sqrt(1 - at * at);
                 double ddim = at * (st / at - sf / af);
-                double quad[4];
-                dsn_coeffs_quadrature(s, NULL, co.tau_to, &co.tau_from, 0, 8, quad);
+                double quad[DSN_MAX_NODES];
+                dsn_coeffs_quadrature(s, NULL, co.tau_from, co.tau_to, &co.tau_from, 0, 8, quad);
                 /* this naive formula loses ~1e-12 to cancellation in 1 - alpha^2 near tau = 0 */
                 double e1 = fabs(co.c[0] - ddim) / fabs(ddim);
                 double e2 = fabs(quad[0] - co.c[0]) / fabs(co.c[0]);
@@ -83,9 +83,9 @@ static void test_quadrature_convergence(void)
             for (int i = 3; i < 7; i++) {
                 double nodes[4] = {taus[i], taus[i - 1], taus[i - 2], taus[i - 3]};
                 for (int with_table = 0; with_table < 2; with_table++) {
-                    double c8[4], c16[4];
-                    dsn_coeffs_quadrature(s, with_table ? t : NULL, taus[i + 1], nodes, 3, 8, c8);
-                    dsn_coeffs_quadrature(s, with_table ? t : NULL, taus[i + 1], nodes, 3, 16, c16);
+                    double c8[DSN_MAX_NODES], c16[DSN_MAX_NODES];
+                    dsn_coeffs_quadrature(s, with_table ? t : NULL, taus[i], taus[i + 1], nodes, 3, 8, c8);
+                    dsn_coeffs_quadrature(s, with_table ? t : NULL, taus[i], taus[i + 1], nodes, 3, 16, c16);
                     double scale = 0;
                     for (int j = 0; j < 4; j++) scale = fmax(scale, fabs(c16[j]));
                     for (int j = 0; j < 4; j++) {
@@ -209,17 +209,28 @@ static void test_convergence_order(void)
         x1[k] = -2.0 + 4.0 * k / (NX - 1);
         want[k] = reference_solution(x1[k], tau_end);
     }
-    /* The state is float32, so errors stop falling near 1e-6: order 3 uses the first three. */
-    const uint32_t steps[] = {32, 64, 128, 256};
-    for (uint32_t order = 0; order <= 3; order++) {
-        double err[4] = {0, 0, 0, 0};
-        int npts = order == 3 ? 3 : 4;
-        for (int si = 0; si < npts; si++) {
+    /* The state is float32, so errors stop falling near 1e-6: the highest orders use the
+     * coarser grids. The corrector raises the order by one. */
+    const uint32_t steps[] = {16, 32, 64, 128, 256};
+    /* {method, order, corrector}: eps orders 0-3; x0 orders 0-3; x0 with the corrector 0-2 */
+    static const uint32_t cases[][3] = {
+        {DEISSN_METHOD_EPS, 0, 0},  {DEISSN_METHOD_EPS, 1, 0},  {DEISSN_METHOD_EPS, 2, 0},
+        {DEISSN_METHOD_EPS, 3, 0},  {DEISSN_METHOD_DATA, 0, 0}, {DEISSN_METHOD_DATA, 1, 0},
+        {DEISSN_METHOD_DATA, 2, 0}, {DEISSN_METHOD_DATA, 3, 0}, {DEISSN_METHOD_DATA, 0, 1},
+        {DEISSN_METHOD_DATA, 1, 1}, {DEISSN_METHOD_DATA, 2, 1}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        uint32_t method = cases[ci][0], order = cases[ci][1], corrector = cases[ci][2];
+        uint32_t expect = order + 1 + corrector;
+        double err[5] = {0, 0, 0, 0, 0};
+        int first = 1, npts = expect >= 4 ? 3 : 4; /* 32..256 or 32..128 steps */
+        for (int si = first; si < first + npts; si++) {
             deissn_schedule *s = make_schedule(DEISSN_NOISE_CONTINUOUS_VP, DEISSN_SPACING_POWER,
                                                steps[si], tau_end);
             deissn_sampler_params pp;
             deissn_sampler_params_init(&pp);
             pp.order = order;
+            pp.method = (int32_t)method;
+            pp.corrector = corrector;
             deissn_sampler *sp = NULL;
             deissn_sampler_create(&sp, s, NULL, &pp);
             float x[NX], eps[NX];
@@ -237,16 +248,73 @@ static void test_convergence_order(void)
         }
         /* least-squares slope of log err against log h */
         double sx = 0, sy = 0, sxx = 0, sxy = 0;
-        for (int si = 0; si < npts; si++) {
+        for (int si = first; si < first + npts; si++) {
             double lx = log(1.0 / steps[si]), ly = log(err[si]);
             sx += lx; sy += ly; sxx += lx * lx; sxy += lx * ly;
         }
         double slope = (npts * sxy - sx * sy) / (npts * sxx - sx * sx);
-        printf("# order %u: max error %.3g %.3g %.3g %.3g at 32..256 steps, slope %.2f (expect %u)\n",
-               order, err[0], err[1], err[2], err[3], slope, order + 1);
-        /* Warm-up steps of lower order keep the slope a little under p + 1 at these sizes. */
-        CHECK(slope > order + 1 - 0.35 && slope < order + 1 + 0.7,
-              "order %u: convergence slope %.2f, expected about %u", order, slope, order + 1);
+        printf("# %s order %u%s: max error %.3g %.3g %.3g %.3g at 32..256 steps, slope %.2f "
+               "(expect %u)\n", method == DEISSN_METHOD_DATA ? "x0 " : "eps", order,
+               corrector ? " + corrector" : "", err[1], err[2], err[3],
+               err[4], slope, expect);
+        /* Warm-up steps of lower order keep the slope a little under the order at these
+         * sizes. */
+        double below = expect >= 4 ? 0.6 : 0.35; /* the 3-point fits of order 4 */
+        CHECK(slope > expect - below && slope < expect + 0.7,
+              "method %u order %u corrector %u: convergence slope %.2f, expected about %u",
+              method, order, corrector, slope, expect);
+    }
+}
+
+/* Both methods sample to tau = 0 (where METHOD_DATA's last step is order 0, x = x0) and
+ * converge there: from 64 to 256 trailing steps the error falls at least 3-fold (the
+ * order-0 last step bounds METHOD_DATA to first order at tau = 0). */
+static double error_at_tau_0(const int32_t cfg[3], uint32_t steps, const double *x1,
+                             const double *want, int n)
+{
+    deissn_schedule *s = make_schedule(DEISSN_NOISE_CONTINUOUS_VP, DEISSN_SPACING_TRAILING,
+                                       steps, 0.0);
+    deissn_sampler_params pp;
+    deissn_sampler_params_init(&pp);
+    pp.method = cfg[0];
+    pp.order = (uint32_t)cfg[1];
+    pp.corrector = (uint32_t)cfg[2];
+    deissn_sampler *sp = NULL;
+    int32_t rc = deissn_sampler_create(&sp, s, NULL, &pp);
+    CHECK(rc == DEISSN_OK, "method %d: %s", cfg[0], deissn_last_error());
+    float x[16], eps[16];
+    for (int k = 0; k < n; k++) x[k] = (float)x1[k];
+    deissn_step_info info;
+    rc = sp ? deissn_sampler_next(sp, &info) : DEISSN_E_INVALID_ARG;
+    while (rc == DEISSN_OK) {
+        for (int k = 0; k < n; k++) eps[k] = (float)mixture_eps(x[k], info.alpha, info.sigma);
+        rc = deissn_step(sp, x, eps, (size_t)n, DEISSN_PREDICT_EPSILON, &info);
+    }
+    CHECK(rc == DEISSN_DONE, "method %d: %s", cfg[0], deissn_last_error());
+    double err = 0;
+    for (int k = 0; k < n; k++) err = fmax(err, fabs(x[k] - want[k]));
+    deissn_sampler_free(sp);
+    deissn_schedule_free(s);
+    return err;
+}
+
+static void test_methods_reach_tau_0(void)
+{
+    enum { NX = 8 };
+    static const int32_t cfg[][3] = {{DEISSN_METHOD_EPS, 3, 0}, {DEISSN_METHOD_DATA, 3, 0},
+                                     {DEISSN_METHOD_DATA, 2, 1}};
+    double x1[NX], want[NX];
+    for (int k = 0; k < NX; k++) {
+        x1[k] = -2.0 + 4.0 * k / (NX - 1);
+        want[k] = reference_solution(x1[k], 0.0);
+    }
+    for (size_t c = 0; c < 3; c++) {
+        double e64 = error_at_tau_0(cfg[c], 64, x1, want, NX);
+        double e256 = error_at_tau_0(cfg[c], 256, x1, want, NX);
+        printf("# to tau = 0, method %d order %d corrector %d: error %.3g (64 steps), %.3g "
+               "(256)\n", cfg[c][0], cfg[c][1], cfg[c][2], e64, e256);
+        CHECK(e64 < 3e-2 && e256 < e64 / 3, "method %d order %d corrector %d: error %.3g, "
+              "%.3g at tau = 0", cfg[c][0], cfg[c][1], cfg[c][2], e64, e256);
     }
 }
 
@@ -342,6 +410,7 @@ int main(void)
     test_quadrature_convergence();
     test_constant_table();
     test_convergence_order();
+    test_methods_reach_tau_0();
     test_spacings();
     test_noise();
     TEST_SUMMARY();

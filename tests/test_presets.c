@@ -3,31 +3,37 @@
 #include "deissn.h"
 #include "testlib.h"
 
+#include <math.h>
 #include <string.h>
 
 /* DEISSN_PRESET_BEST as documented in docs/presets.md: per NFE, spacing, order,
- * lower_order_final, tau_end. */
+ * lower_order_final, tau_end, power, method, corrector. */
 typedef struct {
     uint32_t nfe;
     int32_t spacing;
     uint32_t order, lof;
     double tau_end;
     double power;
+    int32_t method;
+    uint32_t corrector;
 } expect_row;
 
+#define TRAIL DEISSN_SPACING_TRAILING
+#define EPS DEISSN_METHOD_EPS
+#define DATA DEISSN_METHOD_DATA
 static const expect_row BEST_EXPECTED[] = {
-    {1, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},  /* below the measured range: the NFE 5 row */
-    {4, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
-    {5, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
-    {6, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
-    {7, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},  /* between rows: the row below */
-    {8, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
-    {10, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
-    {12, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
-    {15, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
-    {19, DEISSN_SPACING_TRAILING, 3, 1, 0.0, 1.0},
-    {20, DEISSN_SPACING_POWER, 3, 0, 0.0, 1.5},
-    {50, DEISSN_SPACING_POWER, 3, 0, 0.0, 1.5}, /* above: the NFE 20 row */
+    {1, TRAIL, 2, 1, 1e-3, 1.0, DATA, 0}, /* below the measured range: the NFE 5 row */
+    {4, TRAIL, 2, 1, 1e-3, 1.0, DATA, 0},
+    {5, TRAIL, 2, 1, 1e-3, 1.0, DATA, 0},
+    {6, TRAIL, 1, 0, 1e-3, 1.0, EPS, 0},
+    {7, TRAIL, 1, 0, 1e-3, 1.0, EPS, 0}, /* between rows: the row below */
+    {8, TRAIL, 1, 0, 1e-3, 1.0, EPS, 0},
+    {10, DEISSN_SPACING_POWER, 1, 0, 0.0, 1.5, DATA, 1},
+    {12, DEISSN_SPACING_POWER, 1, 0, 0.0, 1.5, DATA, 1},
+    {15, DEISSN_SPACING_LOGSNR, 2, 0, 1e-3, 1.0, DATA, 1},
+    {19, DEISSN_SPACING_LOGSNR, 2, 0, 1e-3, 1.0, DATA, 1},
+    {20, DEISSN_SPACING_POWER, 3, 0, 1e-3, 1.5, EPS, 0},
+    {50, DEISSN_SPACING_POWER, 3, 0, 1e-3, 1.5, EPS, 0}, /* above: the NFE 20 row */
 };
 
 /* Params with every field set to a recognisable non-default value. */
@@ -103,14 +109,35 @@ static void test_best(void)
         CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, e->nfe, &sp, &mp), DEISSN_OK,
                      "best");
         CHECK(sp.spacing == e->spacing && sp.steps == e->nfe && sp.tau_end == e->tau_end &&
-                  sp.tau_min_eval == 0.0 && sp.power == e->power &&
-                  sp.karras_rho == 7.0,
+                  sp.power == e->power && sp.karras_rho == 7.0,
               "best nfe %u: spacing %d steps %u tau_end %g", e->nfe, (int)sp.spacing, sp.steps,
               sp.tau_end);
-        CHECK(mp.order == e->order && mp.lower_order_final == e->lof,
-              "best nfe %u: order %u lof %u, want %u %u", e->nfe, mp.order,
-              mp.lower_order_final, e->order, e->lof);
+        CHECK(mp.order == e->order && mp.lower_order_final == e->lof && mp.method == e->method &&
+                  mp.corrector == e->corrector,
+              "best nfe %u: order %u lof %u method %d corrector %u, want %u %u %d %u", e->nfe,
+              mp.order, mp.lower_order_final, (int)mp.method, mp.corrector, e->order, e->lof,
+              (int)e->method, e->corrector);
         check_untouched(&sp, &mp, "best");
+        if (e->spacing == DEISSN_SPACING_LOGSNR && e->nfe > 1) {
+            /* N evaluations and tau_end uniform in log-SNR from tau = 1: the last evaluation
+             * sits where log-SNR has gone (N-1)/N of the way to tau_end's, on the caller's
+             * noise schedule (here scaled_linear, T = 500) */
+            deissn_schedule *s = NULL;
+            CHECK_STATUS(deissn_schedule_create(&s, &sp), DEISSN_OK, "logsnr schedule");
+            double ab1 = deissn_schedule_alpha_bar(s, 1.0), abe =
+                deissn_schedule_alpha_bar(s, e->tau_end), abm =
+                deissn_schedule_alpha_bar(s, sp.tau_min_eval);
+            double l1 = 0.5 * log(ab1 / (1 - ab1)), le = 0.5 * log(abe / (1 - abe));
+            double lm = 0.5 * log(abm / (1 - abm));
+            double want = l1 + (le - l1) * (e->nfe - 1) / e->nfe;
+            CHECK(fabs(lm - want) < 1e-9 && sp.tau_min_eval > e->tau_end,
+                  "best nfe %u: tau_min_eval %.17g has log-SNR %.17g, want %.17g", e->nfe,
+                  sp.tau_min_eval, lm, want);
+            deissn_schedule_free(s);
+        } else {
+            CHECK(sp.tau_min_eval == 0.0, "best nfe %u: tau_min_eval %g", e->nfe,
+                  sp.tau_min_eval);
+        }
     }
 }
 
@@ -149,7 +176,17 @@ static void test_one_struct(void)
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, &sp, NULL), DEISSN_OK, "no sampler");
     CHECK(sp.steps == 8 && sp.spacing == DEISSN_SPACING_TRAILING, "schedule only");
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, NULL, &mp), DEISSN_OK, "no schedule");
-    CHECK(mp.order == 3, "sampler only");
+    CHECK(mp.order == 1 && mp.method == DEISSN_METHOD_EPS, "sampler only");
+    /* a version-1 struct (an older header's) ends before method and corrector: they are
+     * not written */
+    deissn_sampler_params v1;
+    deissn_sampler_params_init(&v1);
+    v1.version = 1;
+    v1.method = 77;
+    v1.corrector = 77;
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, &v1), DEISSN_OK, "v1");
+    CHECK(v1.order == 1 && v1.method == 77 && v1.corrector == 77,
+          "v1 struct: order %u, method %d, corrector %u", v1.order, (int)v1.method, v1.corrector);
     /* without a schedule struct there is no T to check nfe against */
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, 5000, NULL, &mp), DEISSN_OK,
                  "large nfe, sampler only");
@@ -182,6 +219,14 @@ static void test_errors(void)
                  "schedule version");
     CHECK(mp.order == mp0.order && mp.lower_order_final == mp0.lower_order_final,
           "a failing call changed the sampler params");
+    /* a LOGSNR row reads the caller's noise schedule: a bad one fails the call, unchanged */
+    sp = sp0;
+    mp = mp0;
+    sp.beta_start = -1;
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 15, &sp, &mp), DEISSN_E_INVALID_ARG,
+                 "bad noise schedule");
+    CHECK(sp.spacing == sp0.spacing && sp.steps == sp0.steps && mp.order == mp0.order,
+          "a failing call changed the params");
     sp = sp0;
     mp.version = 0;
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, &sp, &mp), DEISSN_E_INVALID_ARG,

@@ -17,7 +17,7 @@ if ! $BIN -n 4 --steps 5 --out "$tmp/a.png" > "$tmp/out.txt" 2>&1; then
     bad "deissn-sample -n 4 --steps 5 failed: $(cat "$tmp/out.txt")"
 else
     ok
-    grep -q "DEIS-SN" "$tmp/out.txt" && grep -q "model .* s" "$tmp/out.txt" && ok || bad "report: $(cat "$tmp/out.txt")"
+    grep -q "sampler .*(preset best)" "$tmp/out.txt" && grep -q "model .* s" "$tmp/out.txt" && ok || bad "report: $(cat "$tmp/out.txt")"
     # 4 samples of 32x32 in a 2x2 grid with 2-pixel gutters: 70x70 gray
     size=$($PYTHON -c "from PIL import Image; im = Image.open('$tmp/a.png'); im.load(); print(im.size[0], im.size[1], im.mode)" 2>&1)
     [ "$size" = "70 70 L" ] && ok || bad "PNG size/mode: $size"
@@ -38,7 +38,9 @@ verdict = 'ok' if d.max() <= 1 and (d > 0).mean() < 1e-3 else 'bad'
 print(verdict, 'max', d.max(), 'gray level(s), in a fraction', (d > 0).mean(), 'of the pixels')" 2>&1)
 echo "# batch 4 vs batch 16: $diff"
 case "$diff" in ok*) ok ;; *) bad "batch 4 and batch 16 differ by more than rounding: $diff" ;; esac
-for args in "--steps 0" "--order 4" "--sampler euler" "--model /nonexistent.pt" "--table /nonexistent.dsn" "--shape 1,x"; do
+for args in "--steps 0" "--order 4" "--sampler euler" "--model /nonexistent.pt" \
+            "--table /nonexistent.dsn" "--sampler x0 --table models/fmnist_unet_table.pt" \
+            "--sampler deis --corrector" "--shape 1,x"; do
     if $BIN $args -n 1 --out "$tmp/x.png" > "$tmp/err.txt" 2>&1; then bad "'$args' succeeded"
     elif grep -q "deissn-sample: " "$tmp/err.txt"; then ok
     else bad "'$args': no message: $(cat "$tmp/err.txt")"; fi

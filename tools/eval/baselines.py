@@ -323,13 +323,14 @@ def unipc(eps_fn, x, taus, vp, order=3, variant="bh2", lower_order_final=True,
 # ---- libdeissn on the same footing -------------------------------------------------------
 
 def deis(eps_fn, x, taus, table=None, order=3, lower_order_final=False, noise="linear",
-         schedule=None):
+         schedule=None, method="eps", corrector=False):
     """libdeissn's DEIS / DEIS-SN on the grid `taus` (CUSTOM spacing, tau_end = taus[-1]) or
     on `schedule`, driving eps_fn step by step. Returns float64."""
     if schedule is None:
         schedule = deissn.Schedule(noise=noise, taus=np.asarray(taus[:-1], dtype=np.float64),
                                    tau_end=float(taus[-1]))
-    sampler = deissn.Sampler(schedule, table, order=order, lower_order_final=lower_order_final)
+    sampler = deissn.Sampler(schedule, table, order=order, lower_order_final=lower_order_final,
+                             method=method, corrector=corrector)
     xs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
     for info in sampler:
         eps = eps_fn(torch.from_numpy(xs).to(torch.float64), info.tau)

@@ -17,7 +17,8 @@ the same noise, deissn.noise(SEED, N), and are drawn by the library's own loop
   10,000 test images in the features of tools/eval/fmnist_classifier.pt. Its noise: the FD of
   the two disjoint halves of the samples; its floor: the FD of N training images.
 
-Writes build/eval/quality.json (every number) and build/eval/quality_tables.md, and the plots
+Writes build/eval/quality.json (every number), build/eval/quality_tables.md (also into the
+quality block of docs/quality.md), and the plots
 docs/img/quality_rmse.png, docs/img/quality_fd.png, docs/img/deis_vs_sn.png (with --smoke all
 outputs go to build/eval/smoke/ instead). Results are cached per configuration in the JSON, so
 an interrupted run resumes; --fresh starts over.
@@ -38,6 +39,7 @@ sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
 sys.path.insert(0, HERE)
 import deissn  # noqa: E402
 import fid  # noqa: E402
+from docblock import replace_block  # noqa: E402
 
 import matplotlib  # noqa: E402
 
@@ -296,6 +298,8 @@ def main():
     with open(os.path.join(res_dir, "quality_tables.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if not args.smoke:
+        replace_block(os.path.join(ROOT, "docs", "quality.md"), "quality", "\n".join(lines))
     plot_metric(res, nfes, "rmse", "RMSE to the ground truth (pixels in [-1, 1])",
                 os.path.join(img_dir, "quality_rmse.png"),
                 "Error vs a %d-step solution of the same ODE, %d samples, same noise"

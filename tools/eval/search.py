@@ -43,6 +43,8 @@ NFES = [5, 6, 8, 10, 15, 20]
 FD_NFES = [5, 10]
 SPACINGS = ["quadratic", "trailing", "uniform", "logsnr", "karras"]
 TAU_ENDS = [0.0, 1e-3]
+LIB_METHODS = ["deis-sn", "deis", "deis-x0"]
+GROUPS = LIB_METHODS + ["dpm++", "unipc"]
 SEED = 2024
 TABLE_SAMPLES, TABLE_STEPS = 8, 500  # fmnist's fallback table (the shipped one is absent)
 
@@ -61,6 +63,7 @@ IMAGE_MODELS = {
     "fmnist-small": (os.path.join(HERE, "fmnist_small.pt"),
                      os.path.join(HERE, "fmnist_small_table.dsn")),
 }
+
 
 def make_gmm():
     """A fixed 16-d mixture of 12 narrow Gaussians (data in about [-1, 1], component standard
@@ -133,6 +136,7 @@ def batched(eps_fn, batch):
 
 # ---- ground truth -------------------------------------------------------------------------
 
+
 def ground_truth(m, vp, x, steps=1000):
     """x(1e-3) and x(0): DEIS order 3 (float32 state) evaluated at `steps` times uniform from
     tau = 1 to 1e-3 (for 1000 steps: every knot k/T of alpha_bar), then the step to 0."""
@@ -176,6 +180,7 @@ def rmse(a, b):
 
 # ---- configurations -----------------------------------------------------------------------
 
+
 def library_grid(vp, spacing, steps, tau_end):
     """The libdeissn schedule of a configuration (None: not expressible)."""
     kw = dict(noise="linear", steps=steps, tau_end=tau_end)
@@ -190,18 +195,23 @@ def library_grid(vp, spacing, steps, tau_end):
     return deissn.Schedule(spacing=spacing, **kw)
 
 
-def library_configs(spacings=SPACINGS, orders=(1, 2, 3), no_sn_spacings=None, denoise=False):
-    """libdeissn's configurations; with `denoise`, DEIS-SN of the highest order stopping at
-    tau_end = 1e-3 is also tried with a final denoise (done here: the library has none)."""
-    for sn in (True, False):
-        for spacing in (spacings if sn or no_sn_spacings is None else no_sn_spacings):
+def library_configs(spacings=SPACINGS, orders=(1, 2, 3), no_sn_spacings=None, denoise=False,
+                    methods=("deis-sn", "deis", "deis-x0")):
+    """libdeissn's configurations: DEIS-SN (the table), DEIS (no table), and "deis-x0"
+    (DEISSN_METHOD_DATA, with and without the corrector); with `denoise`, DEIS-SN of the
+    highest order stopping at tau_end = 1e-3 is also tried with a final denoise (done here:
+    the library has none)."""
+    for method in methods:
+        for spacing in (spacings if method == "deis-sn" or no_sn_spacings is None
+                        else no_sn_spacings):
             for tau_end in TAU_ENDS:
                 for order in orders:
                     for lof in ((False, True) if order > 0 else (False,)):
-                        for dn in ((False, True) if denoise and sn and tau_end > 0
-                                   and order == max(orders) else (False,)):
-                            yield dict(method="deis-sn" if sn else "deis", spacing=spacing,
-                                       tau_end=tau_end, order=order, lof=lof, denoise=dn)
+                        for dn in ((False, True) if denoise and method == "deis-sn"
+                                   and tau_end > 0 and order == max(orders) else (False,)):
+                            for corr in ((False, True) if method == "deis-x0" else (False,)):
+                                yield dict(method=method, spacing=spacing, tau_end=tau_end,
+                                           order=order, lof=lof, denoise=dn, corrector=corr)
 
 
 def baseline_grid(vp, spacing, n, tau_end):
@@ -237,11 +247,14 @@ def run_config(m, vp, cfg, nfe, x):
     """The samples of one configuration at `nfe` model evaluations, and the end time."""
     f = m["eps_fn"]
     steps = nfe - 1 if cfg["denoise"] else nfe
-    if cfg["method"] in ("deis", "deis-sn"):
+    if cfg["method"] in LIB_METHODS:
         sched = library_grid(vp, cfg["spacing"], steps, cfg["tau_end"])
         table = m["table"] if cfg["method"] == "deis-sn" else None
+
         out = B.deis(f, x, None, table=table, order=cfg["order"],
-                     lower_order_final=cfg["lof"], schedule=sched)
+                     lower_order_final=cfg["lof"], schedule=sched,
+                     method="data" if cfg["method"] == "deis-x0" else "eps",
+                     corrector=cfg.get("corrector", False))
     else:
         g = baseline_grid(vp, cfg["spacing"], steps, cfg["tau_end"])
         if cfg["method"] == "dpm++":
@@ -256,9 +269,10 @@ def run_config(m, vp, cfg, nfe, x):
 
 
 def label(cfg):
-    if cfg["method"].startswith("deis"):
-        s = "%s %s o%d%s tau_end=%g" % (cfg["method"], cfg["spacing"], cfg["order"],
-                                        " lof" if cfg["lof"] else "", cfg["tau_end"])
+    if cfg["method"] in LIB_METHODS:
+        s = "%s %s o%d%s%s tau_end=%g" % (cfg["method"], cfg["spacing"], cfg["order"],
+                                          " lof" if cfg["lof"] else "",
+                                          " +corr" if cfg.get("corrector") else "", cfg["tau_end"])
     else:
         name = {"dpm++": "DPM-Solver++(%dM)" % cfg["order"],
                 "unipc": "UniPC-%d" % cfg["order"]}[cfg["method"]]
@@ -270,6 +284,7 @@ def label(cfg):
 
 
 # ---- Frechet distance (fmnist only, tools/eval/fid.py) -------------------------------------
+
 
 def fd_scorer():
     try:
@@ -288,11 +303,8 @@ def fd_scorer():
 
 # ---- main ---------------------------------------------------------------------------------
 
+
 def group(cfg):
-    if cfg["method"] == "deis-sn":
-        return "deis-sn"
-    if cfg["method"] == "deis":
-        return "deis"
     return cfg["method"]
 
 
@@ -320,6 +332,9 @@ def main():
                          "only the --shortlist best of each method group and the presets")
     ap.add_argument("--shortlist", type=int, default=3)
     ap.add_argument("--orders", default="1,2,3", help="libdeissn orders to try")
+    ap.add_argument("--lib-methods", default=",".join(LIB_METHODS),
+                    help="libdeissn methods: deis-sn, deis (no table), deis-x0 "
+                         "(DEISSN_METHOD_DATA, with and without the corrector), or none")
     ap.add_argument("--no-sn-spacings", default=None,
                     help="libdeissn spacings tried without the table (default: --spacings)")
     ap.add_argument("--baseline-lof-end-only", action="store_true",
@@ -329,14 +344,37 @@ def main():
     ap.add_argument("--baseline-ends", default="1e-3,0,1e-3+denoise",
                     help="where the baselines stop")
     ap.add_argument("--tag", default="", help="suffix of the output file name")
+    ap.add_argument("--merge", default=None,
+                    help="only merge presets_<model><tag>.json for these comma-separated tags "
+                         "into presets_<model>.json")
+    ap.add_argument("--fd", type=int, default=0,
+                    help="only add to presets_<model>.json the FD (this many samples) at NFE 5 "
+                         "and 10 of each method's best configuration and of BEST")
+    ap.add_argument("--choose", action="store_true",
+                    help="only print, per NFE, the configuration with the lowest worst ratio "
+                         "to the best baseline over the models (the BEST preset)")
     ap.add_argument("--plot", action="store_true", help="only draw docs/img/presets_rmse.png")
     ap.add_argument("--report", action="store_true",
-                    help="only print the markdown tables of docs/presets.md from the JSON files")
+                    help="only rewrite the generated tables of docs/quality.md")
     args = ap.parse_args()
+    if args.merge is not None:
+        return merge(args.model, args.merge.split(","))
+    if args.choose:
+        return choose()
+    if args.fd:
+        torch.set_num_threads(args.threads)
+        vp = B.VP(noise="linear")
+        m = load_model(args.model, vp)
+        m["eps_fn"] = batched(m["eps_fn"], args.batch)
+        res = json.load(open(result_path(args.model)))
+        res["fd"] = frechet(m, vp, res["rows"], args.fd)
+        with open(result_path(args.model), "w") as fh:
+            json.dump(res, fh, indent=1)
+        return None
     if args.plot:
         return plot()
     if args.report:
-        return report()
+        return write_docs()
     torch.set_num_threads(args.threads)
     vp = B.VP(noise="linear")
     m = load_model(args.model, vp)
@@ -359,7 +397,8 @@ def main():
     cfgs = list(library_configs(
         args.spacings.split(","), [int(v) for v in args.orders.split(",")],
         args.no_sn_spacings.split(",") if args.no_sn_spacings else None,
-        args.lib_denoise)) + (
+        args.lib_denoise, [m for m in args.lib_methods.split(",") if m not in ("", "none")]
+    )) + (
         [] if args.quick else list(baseline_configs(args.baseline_spacings.split(","),
                                                     args.baseline_ends.split(","),
                                                     not args.baseline_lof_end_only)))
@@ -403,11 +442,12 @@ def main():
     print("wrote", os.path.relpath(path, REPO))
 
 
-CFG_KEYS = ("method", "spacing", "tau_end", "order", "lof", "denoise", "third")
+CFG_KEYS = ("method", "spacing", "tau_end", "order", "lof", "denoise", "third", "corrector")
 
 
 def same_cfg(a, b):
-    return all(a.get(k) == b.get(k) for k in CFG_KEYS)
+    # rows of older runs have no "corrector": absent, None and False are the same
+    return all((a.get(k) or False) == (b.get(k) or False) for k in CFG_KEYS)
 
 
 def shortlist(rows, cfgs, k):
@@ -419,15 +459,16 @@ def shortlist(rows, cfgs, k):
         if rs and all(math.isfinite(r["rmse"]) for r in rs):
             scored.append((sum(math.log(r["rmse"]) for r in rs) / len(rs), cfg))
     out = []
-    for grp in ("deis-sn", "deis", "dpm++", "unipc"):
+    for grp in GROUPS:
         g = sorted([sc for sc in scored if group(sc[1]) == grp], key=lambda sc: sc[0])
         out += [cfg for _, cfg in g[:k]]
     for preset in (0, 1):
         for nfe in NFES:
             c = preset_config(preset, nfe)
             for cfg in cfgs:
-                if cfg["method"] in ("deis-sn", "deis") and not cfg["denoise"] and all(
-                        cfg[key] == c[key] for key in ("spacing", "order", "lof", "tau_end")) \
+                if cfg["method"] in (c["method"], "deis") and not cfg["denoise"] and all(
+                        cfg.get(key, False) == c[key]
+                        for key in ("spacing", "order", "lof", "tau_end", "corrector")) \
                         and not any(same_cfg(cfg, o) for o in out):
                     out.append(cfg)
     return out
@@ -446,12 +487,12 @@ def frechet(m, vp, rows, n_fd):
     out = []
     x = torch.from_numpy(deissn.noise(SEED + 1, n_fd, m["shape"])).to(torch.float64)
     for nfe in FD_NFES:
-        for grp in ("deis-sn", "deis", "dpm++", "unipc"):
-            best = best_rows(rows, nfe, lambda r: group(r) == grp)
-            if not best:
+        for grp in GROUPS + ["BEST"]:
+            best = [preset_row(rows, nfe, 0)] if grp == "BEST" else \
+                best_rows(rows, nfe, lambda r: group(r) == grp)
+            if not best or not best[0]:
                 continue
-            cfg = {k: best[0][k] for k in ("method", "spacing", "tau_end", "order", "lof",
-                                           "denoise", "third") if k in best[0]}
+            cfg = {k: best[0][k] for k in CFG_KEYS if k in best[0]}
             t0 = time.time()
             s, _ = run_config(m, vp, cfg, nfe, x)
             fd = score(s.clamp(-1, 1).to(torch.float32))
@@ -466,107 +507,166 @@ def summarize(result):
     nfes = sorted({r["nfe"] for r in rows})
     print("\n%s, %d samples: best RMSE per NFE (vs the ground truth at the same end time)"
           % (result["model"], result["samples"]))
-    print("| NFE | libdeissn (DEIS-SN) | DEIS (no table) | DPM-Solver++ | UniPC |")
-    print("|---|---|---|---|---|")
+    print("| NFE | %s |" % " | ".join(GROUPS))
+    print("|---|%s" % ("---|" * len(GROUPS)))
     for nfe in nfes:
         cells = []
-        for grp in ("deis-sn", "deis", "dpm++", "unipc"):
+        for grp in GROUPS:
             b = best_rows(rows, nfe, lambda r: group(r) == grp)
             cells.append("%.4g (%s)" % (b[0]["rmse"], b[0]["label"]) if b else "-")
         print("| %d | %s |" % (nfe, " | ".join(cells)))
 
 
-SPACING_NAMES = {0: "quadratic", 1: "trailing", 2: "linspace", 3: "leading", 4: "power",
-                 5: "logsnr", 6: "karras"}
-
-
 def preset_config(preset, nfe):
-    """The configuration deissn_preset_params() gives (called through ctypes: the Python
-    binding does not wrap it yet), in this script's terms."""
-    import ctypes
-    from deissn import _lib as L
-    sp, mp = L.ScheduleParams(), L.SamplerParams()
-    L.lib.deissn_schedule_params_init(ctypes.byref(sp))
-    L.lib.deissn_sampler_params_init(ctypes.byref(mp))
-    f = L.lib.deissn_preset_params
-    f.restype = ctypes.c_int32
-    f.argtypes = [ctypes.c_int32, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p]
-    if f(preset, nfe, ctypes.byref(sp), ctypes.byref(mp)) != 0:
-        raise RuntimeError("deissn_preset_params failed")
-    spacing = SPACING_NAMES[sp.spacing]
+    """The configuration deissn_preset_params() gives, in this script's terms."""
+    skw, pkw = deissn.preset({0: "best", 1: "reference"}[preset], nfe)
+    spacing = skw["spacing"]
     if spacing == "power":
-        spacing = "uniform" if sp.power == 1 else "power%g" % sp.power
-    return dict(spacing=spacing, order=mp.order, lof=bool(mp.lower_order_final),
-                tau_end=sp.tau_end, tau_min_eval=sp.tau_min_eval)
+        spacing = "uniform" if skw["power"] == 1 else "power%g" % skw["power"]
+    method = "deis-x0" if pkw["method"] == "data" else "deis-sn"
+    return dict(method=method, spacing=spacing, order=pkw["order"],
+                lof=pkw["lower_order_final"], tau_end=skw["tau_end"],
+                corrector=pkw["corrector"])
 
 
-def preset_row(rows, nfe, preset, method="deis-sn"):
+def preset_row(rows, nfe, preset, method=None):
+    """The row of `preset` at `nfe` (method: override the preset's, e.g. "deis")."""
     c = preset_config(preset, nfe)
+    if method:
+        c["method"] = method
     for r in rows:
-        if r["nfe"] == nfe and r["method"] == method and "rmse" in r and not r["denoise"] \
-                and r["spacing"] == c["spacing"] and r["order"] == c["order"] \
-                and r["lof"] == c["lof"] and r["tau_end"] == c["tau_end"]:
+        if r["nfe"] == nfe and "rmse" in r and not r["denoise"] and all(
+                (r.get(k) or False) == (c[k] or False)
+                for k in ("method", "spacing", "order", "lof", "tau_end", "corrector")):
             return r
     return None
 
 
-def report():
-    """Markdown tables for docs/presets.md from build/eval/presets_*.json."""
-    for name in ("fmnist", "gmm"):
-        p = os.path.join(OUT_DIR, "presets_%s.json" % name)
-        if not os.path.exists(p):
+MODELS = ["fmnist", "fmnist-small"]  # the models the presets are chosen and reported on
+
+
+def result_path(name):
+    return os.path.join(OUT_DIR, "presets_%s.json" % name)
+
+
+def merge(name, tags):
+    """presets_<name>.json from the runs presets_<name><tag>.json (same noise and ground
+    truth; a configuration run twice keeps its last row; FD from the runs that have it)."""
+    out = None
+    for tag in tags:
+        res = json.load(open(result_path(name + tag)))
+        if out is None:
+            out = dict(res, rows=[], commands=[], fd=None)
+        if (res["samples"], res["seed"]) != (out["samples"], out["seed"]):
+            sys.exit("merge: %s%s has other samples or seed" % (name, tag))
+        out["rows"] = [r for r in out["rows"] if not any(
+            r["nfe"] == q["nfe"] and same_cfg(r, q) for q in res["rows"])] + res["rows"]
+        out["commands"].append(res["command"])
+        out["fd"] = res.get("fd") or out["fd"]
+    out.pop("command", None)
+    with open(result_path(name), "w") as fh:
+        json.dump(out, fh, indent=1)
+    print("wrote %s (%d rows)" % (os.path.relpath(result_path(name), REPO), len(out["rows"])))
+
+
+def best_baseline(rows, nfe):
+    b = best_rows(rows, nfe, lambda r: r["method"] in ("dpm++", "unipc"))
+    return b[0]["rmse"] if b else math.inf
+
+
+def choose():
+    """Per NFE, the libdeissn configuration whose worst ratio to the best baseline over the
+    models is lowest (among those run on every model at that NFE): the BEST preset."""
+    results = {m: json.load(open(result_path(m)))["rows"] for m in MODELS}
+    nfes = sorted(set.intersection(*({r["nfe"] for r in rows} for rows in results.values())))
+    chosen = {}
+    for nfe in nfes:
+        scores = {}
+        for m, rows in results.items():
+            base = best_baseline(rows, nfe)
+            for r in rows:
+                # a preset row holds no tau_min_eval: karras stops at tau_end = 0 (logsnr's
+                # is computed by deissn_preset_params as here)
+                if r["nfe"] == nfe and r["method"] in ("deis-sn", "deis-x0") and "rmse" in r \
+                        and not r["denoise"] and not (r["spacing"] == "karras"
+                                                      and r["tau_end"] > 0):
+                    key = tuple(r.get(k, False) for k in CFG_KEYS)
+                    scores.setdefault(key, {})[m] = (r["rmse"] / base, r["label"])
+        full = [(max(v[0] for v in d.values()), d) for d in scores.values() if len(d) == len(MODELS)]
+        full.sort(key=lambda t: t[0])
+        worst, d = full[0]
+        chosen[nfe] = (next(iter(d.values()))[1], worst, {m: v[0] for m, v in d.items()})
+        for rank, (worst, d) in enumerate(full[:3]):  # the runners-up show how flat it is
+            print("%s %-52s worst ratio %.3f  (%s)" % (
+                "NFE %2d:" % nfe if rank == 0 else "       ", next(iter(d.values()))[1], worst,
+                ", ".join("%s %.3f" % (m, v[0]) for m, v in sorted(d.items()))))
+    return chosen
+
+
+def report_markdown():
+    """The generated part of docs/quality.md: per model and NFE, libdeissn's BEST preset
+    against the best DPM-Solver++ and UniPC configuration, and the FD at NFE 5 and 10."""
+    out = []
+    for name in MODELS:
+        if not os.path.exists(result_path(name)):
             continue
-        res = json.load(open(p))
+        res = json.load(open(result_path(name)))
         rows = res["rows"]
-        print("\n### %s (%d samples; `%s`)\n" % (name, res["samples"], res["command"]))
-        print("| NFE | preset BEST (DEIS-SN) | best libdeissn | best DPM-Solver++ | best UniPC "
-              "| BEST / best baseline | same config without SN | REFERENCE |")
-        print("|---|---|---|---|---|---|---|---|")
+        out.append("#### %s (%d samples)\n" % (name, res["samples"]))
+        out.append("| NFE | preset BEST | BEST / best baseline | best DPM-Solver++ | best UniPC "
+                   "| best DEIS-SN (eps) | what SN adds (DEIS-SN / DEIS, best of each) "
+                   "| REFERENCE preset |")
+        out.append("|---|---|---|---|---|---|---|---|")
         for nfe in sorted({r["nfe"] for r in rows}):
             best = preset_row(rows, nfe, 0)
-            nosn = preset_row(rows, nfe, 0, method="deis")
             ref = preset_row(rows, nfe, 1)
-            lib = best_rows(rows, nfe, lambda r: r["method"] in ("deis", "deis-sn"))
-            dpm = best_rows(rows, nfe, lambda r: r["method"] == "dpm++")
-            uni = best_rows(rows, nfe, lambda r: r["method"] == "unipc")
-            base = min(dpm[0]["rmse"] if dpm else math.inf, uni[0]["rmse"] if uni else math.inf)
+            grp = {g: best_rows(rows, nfe, lambda r, g=g: group(r) == g) for g in GROUPS}
+            base = best_baseline(rows, nfe)
             cell = lambda r: "%.4g (%s)" % (r["rmse"], r["label"]) if r else "-"  # noqa: E731
-            print("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
-                nfe, "%.4g" % best["rmse"] if best else "-", cell(lib[0] if lib else None),
-                cell(dpm[0] if dpm else None), cell(uni[0] if uni else None),
-                "%.3f" % (best["rmse"] / base) if best and base < math.inf else "-",
-                "%.4g" % nosn["rmse"] if nosn else "-", "%.4g" % ref["rmse"] if ref else "-"))
+            first = lambda g: grp[g][0] if grp[g] else None  # noqa: E731
+            sn = "%.3f" % (first("deis-sn")["rmse"] / first("deis")["rmse"]) \
+                if first("deis-sn") and first("deis") else "-"
+            out.append("| %d | %s | **%s** | %s | %s | %s | %s | %s |" % (
+                nfe, cell(best), "%.3f" % (best["rmse"] / base) if best else "-",
+                cell(first("dpm++")), cell(first("unipc")), cell(first("deis-sn")), sn,
+                "%.4g" % ref["rmse"] if ref else "-"))
         if res.get("fd"):
-            print("\nFrechet distance (%d samples each):\n" % res["fd"][0]["samples"])
-            print("| NFE | configuration | FD |")
-            print("|---|---|---|")
+            out.append("\nFrechet distance at NFE 5 and 10 of each method's best-RMSE "
+                       "configuration (%d samples vs the 10,000 test images):\n"
+                       % res["fd"][0]["samples"])
+            out.append("| NFE | method | configuration | FD |")
+            out.append("|---|---|---|---|")
             for r in res["fd"]:
-                print("| %d | %s | %.3f |" % (r["nfe"], r["label"], r["fd"]))
+                out.append("| %d | %s | %s | %.2f |" % (r["nfe"], r["group"], r["label"], r["fd"]))
+        out.append("")
+    return "\n".join(out)
+
+
+def write_docs():
+    from docblock import replace_block
+    replace_block(os.path.join(REPO, "docs", "quality.md"), "presets", report_markdown())
 
 
 def plot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    files = [(name, os.path.join(OUT_DIR, "presets_%s.json" % name)) for name in ("fmnist", "gmm")]
-    files = [(n, p) for n, p in files if os.path.exists(p)]
+    files = [(name, result_path(name)) for name in MODELS if os.path.exists(result_path(name))]
     fig, axes = plt.subplots(1, len(files), figsize=(6 * len(files), 4.2), squeeze=False)
     for ax, (name, p) in zip(axes[0], files):
         res = json.load(open(p))
         rows = res["rows"]
         nfes = sorted({r["nfe"] for r in rows})
-        preset = {str(k): (preset_row(rows, k, 0) or {}).get("rmse") for k in nfes}
-        series = [("deis-sn", "libdeissn best (DEIS-SN)", "C3"), ("deis", "DEIS best (no table)",
-                  "C1"), ("dpm++", "DPM-Solver++ best", "C0"), ("unipc", "UniPC best", "C2")]
+        series = [("deis-sn", "DEIS-SN best", "C3"), ("deis-x0", "libdeissn x0 best", "C4"),
+                  ("dpm++", "DPM-Solver++ best", "C0"), ("unipc", "UniPC best", "C2")]
         for grp, lab, col in series:
             ys = [best_rows(rows, k, lambda r: group(r) == grp) for k in nfes]
             ax.plot(nfes, [y[0]["rmse"] if y else np.nan for y in ys], "o-", color=col, label=lab)
-        if preset:
-            ys = [preset.get(str(k)) for k in nfes]
-            ax.plot(nfes, [y if y is not None else np.nan for y in ys], "k--", label="preset BEST")
-        ref = [preset_row(rows, k, 1) for k in nfes]
-        ax.plot(nfes, [y["rmse"] if y else np.nan for y in ref], ":", color="gray",
-                label="preset REFERENCE (quadratic, o3)")
+        for preset, style, lab in ((0, "k--", "preset BEST"),
+                                   (1, ":", "preset REFERENCE (quadratic, o3)")):
+            ys = [preset_row(rows, k, preset) for k in nfes]
+            ax.plot(nfes, [y["rmse"] if y else np.nan for y in ys], style, label=lab,
+                    color="black" if preset == 0 else "gray")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(nfes)

@@ -10,7 +10,7 @@
 The library is found through $DEISSN_LIB, then the build tree this package sits in, then the
 system. Every failing call raises a subclass of :class:`deissn.Error`.
 """
-from ._common import DType, Noise, Prediction, Spacing, Time
+from ._common import DType, Method, Noise, Prediction, Spacing, Time
 from ._lib import ABI_VERSION, lib as _clib
 from .calibrate import Calibrator
 from .errors import (CallbackError, Error, FileError, FormatError, InternalError,
@@ -26,7 +26,7 @@ __version__ = "%d.%d.0" % ABI_VERSION
 __all__ = [
     "Schedule", "NormTable", "Model", "Sampler", "Calibrator", "StepInfo", "StepCoeffs", "noise",
     "preset",
-    "library_version", "has_torch", "Noise", "Spacing", "Prediction", "Time", "DType",
+    "library_version", "has_torch", "Noise", "Spacing", "Prediction", "Time", "DType", "Method",
     "Error", "InvalidArgument", "OutOfMemory", "SizeMismatch", "NonFinite", "StateError",
     "FileError", "FormatError", "Unsupported", "ModelError", "CallbackError", "Mismatch",
     "InternalError",
@@ -34,7 +34,7 @@ __all__ = [
 
 
 def library_version():
-    """The version string of the loaded libdeissn, e.g. "0.1.0"."""
+    """The version string of the loaded libdeissn, e.g. "0.2.0"."""
     return _clib.deissn_version_string().decode()
 
 

@@ -36,6 +36,12 @@ class Prediction(enum.IntEnum):
     V = 2
 
 
+class Method(enum.IntEnum):
+    """What the sampler extrapolates (``deissn_method``): EPS (DEIS / DEIS-SN) or DATA (x0)."""
+    EPS = 0
+    DATA = 1
+
+
 class Time(enum.IntEnum):
     """The time argument a model is given (``deissn_time_convention``)."""
     MODEL_INDEX = 0

@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import error_for
 
 # The binding speaks the ABI of libdeissn MAJOR.MINOR; any patch release will do.
-ABI_VERSION = (0, 1)
+ABI_VERSION = (0, 2)
 
 c_float_p = POINTER(ctypes.c_float)
 c_double_p = POINTER(c_double)
@@ -34,7 +34,8 @@ class ScheduleParams(Structure):
 
 class SamplerParams(Structure):
     _fields_ = [("version", c_uint32), ("order", c_uint32), ("lower_order_final", c_uint32),
-                ("allow_table_mismatch", c_uint32)]
+                ("allow_table_mismatch", c_uint32), ("method", c_int32),
+                ("corrector", c_uint32)]
 
 
 class StepInfo(Structure):
@@ -45,7 +46,7 @@ class StepInfo(Structure):
 class StepCoeffs(Structure):
     _fields_ = [("step", c_uint32), ("order", c_uint32), ("tau_from", c_double),
                 ("tau_to", c_double), ("model_t", c_double), ("psi", c_double),
-                ("c", c_double * 4), ("r", c_double * 4)]
+                ("c", c_double * 5), ("r", c_double * 5), ("corrector_order", c_uint32)]
 
 
 class ModelParams(Structure):

@@ -5,7 +5,7 @@ from ctypes import byref, c_int64, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import Handle, Prediction, input_array, inplace_array, to_enum
+from ._common import Handle, Method, Prediction, input_array, inplace_array, to_enum
 from ._lib import c_float_p, lib
 from .errors import CallbackError, SizeMismatch, StateError
 
@@ -15,9 +15,11 @@ StepInfo = namedtuple("StepInfo", "step steps tau model_t alpha sigma")
 StepInfo.__doc__ = """Where a sampler stands: evaluate the model at `tau` (model time `model_t`
 = tau*T - 1) for step `step` of `steps`; alpha = sqrt(alpha_bar(tau)), sigma = sqrt(1 - alpha_bar)."""
 
-StepCoeffs = namedtuple("StepCoeffs", "step order tau_from tau_to model_t psi c r")
+StepCoeffs = namedtuple("StepCoeffs",
+                        "step order tau_from tau_to model_t psi c r corrector_order")
 StepCoeffs.__doc__ = """The coefficients of one step from tau_from to tau_to:
-x_to = psi * x_from + sum_j c[j] * eps_j / r[j], j = 0..order, eps_0 being the newest output."""
+x_to = psi * x_from + sum_j c[j] * eps_j / r[j], eps_0 being the newest output, j up to
+order, or order + 1 where the step folds in a correction of x_from (corrector_order > 0)."""
 
 
 def _info(s):
@@ -27,8 +29,12 @@ def _info(s):
 class Sampler(Handle):
     """Walks a :class:`Schedule` with DEIS, or DEIS-SN when given a :class:`NormTable`.
 
-    ``Sampler(schedule, table=None, order=3, lower_order_final=False)``; order is 0..3
-    (0 without a table is DDIM). All coefficients are computed here, once.
+    ``Sampler(schedule, table=None, order=3, lower_order_final=False, method="eps",
+    corrector=False)``; order is 0..3 (0 without a table is DDIM). method "eps" is DEIS /
+    DEIS-SN (the polynomial is through eps / r(tau)); "data" extrapolates the data prediction
+    x0 in log-SNR instead and ignores the table; ``corrector=True`` (method "data" only)
+    corrects each state with the model output evaluated there (one order higher, no extra
+    evaluations). All coefficients are computed here, once.
 
     Two ways to sample. With your own model call::
 
@@ -47,11 +53,13 @@ class Sampler(Handle):
     _free = lib.deissn_sampler_free
 
     def __init__(self, schedule, table=None, *, order=3, lower_order_final=False,
-                 allow_table_mismatch=False):
+                 method="eps", corrector=False, allow_table_mismatch=False):
         p = _lib.SamplerParams()
         lib.deissn_sampler_params_init(byref(p))
         p.order = order
         p.lower_order_final = bool(lower_order_final)
+        p.method = to_enum(Method, method, "method")
+        p.corrector = bool(corrector)
         p.allow_table_mismatch = bool(allow_table_mismatch)
         out = c_void_p()
         lib.deissn_sampler_create(byref(out), schedule._handle,
@@ -166,14 +174,14 @@ class Sampler(Handle):
 
     def coeffs(self):
         """The coefficients of every step, a list of :class:`StepCoeffs` (c and r trimmed to
-        the step's order + 1 entries)."""
+        the entries the step uses)."""
         h = self._handle
         out, c = [], _lib.StepCoeffs()
         for i in range(lib.deissn_sampler_steps(h)):
             lib.deissn_sampler_coeffs(h, i, byref(c))
-            k = c.order + 1
+            k = max(c.order, c.corrector_order) + 1
             out.append(StepCoeffs(c.step, c.order, c.tau_from, c.tau_to, c.model_t, c.psi,
-                                  tuple(c.c[:k]), tuple(c.r[:k])))
+                                  tuple(c.c[:k]), tuple(c.r[:k]), c.corrector_order))
         return out
 
     def __repr__(self):

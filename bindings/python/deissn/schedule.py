@@ -4,7 +4,7 @@ from ctypes import byref, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import Handle, Noise, Spacing, input_array, map_tau, to_enum
+from ._common import Handle, Method, Noise, Spacing, input_array, map_tau, to_enum
 from ._lib import c_double_p, lib
 from .errors import InvalidArgument
 
@@ -134,5 +134,6 @@ def preset(name="best", steps=10):
     schedule_kwargs = dict(spacing=Spacing(sp.spacing).name.lower(), steps=sp.steps,
                            power=sp.power, karras_rho=sp.karras_rho,
                            tau_min_eval=sp.tau_min_eval or None, tau_end=sp.tau_end)
-    sampler_kwargs = dict(order=pp.order, lower_order_final=bool(pp.lower_order_final))
+    sampler_kwargs = dict(order=pp.order, lower_order_final=bool(pp.lower_order_final),
+                          method=Method(pp.method).name.lower(), corrector=bool(pp.corrector))
     return schedule_kwargs, sampler_kwargs

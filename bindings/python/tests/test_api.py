@@ -148,4 +148,4 @@ def test_version_mismatch_is_a_clear_import_error(tmp_path):
         pytest.skip("no C compiler to build a fake library")
     out = _import_with(so)
     assert out.returncode != 0
-    assert "libdeissn 2.3.4, but this binding was written for 0.1.x" in out.stderr
+    assert "libdeissn 2.3.4, but this binding was written for 0.2.x" in out.stderr

@@ -7,7 +7,7 @@ import deissn
 def test_reference_is_the_papers_configuration():
     skw, pkw = deissn.preset("reference", 10)
     assert skw["spacing"] == "quadratic" and skw["steps"] == 10 and skw["tau_end"] == 0
-    assert pkw == {"order": 3, "lower_order_final": False}
+    assert pkw == {"order": 3, "lower_order_final": False, "method": "eps", "corrector": False}
 
 
 @pytest.mark.parametrize("nfe", [5, 10, 20])
@@ -16,8 +16,10 @@ def test_best_builds_a_sampler_with_the_requested_steps(nfe):
     sampler = deissn.Sampler(deissn.Schedule(**skw), **pkw)
     coeffs = sampler.coeffs()
     assert len(coeffs) == nfe
-    # the plan follows the preset: the last step's order drops when lower_order_final is on
-    assert coeffs[-1].order == (0 if pkw["lower_order_final"] else min(3, nfe - 1))
+    # the plan follows the preset: the last step's order drops with lower_order_final, and
+    # for the data method when it ends at tau = 0
+    last_is_0 = pkw["lower_order_final"] or (pkw["method"] == "data" and skw["tau_end"] == 0)
+    assert coeffs[-1].order == (0 if last_is_0 else min(pkw["order"], nfe - 1))
 
 
 def test_sampler_preset_is_the_preset_kwargs():

@@ -50,11 +50,11 @@ mod table;
 
 pub use error::{Error, ErrorKind, Result};
 pub use model::{BoxError, DType, Model, ModelParams, Prediction, TimeConvention};
-pub use sampler::{Preset, Sampler, SamplerParams, StepCoeffs, StepInfo, Timings};
+pub use sampler::{Method, Preset, Sampler, SamplerParams, StepCoeffs, StepInfo, Timings};
 pub use schedule::{Noise, Schedule, ScheduleBuilder, Spacing};
 pub use table::NormTable;
 
-/// The version of the loaded libdeissn, e.g. "0.1.0".
+/// The version of the loaded libdeissn, e.g. "0.2.0".
 pub fn version() -> &'static str {
     // SAFETY: a static NUL-terminated ASCII string.
     unsafe { CStr::from_ptr(sys::deissn_version_string()) }.to_str().unwrap_or("?")

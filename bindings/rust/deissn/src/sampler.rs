@@ -18,11 +18,35 @@ pub struct SamplerParams {
     pub lower_order_final: bool,
     /// Accept a table made for another noise schedule instead of failing with `Mismatch`.
     pub allow_table_mismatch: bool,
+    /// What the polynomial extrapolates (default [`Method::Eps`], DEIS / DEIS-SN).
+    pub method: Method,
+    /// Correct each state with the model output evaluated there (`Method::Data` only).
+    pub corrector: bool,
 }
 
 impl Default for SamplerParams {
     fn default() -> Self {
-        SamplerParams { order: 3, lower_order_final: false, allow_table_mismatch: false }
+        SamplerParams { order: 3, lower_order_final: false, allow_table_mismatch: false,
+                        method: Method::Eps, corrector: false }
+    }
+}
+
+/// What the sampler's polynomial extrapolates (`deissn_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// DEIS and DEIS-SN: eps / r(tau), a polynomial in tau (the reference).
+    #[default]
+    Eps,
+    /// The data prediction x0, a polynomial in log-SNR; the table is not used.
+    Data,
+}
+
+impl Method {
+    fn raw(self) -> i32 {
+        match self {
+            Method::Eps => sys::deissn_method_DEISSN_METHOD_EPS as i32,
+            Method::Data => sys::deissn_method_DEISSN_METHOD_DATA as i32,
+        }
     }
 }
 
@@ -58,8 +82,9 @@ impl SamplerParams {
             check(sys::deissn_preset_params(preset.raw(), nfe, ptr::null_mut(), &mut p))?;
             p
         };
+        let method = if p.method == Method::Data.raw() { Method::Data } else { Method::Eps };
         Ok(SamplerParams { order: p.order, lower_order_final: p.lower_order_final != 0,
-                           allow_table_mismatch: false })
+                           allow_table_mismatch: false, method, corrector: p.corrector != 0 })
     }
 }
 
@@ -82,12 +107,13 @@ pub struct StepInfo {
 }
 
 /// The coefficients of step `step`, from `tau_from` to `tau_to`:
-/// `x_to = psi * x_from + sum_{j=0..=order} c[j] * eps_j / r[j]`, eps_0 the newest output.
+/// `x_to = psi * x_from + sum_j c[j] * d_j / r[j]`, d_0 the newest prediction (eps, or x0 with
+/// [`Method::Data`]); j goes to `order`, or `order + 1` when a correction is folded in.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepCoeffs {
     /// The step index.
     pub step: u32,
-    /// The order this step uses; `c` and `r` are 0 beyond it.
+    /// The predictor's order.
     pub order: u32,
     /// Where the step starts.
     pub tau_from: f64,
@@ -97,10 +123,12 @@ pub struct StepCoeffs {
     pub model_t: f64,
     /// alpha(tau_to) / alpha(tau_from).
     pub psi: f64,
-    /// C_0..C_3 on the normalised eps.
-    pub c: [f64; 4],
-    /// r at the evaluation times of c (1 without a table).
-    pub r: [f64; 4],
+    /// The coefficients on the normalised predictions; 0 where unused.
+    pub c: [f64; 5],
+    /// r at the evaluation times of c (1 without a table or with `Method::Data`; 0 unused).
+    pub r: [f64; 5],
+    /// The order of the correction folded into `c` (0: none).
+    pub corrector_order: u32,
 }
 
 /// Time spent by [`Sampler::sample`].
@@ -144,6 +172,8 @@ impl Sampler {
         p.order = params.order;
         p.lower_order_final = params.lower_order_final.into();
         p.allow_table_mismatch = params.allow_table_mismatch.into();
+        p.method = params.method.raw();
+        p.corrector = params.corrector.into();
         let table = table.map_or(ptr::null(), NormTable::as_ptr);
         let mut out = ptr::null_mut();
         check(unsafe { sys::deissn_sampler_create(&mut out, schedule.as_ptr(), table, &p) })?;
@@ -193,7 +223,8 @@ impl Sampler {
         // SAFETY: filled on success.
         let c = unsafe { c.assume_init() };
         Ok(StepCoeffs { step: c.step, order: c.order, tau_from: c.tau_from, tau_to: c.tau_to,
-                        model_t: c.model_t, psi: c.psi, c: c.c, r: c.r })
+                        model_t: c.model_t, psi: c.psi, c: c.c, r: c.r,
+                        corrector_order: c.corrector_order })
     }
 
     /// Run a whole sampling with `model`: `x` holds the initial noise of `shape` (shape\[0\]

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{gaussian_eps, repo};
-use deissn::{ErrorKind, Model, ModelParams, Noise, NormTable, Prediction, Preset, Sampler,
-             SamplerParams, Schedule, TimeConvention};
+use deissn::{ErrorKind, Method, Model, ModelParams, Noise, NormTable, Prediction, Preset,
+             Sampler, SamplerParams, Schedule, Spacing, TimeConvention};
 
 fn assert_send_sync<T: Send + Sync>() {}
 fn assert_send<T: Send>() {}
@@ -185,7 +185,7 @@ fn table_knots_and_schedule_times() {
     assert!((t.eval(0.25) - 0.75).abs() < 1e-15);
     let s = Schedule::builder().taus(vec![0.9, 0.5, 0.1]).tau_end(0.01).build().unwrap();
     assert_eq!(s.times(), [0.9, 0.5, 0.1, 0.01]);
-    assert_eq!(deissn::version().split('.').take(2).collect::<Vec<_>>(), ["0", "1"]);
+    assert_eq!(deissn::version().split('.').take(2).collect::<Vec<_>>(), ["0", "2"]);
 }
 
 #[test]
@@ -229,4 +229,28 @@ fn presets_set_the_sampling_fields() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.message().contains("nfe"), "{}", err.message());
     assert_eq!(SamplerParams::preset(Preset::Best, 0).unwrap_err().kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn data_method_order_0_is_ddim_and_the_corrector_needs_it() {
+    let schedule = Schedule::builder().spacing(Spacing::Trailing).steps(8).build().unwrap();
+    let ddim = Sampler::new(&schedule, None, &SamplerParams { order: 0, ..Default::default() })
+        .unwrap();
+    let data = SamplerParams { order: 0, method: Method::Data, ..Default::default() };
+    let data = Sampler::new(&schedule, None, &data).unwrap();
+    for i in 0..8 {
+        let (a, b) = (ddim.coeffs(i).unwrap(), data.coeffs(i).unwrap());
+        // x_to = psi_eps x + c_eps eps = psi_x0 x + c_x0 (x - sigma eps) / alpha
+        let alpha = schedule.alpha_bar(a.tau_from).sqrt();
+        let sigma = (1.0 - alpha * alpha).sqrt();
+        assert!((a.psi - (b.psi + b.c[0] / alpha)).abs() < 1e-12, "step {i}");
+        assert!((a.c[0] + b.c[0] * sigma / alpha).abs() < 1e-12, "step {i}");
+    }
+    let corrected = SamplerParams { method: Method::Data, corrector: true, ..Default::default() };
+    let c = Sampler::new(&schedule, None, &corrected).unwrap().coeffs(3).unwrap();
+    assert_eq!((c.order, c.corrector_order), (3, 3));
+    let eps = SamplerParams { corrector: true, ..Default::default() };
+    let err = Sampler::new(&schedule, None, &eps).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message().contains("corrector"), "{}", err.message());
 }

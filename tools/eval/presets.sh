@@ -1,0 +1,28 @@
+#!/bin/sh
+# Regenerate the preset search behind docs/quality.md ("against DPM-Solver++ and UniPC") and
+# docs/presets.md: for each model, every libdeissn configuration and every baseline
+# configuration at NFE 5 and 10, with the FD of each method's best at 5 and 10; at 6, 8, 15
+# and 20 every baseline configuration and libdeissn's candidate spacings (those that won at 5
+# and 10 on either model); the merge; the choice of BEST; the tables and the plot. About 25
+# minutes per model on one core; `make eval-presets` runs it.
+set -eu
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-/usr/bin/python3}
+S=tools/eval/search.py
+for m in fmnist fmnist-small; do
+    $PY $S --model $m --samples 32 --gt-steps 500 --threads 1 \
+        --spacings quadratic,trailing,uniform,power1.5,logsnr,karras --orders 1,2,3 \
+        --baseline-spacings logsnr,time_uniform,time_quadratic,power1.5 --baseline-lof-end-only \
+        --nfe 5,10 --tag _all
+    $PY $S --model $m --samples 32 --gt-steps 500 --threads 1 --quick \
+        --lib-methods deis-sn,deis-x0 --spacings trailing,uniform,logsnr,power1.5 --orders 1,2,3 \
+        --nfe 6,8,15,20 --tag _focus
+    $PY $S --model $m --samples 32 --gt-steps 500 --threads 1 --lib-methods none \
+        --baseline-spacings logsnr,time_uniform,time_quadratic,power1.5 --baseline-lof-end-only \
+        --nfe 6,8,15,20 --tag _bfocus
+    $PY $S --model $m --merge _all,_focus,_bfocus
+done
+$PY $S --choose      # compare with BEST in lib/preset.c, then for each model:
+for m in fmnist fmnist-small; do $PY $S --model $m --fd 1000 --threads 1; done
+$PY $S --report      # docs/quality.md
+$PY $S --plot        # docs/img/presets_rmse.png
