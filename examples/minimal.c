@@ -5,11 +5,13 @@
 #include <stdio.h>
 
 int main(void) {
-    deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;     /* linear, quadratic, 10 */
+    deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;     /* linear noise, T = 1000 */
+    deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
     deissn_schedule *schedule;
     deissn_sampler *sampler;
-    if (deissn_schedule_create(&schedule, &sp) != DEISSN_OK ||
-        deissn_sampler_create(&sampler, schedule, NULL, NULL) != DEISSN_OK) { /* order 3 */
+    if (deissn_preset_params(DEISSN_PRESET_BEST, 10, &sp, &pp) != DEISSN_OK || /* 10 NFE */
+        deissn_schedule_create(&schedule, &sp) != DEISSN_OK ||
+        deissn_sampler_create(&sampler, schedule, NULL, &pp) != DEISSN_OK) {
         fprintf(stderr, "deissn: %s\n", deissn_last_error());
         return 1;
     }

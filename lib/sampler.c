@@ -217,6 +217,15 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
         int finite = isfinite(st->psi) && (st->psi > 0 || (st->data && st->tau_to == 0));
         for (int j = 0; j <= DSN_MAX_DEPTH; j++)
             finite = finite && isfinite(st->c[j]) && isfinite(st->k[j]);
+        /* x0 = (x - sigma eps) / alpha must stay a float for ordinary x and eps */
+        if (finite && st->data && !(st->alpha >= 1e-30)) {
+            int32_t rc = dsn_error(DEISSN_E_INVALID_ARG, "%s: DEISSN_METHOD_DATA: alpha is %.3g "
+                                   "at step %u (tau %.17g), so the data prediction x0 = (x - "
+                                   "sigma eps) / alpha overflows float", fn, st->alpha, i,
+                                   st->tau_from);
+            deissn_sampler_free(sp);
+            return rc;
+        }
         if (!finite) {
             int32_t rc = dsn_error(DEISSN_E_INVALID_ARG, "%s: the coefficients of step %u (tau "
                                    "%.17g to %.17g) are not finite: alpha_bar is 0 there in "

@@ -82,6 +82,10 @@ static void fuzz_sampling(reader *r, const deissn_schedule *s, deissn_normtable 
     sp.lower_order_final = (b >> 3) & 1;
     sp.allow_table_mismatch = (b >> 4) & 1;
     if (b & 0x80) sp.version = 7;
+    uint8_t m = u8(r);
+    sp.method = m % 3; /* 2: invalid */
+    sp.corrector = (m >> 2) & 1; /* refused with METHOD_EPS */
+    int data = sp.method == DEISSN_METHOD_DATA;
     int use_table = table && (b & 0x20);
     deissn_sampler *smp = (deissn_sampler *)&smp;
     int32_t rc = deissn_sampler_create(&smp, s, use_table ? table : NULL, &sp);
@@ -92,32 +96,40 @@ static void fuzz_sampling(reader *r, const deissn_schedule *s, deissn_normtable 
         /* valid params fail only for a table, for memory, or for a schedule whose times make
          * the coefficients overflow (documented: DEISSN_E_INVALID_ARG naming the step) */
         CHECK(sp.order > 3 || sp.version != DEISSN_SAMPLER_PARAMS_VERSION || use_table ||
-              rc == DEISSN_E_NOMEM || strstr(deissn_last_error(), "not finite"));
+              sp.method > 1 || (sp.corrector && !data) || rc == DEISSN_E_NOMEM ||
+              strstr(deissn_last_error(), "not finite") ||
+              strstr(deissn_last_error(), "overflows float"));
         return;
     }
-    CHECK(sp.order <= 3 && sp.version == DEISSN_SAMPLER_PARAMS_VERSION);
+    CHECK(sp.order <= 3 && sp.version == DEISSN_SAMPLER_PARAMS_VERSION && sp.method <= 1 &&
+          (data || !sp.corrector));
     CHECK(deissn_sampler_steps(smp) == N);
 
     /* Coefficients: finite, orders as promised, order 0 without a table = DDIM. */
     double ksum[64], psis[64];
+    uint32_t prev_order = 0;
     for (uint32_t i = 0; i < N; i++) {
         deissn_step_coeffs co;
         CHECK(deissn_sampler_coeffs(smp, i, &co) == DEISSN_OK);
         CHECK(co.step == i && co.tau_from > co.tau_to);
         CHECK(co.order <= sp.order && co.order <= i);
         if (sp.lower_order_final) CHECK(co.order <= N - 1 - i);
-        CHECK(isfinite(co.psi) && co.psi > 0);
+        CHECK(isfinite(co.psi) && (co.psi > 0 || (data && co.tau_to == 0)));
+        /* the corrector of x_from is one order above the previous step's predictor */
+        CHECK(co.corrector_order == (sp.corrector && i > 0 ? prev_order + 1 : 0));
+        prev_order = co.order;
+        uint32_t depth = co.corrector_order > co.order ? co.corrector_order : co.order;
         double ks = 0;
-        for (uint32_t j = 0; j < 4; j++) {
+        for (uint32_t j = 0; j < DEISSN_MAX_TERMS; j++) {
             CHECK(isfinite(co.c[j]) && isfinite(co.r[j]));
-            if (j > co.order) CHECK(co.c[j] == 0);
+            if (j > depth) CHECK(co.c[j] == 0);
             else {
-                CHECK(co.r[j] > 0);
+                CHECK(co.r[j] > 0 && (!data || co.r[j] == 1));
                 ks += fabs(co.c[j] / co.r[j]);
             }
         }
         if (i < 64) ksum[i] = ks, psis[i] = co.psi;
-        if (co.order == 0 && !use_table) {
+        if (co.order == 0 && !use_table && !data) {
             double abf = deissn_schedule_alpha_bar(s, co.tau_from);
             double abt = deissn_schedule_alpha_bar(s, co.tau_to);
             double af = sqrt(abf), at = sqrt(abt), sf = sqrt_pos(1 - abf), st = sqrt_pos(1 - abt);
@@ -151,7 +163,7 @@ static void fuzz_sampling(reader *r, const deissn_schedule *s, deissn_normtable 
         check_status(rc, step_st, 1);
         if (rc < 0) break; /* only NOMEM (first step): x unchanged, try again below */
         taken++;
-        if (taken <= 64) {
+        if (taken <= 64 && !data) { /* the bound holds for eps; x0 divides by alpha */
             bound = psis[taken - 1] * bound + ksum[taken - 1] * 10.0;
             if (bound < FLT_MAX / 4)
                 for (size_t i = 0; i < n; i++) CHECK(isfinite(x[i]));

@@ -288,11 +288,11 @@ def main():
             lines.append("| %d | %s |" % (nfe, " | ".join(cells)))
     spread = max(abs(res[m[0]][str(n)]["fd_half"][0] - res[m[0]][str(n)]["fd_half"][1])
                  for m in METHODS for n in nfes)
-    lines += ["", "ground truth: DEIS-3 at %d quadratic steps; RMSE to %d steps: %.2e"
+    lines += ["", "* ground truth: DEIS-3 at %d quadratic steps; RMSE to %d steps: %.2e"
               % (args.gt_steps, args.gt_steps // 2, gt_err),
-              "DEIS-3 at %d NFE (the ODE solved closely): RMSE %.4f, FD %.2f"
+              "* DEIS-3 at %d NFE (the ODE solved closely): RMSE %.4f, FD %.2f"
               % (lim["nfe"], lim["rmse"], lim["fd"]),
-              "FD noise: largest difference between the FDs of the two halves (%d samples "
+              "* FD noise: largest difference between the FDs of the two halves (%d samples "
               "each): %.3f; FD floor (%d training images): %.3f; classifier test accuracy %.4f"
               % (args.n // 2, spread, args.n, floor, acc)]
     with open(os.path.join(res_dir, "quality_tables.md"), "w") as f:

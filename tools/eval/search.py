@@ -551,7 +551,8 @@ def result_path(name):
 
 def merge(name, tags):
     """presets_<name>.json from the runs presets_<name><tag>.json (same noise and ground
-    truth; a configuration run twice keeps its last row; FD from the runs that have it)."""
+    truth; a configuration run twice keeps its last row). The FD is computed afterwards, on
+    the merged rows (--fd)."""
     out = None
     for tag in tags:
         res = json.load(open(result_path(name + tag)))
@@ -562,7 +563,6 @@ def merge(name, tags):
         out["rows"] = [r for r in out["rows"] if not any(
             r["nfe"] == q["nfe"] and same_cfg(r, q) for q in res["rows"])] + res["rows"]
         out["commands"].append(res["command"])
-        out["fd"] = res.get("fd") or out["fd"]
     out.pop("command", None)
     with open(result_path(name), "w") as fh:
         json.dump(out, fh, indent=1)
@@ -606,11 +606,27 @@ def choose():
 def report_markdown():
     """The generated part of docs/quality.md: per model and NFE, libdeissn's BEST preset
     against the best DPM-Solver++ and UniPC configuration, and the FD at NFE 5 and 10."""
-    out = []
-    for name in MODELS:
-        if not os.path.exists(result_path(name)):
-            continue
-        res = json.load(open(result_path(name)))
+    results = {m: json.load(open(result_path(m))) for m in MODELS
+               if os.path.exists(result_path(m))}
+    nfes = sorted({r["nfe"] for res in results.values() for r in res["rows"]})
+    out = ["RMSE over the best baseline's RMSE (DPM-Solver++ or UniPC, best configuration at that "
+           "NFE); bold: libdeissn wins.\n",
+           "| | " + " | ".join("NFE %d" % k for k in nfes) + " |",
+           "|---|" + "---|" * len(nfes)]
+    for name, res in results.items():
+        rows = res["rows"]
+        for what, pick in (("BEST", lambda k: preset_row(rows, k, 0)),
+                           ("best libdeissn configuration", lambda k: (best_rows(
+                               rows, k, lambda r: r["method"] in LIB_METHODS) or [None])[0])):
+            cells = []
+            for k in nfes:
+                r, base = pick(k), best_baseline(rows, k)
+                ratio = r["rmse"] / base if r else None
+                cells.append("-" if ratio is None else
+                             ("**%.3f**" if ratio < 1 else "%.3f") % ratio)
+            out.append("| %s, %s | %s |" % (name, what, " | ".join(cells)))
+    out.append("")
+    for name, res in results.items():
         rows = res["rows"]
         out.append("#### %s (%d samples)\n" % (name, res["samples"]))
         out.append("| NFE | preset BEST | BEST / best baseline | best DPM-Solver++ | best UniPC "
@@ -626,8 +642,10 @@ def report_markdown():
             first = lambda g: grp[g][0] if grp[g] else None  # noqa: E731
             sn = "%.3f" % (first("deis-sn")["rmse"] / first("deis")["rmse"]) \
                 if first("deis-sn") and first("deis") else "-"
-            out.append("| %d | %s | **%s** | %s | %s | %s | %s | %s |" % (
-                nfe, cell(best), "%.3f" % (best["rmse"] / base) if best else "-",
+            ratio = best["rmse"] / base if best else None
+            out.append("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                nfe, cell(best), "-" if ratio is None else
+                ("**%.3f**" if ratio < 1 else "%.3f") % ratio,
                 cell(first("dpm++")), cell(first("unipc")), cell(first("deis-sn")), sn,
                 "%.4g" % ref["rmse"] if ref else "-"))
         if res.get("fd"):
