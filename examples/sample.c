@@ -347,11 +347,14 @@ int main(int argc, char **argv)
     if (write_grid(o.out, x, o.n, o.shape, &W, &H)) return 1;
     printf("deissn-sample (libdeissn %s)\n", deissn_version_string());
     printf("  model    %s (%s)\n", o.model, o.device);
+    char spacing[32];
+    if (sp.spacing == DEISSN_SPACING_POWER) snprintf(spacing, sizeof spacing, "power %g", sp.power);
+    else snprintf(spacing, sizeof spacing, "%s", spacing_names[sp.spacing]);
     printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s%s (preset "
            "%s)\n",
            !strcmp(o.sampler, "deis-sn") ? "DEIS-SN" : !strcmp(o.sampler, "deis") ? "DEIS"
            : !strcmp(o.sampler, "x0") ? "x0 (data prediction)" : "DDIM",
-           pp.order, spacing_names[sp.spacing], o.steps, o.steps,
+           pp.order, spacing, o.steps, o.steps,
            pp.lower_order_final ? ", lower order at the end" : "",
            pp.corrector ? ", corrector" : "", o.preset);
     if (table) printf("  table    %s%s\n", o.table, use_table ? "" : " (not used by x0)");

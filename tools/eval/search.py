@@ -680,11 +680,11 @@ def plot():
         for grp, lab, col in series:
             ys = [best_rows(rows, k, lambda r: group(r) == grp) for k in nfes]
             ax.plot(nfes, [y[0]["rmse"] if y else np.nan for y in ys], "o-", color=col, label=lab)
-        for preset, style, lab in ((0, "k--", "preset BEST"),
-                                   (1, ":", "preset REFERENCE (quadratic, o3)")):
+        for preset, style, col, lab in ((0, "--", "black", "preset BEST"),
+                                        (1, ":", "gray", "preset REFERENCE (quadratic, o3)")):
             ys = [preset_row(rows, k, preset) for k in nfes]
-            ax.plot(nfes, [y["rmse"] if y else np.nan for y in ys], style, label=lab,
-                    color="black" if preset == 0 else "gray")
+            ax.plot(nfes, [y["rmse"] if y else np.nan for y in ys], linestyle=style, color=col,
+                    marker="s", label=lab)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(nfes)
