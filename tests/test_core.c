@@ -67,6 +67,49 @@ static void test_ddim_closed_form(void)
 
 /* Quadrature with 8 points per piece against 16 points: both converge to the same integral,
  * so their difference bounds the error (the target is 1e-10). */
+/* METHOD_DATA order 1 against its closed form. With x0 linear in lambda through the last two
+ * evaluations (lambda_i and lambda_{i-1}, r = lambda_i - lambda_{i-1}) and h = lambda_to -
+ * lambda_i, the step's integrals are alpha_to (1 - e^-h) and alpha_to (h - 1 + e^-h) / r:
+ *   D0 = alpha_to (1 - e^-h) + alpha_to (h - 1 + e^-h) / r,   D1 = -alpha_to (h - 1 + e^-h) / r
+ * (the exact weights behind DPM-Solver++(2M)); psi = sigma_to / sigma_from. */
+static void test_data_closed_form(void)
+{
+    const int noises[] = {DEISSN_NOISE_LINEAR, DEISSN_NOISE_SQUAREDCOS_CAP_V2,
+                          DEISSN_NOISE_CONTINUOUS_VP};
+    double worst = 0;
+    for (size_t ni = 0; ni < 3; ni++) {
+        deissn_schedule *s = make_schedule(noises[ni], DEISSN_SPACING_TRAILING, 12, 1e-3);
+        deissn_sampler_params pp;
+        deissn_sampler_params_init(&pp);
+        pp.order = 1;
+        pp.method = DEISSN_METHOD_DATA;
+        deissn_sampler *sp = NULL;
+        CHECK_STATUS(deissn_sampler_create(&sp, s, NULL, &pp), DEISSN_OK, "data sampler");
+        for (uint32_t i = 1; sp && i < 12; i++) {
+            deissn_step_coeffs co, prev;
+            deissn_sampler_coeffs(sp, i, &co);
+            deissn_sampler_coeffs(sp, i - 1, &prev);
+            double lam[3], al[3], sg[3], taus[3] = {prev.tau_from, co.tau_from, co.tau_to};
+            for (int k = 0; k < 3; k++) {
+                double ab = deissn_schedule_alpha_bar(s, taus[k]);
+                al[k] = sqrt(ab);
+                sg[k] = sqrt(1 - ab);
+                lam[k] = log(al[k] / sg[k]);
+            }
+            double h = lam[2] - lam[1], r = lam[1] - lam[0], em = -expm1(-h);
+            double d1 = -al[2] * (h - em) / r, d0 = al[2] * em - d1;
+            double e = fmax(fabs(co.c[0] - d0), fabs(co.c[1] - d1)) / fabs(d0);
+            if (e > worst) worst = e;
+            CHECK(co.order == 1 && e < 1e-9 && fabs(co.psi - sg[2] / sg[1]) < 1e-9 * co.psi,
+                  "noise %d step %u: D = %.17g %.17g, closed form %.17g %.17g", noises[ni], i,
+                  co.c[0], co.c[1], d0, d1);
+        }
+        deissn_sampler_free(sp);
+        deissn_schedule_free(s);
+    }
+    printf("# METHOD_DATA order 1 vs closed form: worst relative difference %.3g\n", worst);
+}
+
 static void test_quadrature_convergence(void)
 {
     double knots_tau[5] = {0, 0.1, 0.4, 0.7, 1}, knots_r[5] = {0.5, 0.8, 0.79, 0.8, 0.81};
@@ -408,6 +451,7 @@ int main(void)
 {
     test_ddim_closed_form();
     test_quadrature_convergence();
+    test_data_closed_form();
     test_constant_table();
     test_convergence_order();
     test_methods_reach_tau_0();

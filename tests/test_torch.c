@@ -97,16 +97,23 @@ static deissn_normtable *make_table(void) {
     return t;
 }
 
-static deissn_sampler *make_sampler(const deissn_schedule *s, const deissn_normtable *t,
-                                    uint32_t order) {
+static deissn_sampler *make_method_sampler(const deissn_schedule *s, const deissn_normtable *t,
+                                           uint32_t order, int32_t method, uint32_t corrector) {
     deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
     pp.order = order;
+    pp.method = method;
+    pp.corrector = corrector;
     deissn_sampler *smp = NULL;
     if (deissn_sampler_create(&smp, s, t, &pp) != DEISSN_OK) {
         fprintf(stderr, "sampler: %s\n", deissn_last_error());
         exit(2);
     }
     return smp;
+}
+
+static deissn_sampler *make_sampler(const deissn_schedule *s, const deissn_normtable *t,
+                                    uint32_t order) {
+    return make_method_sampler(s, t, order, DEISSN_METHOD_EPS, 0);
 }
 
 static int32_t load_threads(deissn_model **m, const char *path, int prediction,
@@ -164,9 +171,14 @@ static void test_matches_callback(void) {
             deissn_model_free(tm);
             continue;
         }
-        for (uint32_t order = 0; order <= 3; order++) {
-            /* order 0 without a table is DDIM; 1..3 are DEIS-SN with the table. */
-            deissn_sampler *smp = make_sampler(sched, order ? table : NULL, order);
+        /* 0-3: DDIM, then DEIS-SN orders 1-3 with the table; 4-7: METHOD_DATA orders 0-3,
+         * with the corrector from order 1 on (the device loop keeps x0 and folds the
+         * correction into one more history term). */
+        for (uint32_t run = 0; run < 8; run++) {
+            uint32_t order = run % 4, data = run >= 4;
+            deissn_sampler *smp =
+                data ? make_method_sampler(sched, NULL, order, DEISSN_METHOD_DATA, order > 0)
+                     : make_sampler(sched, order ? table : NULL, order);
             float xt[NUMEL], xc[NUMEL];
             deissn_fill_noise(42, 0, 3, 16, xt);
             memcpy(xc, xt, sizeof xt);
@@ -176,10 +188,11 @@ static void test_matches_callback(void) {
             double d = max_abs_diff(xt, xc, NUMEL);
             char name[160];
             snprintf(name, sizeof name, "%s %s order %u == callback path [max |diff| %.2g]",
-                     preds[p].file, order ? "DEIS-SN" : "DDIM", order, d);
+                     preds[p].file, data ? (order ? "x0 + corrector" : "x0")
+                                         : order ? "DEIS-SN" : "DDIM", order, d);
             check(s1 == DEISSN_OK && s2 == DEISSN_OK && d <= 1e-5, name,
                   "status %d/%d, max |diff| %.3g (%s)", s1, s2, d, deissn_last_error());
-            if (order == 3 && p == 0)
+            if (run == 3 && p == 0)
                 check(opt.model_seconds > 0.0 && opt.sampler_seconds >= 0.0,
                       "sample options report model and sampler time", "model %g, sampler %g",
                       opt.model_seconds, opt.sampler_seconds);
