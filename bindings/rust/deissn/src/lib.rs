@@ -42,12 +42,14 @@ use std::path::Path;
 
 use deissn_sys as sys;
 
+mod calibrate;
 mod error;
 mod model;
 mod sampler;
 mod schedule;
 mod table;
 
+pub use calibrate::{CalibrationSums, Calibrator};
 pub use error::{Error, ErrorKind, Result};
 pub use model::{BoxError, DType, Model, ModelParams, Prediction, TimeConvention};
 pub use sampler::{Method, Preset, Sampler, SamplerParams, StepCoeffs, StepInfo, Timings};

@@ -7,7 +7,7 @@ use deissn_sys as sys;
 
 use crate::error::{check, Error, ErrorKind, Result};
 use crate::model::{set_pending, take_pending, Model, Pending, Prediction};
-use crate::{NormTable, Schedule};
+use crate::{Calibrator, NormTable, Schedule};
 
 /// Options of [`Sampler::new`]; `SamplerParams::default()` is order 3, the reference's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +230,15 @@ impl Sampler {
     /// Run a whole sampling with `model`: `x` holds the initial noise of `shape` (shape\[0\]
     /// the batch) and receives the samples; on error it is left as it was.
     pub fn sample(&mut self, model: &Model, x: &mut [f32], shape: &[usize]) -> Result<Timings> {
-        self.run(model, x, shape, None)
+        self.run(model, x, shape, None, None)
+    }
+
+    /// [`Sampler::sample`], adding each step's eps to `calibrator` (whose schedule must have
+    /// this sampler's step times, and the sampler `Method::Eps`) once the whole sampling has
+    /// succeeded. Errors: as `sample`, and `Mismatch`, `InvalidArgument` for those.
+    pub fn sample_calibrated(&mut self, model: &Model, x: &mut [f32], shape: &[usize],
+                             calibrator: &mut Calibrator) -> Result<Timings> {
+        self.run(model, x, shape, None, Some(calibrator))
     }
 
     /// [`Sampler::sample`], calling `progress(step, steps)` after each step; return false
@@ -240,11 +248,12 @@ impl Sampler {
     where
         P: FnMut(u32, u32) -> bool,
     {
-        self.run(model, x, shape, Some(&mut progress))
+        self.run(model, x, shape, Some(&mut progress), None)
     }
 
     fn run(&mut self, model: &Model, x: &mut [f32], shape: &[usize],
-           progress: Option<&mut dyn FnMut(u32, u32) -> bool>) -> Result<Timings> {
+           progress: Option<&mut dyn FnMut(u32, u32) -> bool>,
+           calibrator: Option<&mut Calibrator>) -> Result<Timings> {
         let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if numel != Some(x.len()) {
             return Err(Error::new(ErrorKind::Size, format!(
@@ -254,6 +263,7 @@ impl Sampler {
         // SAFETY: all-zero is DEISSN_SAMPLE_OPTIONS_INIT but for the version (NULLs, 0.0).
         let mut opts: sys::deissn_sample_options = unsafe { std::mem::zeroed() };
         opts.version = sys::DEISSN_SAMPLE_OPTIONS_VERSION;
+        opts.calibrator = calibrator.map_or(ptr::null_mut(), |c| c.as_mut_ptr());
         // The trampoline gets a thin pointer to the fat `&mut dyn FnMut`.
         let mut progress = progress;
         if let Some(p) = progress.as_mut() {

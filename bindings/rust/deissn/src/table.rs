@@ -1,3 +1,4 @@
+use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::ptr::{self, NonNull};
 
@@ -20,7 +21,7 @@ unsafe impl Send for NormTable {}
 unsafe impl Sync for NormTable {}
 
 impl NormTable {
-    fn wrap(rc: i32, out: *mut sys::deissn_normtable) -> Result<NormTable> {
+    pub(crate) fn from_raw(rc: i32, out: *mut sys::deissn_normtable) -> Result<NormTable> {
         check(rc)?;
         Ok(NormTable { ptr: NonNull::new(out).expect("libdeissn returned a NULL table") })
     }
@@ -31,7 +32,7 @@ impl NormTable {
     pub fn load(path: impl AsRef<Path>, pt_clip: u32) -> Result<NormTable> {
         let path = crate::c_path(path.as_ref())?;
         let mut out = ptr::null_mut();
-        NormTable::wrap(unsafe { sys::deissn_normtable_load(&mut out, path.as_ptr(), pt_clip) }, out)
+        NormTable::from_raw(unsafe { sys::deissn_normtable_load(&mut out, path.as_ptr(), pt_clip) }, out)
     }
 
     /// A table from knots: `tau` strictly increasing in [0, 1], `r` finite and > 0.
@@ -43,7 +44,7 @@ impl NormTable {
         let mut out = ptr::null_mut();
         // SAFETY: both slices hold tau.len() values; the library copies them.
         let rc = unsafe { sys::deissn_normtable_create(&mut out, tau.as_ptr(), r.as_ptr(), tau.len()) };
-        NormTable::wrap(rc, out)
+        NormTable::from_raw(rc, out)
     }
 
     /// A table from the reference implementation's `score_abs` and `Ls` arrays:
@@ -60,7 +61,7 @@ impl NormTable {
             sys::deissn_normtable_from_reference(&mut out, score_abs.as_ptr(), ls.as_ptr(),
                                                  score_abs.len(), clip)
         };
-        NormTable::wrap(rc, out)
+        NormTable::from_raw(rc, out)
     }
 
     pub(crate) fn as_ptr(&self) -> *const sys::deissn_normtable {
@@ -97,6 +98,37 @@ impl NormTable {
     /// The fingerprint of the schedule the table was made for; 0 means any schedule.
     pub fn fingerprint(&self) -> u32 {
         unsafe { sys::deissn_normtable_fingerprint(self.as_ptr()) }
+    }
+
+    /// The metadata stored with the table ("" when none).
+    pub fn metadata(&self) -> String {
+        // SAFETY: the library returns a NUL-terminated string that lives as long as the table.
+        unsafe { CStr::from_ptr(sys::deissn_normtable_metadata(self.as_ptr())) }
+            .to_string_lossy().into_owned()
+    }
+
+    /// A copy labelled with `metadata` ("" for none); everything else is the same.
+    pub fn with_metadata(&self, metadata: &str) -> Result<NormTable> {
+        let meta = CString::new(metadata).map_err(|_| Error::new(
+            ErrorKind::InvalidArgument, "NormTable::with_metadata: metadata contains a NUL byte"))?;
+        let mut out = ptr::null_mut();
+        let rc = unsafe { sys::deissn_normtable_with_metadata(&mut out, self.as_ptr(), meta.as_ptr()) };
+        NormTable::from_raw(rc, out)
+    }
+
+    /// Write the table in libdeissn's `.dsn` format (docs/table-format.md), atomically.
+    /// Errors: `Io`, naming the file.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = crate::c_path(path.as_ref())?;
+        check(unsafe { sys::deissn_normtable_save(self.as_ptr(), path.as_ptr()) })?;
+        Ok(())
+    }
+
+    /// Write the knots (and the calibration sums, when the table has them) as CSV.
+    pub fn export_csv(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = crate::c_path(path.as_ref())?;
+        check(unsafe { sys::deissn_normtable_export_csv(self.as_ptr(), path.as_ptr()) })?;
+        Ok(())
     }
 }
 
