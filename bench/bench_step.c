@@ -8,9 +8,11 @@
  * no binding overhead is included. bench/bench.py times the same calls through ctypes next to
  * the reference's Riemann-sum method.
  *
- * Step: a step of order p reads x, the model output and p history buffers and writes x and
- * the history slot: (p + 4) * n * 4 bytes. memcpy of B bytes moves 2B (read + write). We
- * report the bytes a step moves per second as a fraction of memcpy's bytes per second. */
+ * Step: a step of depth p reads x, the model output and p history buffers and writes x and
+ * the history slot: (p + 4) * n * 4 bytes (DEIS-SN order 3: p = 3; METHOD_DATA order 3 with
+ * the corrector: p = 4, and the output converted to x0 on the way). memcpy of B bytes moves
+ * 2B (read + write). We report the bytes a step moves per second as a fraction of memcpy's
+ * bytes per second. */
 #include "deissn.h"
 
 #include <stdio.h>
@@ -66,20 +68,27 @@ static void bench_setup(const deissn_normtable *table, uint32_t steps)
     deissn_schedule_free(sch);
 }
 
-static void bench_step(const char *name, size_t n)
+static void bench_step(const char *name, size_t n, int data)
 {
     deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
     sp.spacing = DEISSN_SPACING_TRAILING;
     sp.steps = 1000;
+    deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT; /* order 3 */
+    if (data) {
+        pp.method = DEISSN_METHOD_DATA;
+        pp.corrector = 1;
+    }
+    const size_t moves = data ? 8 : 7; /* n-float arrays a step reads and writes */
     deissn_schedule *sch;
     deissn_sampler *s;
     deissn_schedule_create(&sch, &sp);
-    deissn_sampler_create(&s, sch, NULL, NULL); /* order 3 */
-    float *x = malloc(n * 4), *out = malloc(n * 4), *dst = malloc(n * 7 * 4), *src = malloc(n * 7 * 4);
+    deissn_sampler_create(&s, sch, NULL, &pp);
+    float *x = malloc(n * 4), *out = malloc(n * 4), *dst = malloc(n * moves * 4),
+          *src = malloc(n * moves * 4);
     deissn_fill_noise(1, 0, 1, n, x);
     deissn_fill_noise(2, 0, 1, n, out);
-    memset(src, 1, n * 7 * 4);
-    memset(dst, 0, n * 7 * 4); /* touch the pages before timing */
+    memset(src, 1, n * moves * 4);
+    memset(dst, 0, n * moves * 4); /* touch the pages before timing */
     double *t_step = malloc(reps * sizeof(double)), *t_copy = malloc(reps * sizeof(double));
     for (int r = 0; r < reps + 4; r++) {
         /* 4 steps of warm-up so that every timed step is order 3 (1000 steps: no reset needed
@@ -88,7 +97,7 @@ static void bench_step(const char *name, size_t n)
         double t0 = now();
         deissn_step(s, x, out, n, DEISSN_PREDICT_EPSILON, NULL);
         double t1 = now();
-        memcpy(dst, src, n * 7 * 4 / 2); /* moves 7n*4 bytes: half read, half written */
+        memcpy(dst, src, n * moves * 4 / 2); /* moves that many bytes: half read, half written */
         double t2 = now();
         if (r >= 4) {
             t_step[r - 4] = t1 - t0;
@@ -96,10 +105,10 @@ static void bench_step(const char *name, size_t n)
         }
         for (size_t i = 0; i < n; i += 4096) x[i] *= 0.5f; /* keep values tame */
     }
-    double bytes = 7.0 * n * 4, ts = median(t_step, reps), tc = median(t_copy, reps);
-    printf("step   %-14s %9zu floats  step %8.1f us %6.2f GB/s   memcpy %8.1f us %6.2f GB/s"
-           "   step/memcpy speed %.2f\n",
-           name, n, ts * 1e6, bytes / ts / 1e9, tc * 1e6, bytes / tc / 1e9, tc / ts);
+    double bytes = (double)moves * n * 4, ts = median(t_step, reps), tc = median(t_copy, reps);
+    printf("step   %-14s %-8s %9zu floats  step %8.1f us %6.2f GB/s   memcpy %8.1f us %6.2f "
+           "GB/s   step/memcpy speed %.2f\n", name, data ? "x0+corr" : "DEIS-SN", n, ts * 1e6,
+           bytes / ts / 1e9, tc * 1e6, bytes / tc / 1e9, tc / ts);
     free(x); free(out); free(dst); free(src); free(t_step); free(t_copy);
     deissn_sampler_free(s);
     deissn_schedule_free(sch);
@@ -113,12 +122,15 @@ int main(int argc, char **argv)
     deissn_normtable *table = NULL;
     if (deissn_normtable_load(&table, path, 0) != DEISSN_OK)
         printf("(no table: %s)\n", deissn_last_error());
-    printf("bench_step (C): medians of %d runs; a step moves 7 x the state's bytes\n", reps);
+    printf("bench_step (C): medians of %d runs; a step moves 7 (DEIS-SN, order 3) or 8 (x0 + "
+           "corrector, order 3) x the state's bytes\n", reps);
     const uint32_t steps[] = {10, 20, 50};
     for (int i = 0; i < 3; i++) bench_setup(table, steps[i]);
-    bench_step("64x3x32x32", 64 * 3 * 32 * 32);
-    bench_step("4x4x128x128", 4 * 4 * 128 * 128);
-    bench_step("16x4x128x128", 16 * 4 * 128 * 128);
+    for (int data = 0; data < 2; data++) {
+        bench_step("64x3x32x32", 64 * 3 * 32 * 32, data);
+        bench_step("4x4x128x128", 4 * 4 * 128 * 128, data);
+        bench_step("16x4x128x128", 16 * 4 * 128 * 128, data);
+    }
     deissn_normtable_free(table);
     return 0;
 }
