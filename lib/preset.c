@@ -4,9 +4,9 @@
 #include <math.h>
 #include <stddef.h>
 
-/* One row of DEISSN_PRESET_BEST: the configuration `tools/eval/search.py --choose` picked for
- * `nfe` model evaluations (the lowest worst-case ratio to the best of DPM-Solver++ and UniPC
- * over the two evaluation models; docs/presets.md). Rows are in increasing nfe; an nfe
+/* One row of DEISSN_PRESET_BEST: the configuration `tools/eval/search.py --choose --stage
+ * _select` picked for `nfe` model evaluations (the lowest worst-case ratio to the best of
+ * DPM-Solver++ and UniPC over the two evaluation models, on 256 samples; docs/presets.md). Rows are in increasing nfe; an nfe
  * between two rows takes the row below it, below the first row the first, above the last the
  * last. */
 typedef struct best_row {
@@ -23,11 +23,11 @@ typedef struct best_row {
 static const best_row BEST[] = {
     /* nfe  spacing                  power order lof tau_end method              corrector */
     {5, DEISSN_SPACING_TRAILING, 1.0, 2, 1, 1e-3, DEISSN_METHOD_DATA, 0},
-    {6, DEISSN_SPACING_TRAILING, 1.0, 1, 0, 1e-3, DEISSN_METHOD_EPS, 0},
+    {6, DEISSN_SPACING_TRAILING, 1.0, 3, 0, 0.0, DEISSN_METHOD_DATA, 0},
     {8, DEISSN_SPACING_TRAILING, 1.0, 1, 0, 1e-3, DEISSN_METHOD_EPS, 0},
-    {10, DEISSN_SPACING_POWER, 1.5, 1, 0, 0.0, DEISSN_METHOD_DATA, 1},
-    {15, DEISSN_SPACING_LOGSNR, 1.0, 2, 0, 1e-3, DEISSN_METHOD_DATA, 1},
-    {20, DEISSN_SPACING_POWER, 1.5, 3, 0, 1e-3, DEISSN_METHOD_EPS, 0},
+    {10, DEISSN_SPACING_POWER, 1.5, 1, 1, 1e-3, DEISSN_METHOD_DATA, 1},
+    {15, DEISSN_SPACING_LOGSNR, 1.0, 2, 1, 1e-3, DEISSN_METHOD_DATA, 1},
+    {20, DEISSN_SPACING_POWER, 1.5, 3, 0, 0.0, DEISSN_METHOD_EPS, 0},
 };
 
 /* 0.5 log(alpha_bar / (1 - alpha_bar)) */

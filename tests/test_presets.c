@@ -25,15 +25,15 @@ static const expect_row BEST_EXPECTED[] = {
     {1, TRAIL, 2, 1, 1e-3, 1.0, DATA, 0}, /* below the measured range: the NFE 5 row */
     {4, TRAIL, 2, 1, 1e-3, 1.0, DATA, 0},
     {5, TRAIL, 2, 1, 1e-3, 1.0, DATA, 0},
-    {6, TRAIL, 1, 0, 1e-3, 1.0, EPS, 0},
-    {7, TRAIL, 1, 0, 1e-3, 1.0, EPS, 0}, /* between rows: the row below */
+    {6, TRAIL, 3, 0, 0.0, 1.0, DATA, 0},
+    {7, TRAIL, 3, 0, 0.0, 1.0, DATA, 0}, /* between rows: the row below */
     {8, TRAIL, 1, 0, 1e-3, 1.0, EPS, 0},
-    {10, DEISSN_SPACING_POWER, 1, 0, 0.0, 1.5, DATA, 1},
-    {12, DEISSN_SPACING_POWER, 1, 0, 0.0, 1.5, DATA, 1},
-    {15, DEISSN_SPACING_LOGSNR, 2, 0, 1e-3, 1.0, DATA, 1},
-    {19, DEISSN_SPACING_LOGSNR, 2, 0, 1e-3, 1.0, DATA, 1},
-    {20, DEISSN_SPACING_POWER, 3, 0, 1e-3, 1.5, EPS, 0},
-    {50, DEISSN_SPACING_POWER, 3, 0, 1e-3, 1.5, EPS, 0}, /* above: the NFE 20 row */
+    {10, DEISSN_SPACING_POWER, 1, 1, 1e-3, 1.5, DATA, 1},
+    {12, DEISSN_SPACING_POWER, 1, 1, 1e-3, 1.5, DATA, 1},
+    {15, DEISSN_SPACING_LOGSNR, 2, 1, 1e-3, 1.0, DATA, 1},
+    {19, DEISSN_SPACING_LOGSNR, 2, 1, 1e-3, 1.0, DATA, 1},
+    {20, DEISSN_SPACING_POWER, 3, 0, 0.0, 1.5, EPS, 0},
+    {50, DEISSN_SPACING_POWER, 3, 0, 0.0, 1.5, EPS, 0}, /* above: the NFE 20 row */
 };
 
 /* Params with every field set to a recognisable non-default value. */
@@ -176,7 +176,7 @@ static void test_one_struct(void)
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, &sp, NULL), DEISSN_OK, "no sampler");
     CHECK(sp.steps == 8 && sp.spacing == DEISSN_SPACING_TRAILING, "schedule only");
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, NULL, &mp), DEISSN_OK, "no schedule");
-    CHECK(mp.order == 1 && mp.method == DEISSN_METHOD_EPS, "sampler only");
+    CHECK(mp.order == 1 && mp.method == DEISSN_METHOD_EPS, "sampler only"); /* the 8 row */
     /* a version-1 struct (an older header's) ends before method and corrector: they are
      * not written */
     deissn_sampler_params v1;

@@ -2,9 +2,10 @@
 # Regenerate the preset search behind docs/quality.md ("against DPM-Solver++ and UniPC") and
 # docs/presets.md: for each model, every libdeissn configuration and every baseline
 # configuration at NFE 5 and 10; at 6, 8, 15 and 20 every baseline configuration and
-# libdeissn's configurations without karras spacing; the merge; the choice of BEST; the FD of
-# each method's best and of BEST at 5 and 10; the tables and the plot. About 50 minutes per
-# model on one core (the two models run one after the other); `make eval-presets` runs it.
+# libdeissn's configurations without karras spacing (stage 1, 32 samples); the choice of BEST
+# among the best candidates on 256 fresh samples (stage 2); BEST and each method's best on
+# 256 other samples (stage 3) and the FD; the tables and the plot. About an hour per model on
+# one core (the two models run one after the other); `make eval-presets` runs it.
 # (The run recorded in docs/ was made in pieces with the same settings: see docs/presets.md.)
 set -eu
 cd "$(dirname "$0")/../.."
@@ -23,7 +24,16 @@ for m in fmnist fmnist-small; do
         --nfe 6,8,15,20 --tag _bfocus
     $PY $S --model $m --merge _all,_focus,_bfocus
 done
-$PY $S --choose      # compare with BEST in lib/preset.c, then for each model:
-for m in fmnist fmnist-small; do $PY $S --model $m --fd 1000 --threads 1; done
+# Stage 2: 32 samples rank the configurations but leave their ratios uncertain by tens of
+# percent, so the choice is made among the best candidates on 256 fresh samples...
+for m in fmnist fmnist-small; do
+    $PY $S --model $m --select --samples 256 --gt-steps 500 --threads 1
+done
+$PY $S --choose --stage _select   # compare with BEST in lib/preset.c
+# ...and stage 3 reports BEST and each method's best on 256 other samples, plus the FD.
+for m in fmnist fmnist-small; do
+    $PY $S --model $m --confirm --samples 256 --gt-steps 500 --threads 1
+    $PY $S --model $m --fd 1000 --threads 1
+done
 $PY $S --report      # docs/quality.md
 $PY $S --plot        # docs/img/presets_rmse.png

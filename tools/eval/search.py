@@ -350,6 +350,13 @@ def main():
     ap.add_argument("--fd", type=int, default=0,
                     help="only add to presets_<model>.json the FD (this many samples) at NFE 5 "
                          "and 10 of each method's best configuration and of BEST")
+    ap.add_argument("--select", action="store_true",
+                    help="stage 2: run the candidates of the merged search on --samples fresh "
+                         "samples (presets_<model>_select.json)")
+    ap.add_argument("--confirm", action="store_true",
+                    help="stage 3: run BEST and each method's stage-2 best on --samples other "
+                         "fresh samples (presets_<model>_confirm.json)")
+    ap.add_argument("--stage", default="", help="--choose on this stage's files (_select)")
     ap.add_argument("--choose", action="store_true",
                     help="only print, per NFE, the configuration with the lowest worst ratio "
                          "to the best baseline over the models (the BEST preset)")
@@ -360,7 +367,11 @@ def main():
     if args.merge is not None:
         return merge(args.model, args.merge.split(","))
     if args.choose:
-        return choose()
+        return choose(args.stage)
+    if args.select:
+        return select(args)
+    if args.confirm:
+        return confirm(args)
     if args.fd:
         torch.set_num_threads(args.threads)
         vp = B.VP(noise="linear")
@@ -569,38 +580,104 @@ def merge(name, tags):
     print("wrote %s (%d rows)" % (os.path.relpath(result_path(name), REPO), len(out["rows"])))
 
 
+def ranked_lib(results, nfe):
+    """libdeissn configurations run on every model at `nfe`, by their worst ratio to the
+    model's best baseline: [(worst, {model: (ratio, row)})], best first. Karras stopping at
+    tau_end > 0 is left out: a preset row holds no tau_min_eval for it (logsnr's is computed
+    by deissn_preset_params as here)."""
+    scores = {}
+    for m, rows in results.items():
+        base = best_baseline(rows, nfe)
+        for r in rows:
+            if r["nfe"] == nfe and r["method"] in ("deis-sn", "deis-x0") and "rmse" in r \
+                    and not r["denoise"] and not (r["spacing"] == "karras" and r["tau_end"] > 0):
+                key = tuple(r.get(k) or False for k in CFG_KEYS)
+                scores.setdefault(key, {})[m] = (r["rmse"] / base, r)
+    full = [(max(v[0] for v in d.values()), d) for d in scores.values() if len(d) == len(results)]
+    return sorted(full, key=lambda t: t[0])
+
+
+def stage_rows(args, cfgs_by_nfe, tag, seed):
+    """Run the given configurations per NFE on args.samples fresh samples (noise seed `seed`,
+    their own ground truth) and write presets_<model><tag>.json."""
+    torch.set_num_threads(args.threads)
+    vp = B.VP(noise="linear")
+    m = load_model(args.model, vp)
+    m["eps_fn"] = batched(m["eps_fn"], args.batch)
+    x = torch.from_numpy(deissn.noise(seed, args.samples, m["shape"])).to(torch.float64)
+    gt, check = cached_ground_truth(m, vp, x, "%s_%d_%d_seed%d" % (
+        m["name"], args.samples, args.gt_steps, seed), args.gt_steps)
+    rows = []
+    for nfe, cfgs in sorted(cfgs_by_nfe.items()):
+        for cfg in cfgs:
+            out, te = run_config(m, vp, cfg, nfe, x)
+            ok = bool(torch.isfinite(out).all())
+            rows.append(dict(cfg, nfe=nfe, label=label(cfg),
+                             rmse=rmse(out, gt[te]) if ok else float("inf")))
+        print("NFE %d: %d configurations" % (nfe, len(cfgs)), flush=True)
+    res = dict(model=m["name"], samples=args.samples, seed=seed, ground_truth_check=check,
+               rows=rows, command=" ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:]))
+    with open(result_path(m["name"] + tag), "w") as fh:
+        json.dump(res, fh, indent=1)
+    print("wrote", os.path.relpath(result_path(m["name"] + tag), REPO))
+
+
+def cfg_of(row):
+    return {k: row[k] for k in CFG_KEYS if k in row}
+
+
+def select(args, k=8):
+    """Stage 2: the search's (32-sample) RMSEs are noisy at the level of these ratios, so the
+    choice is made on fresh samples among candidates: per NFE, the k libdeissn configurations
+    with the lowest worst-case ratio and the 4 best of each baseline method on either model."""
+    results = {m: json.load(open(result_path(m)))["rows"] for m in MODELS}
+    cands = {}
+    for nfe in sorted({r["nfe"] for r in results[MODELS[0]]}):
+        lib = [cfg_of(next(iter(d.values()))[1]) for _, d in ranked_lib(results, nfe)[:k]]
+        base = []
+        for rows in results.values():
+            for g in ("dpm++", "unipc"):
+                base += [cfg_of(r) for r in best_rows(rows, nfe, lambda r, g=g: group(r) == g)[:4]]
+        uniq = []
+        for c in lib + base:
+            if not any(same_cfg(c, u) for u in uniq):
+                uniq.append(c)
+        cands[nfe] = uniq
+    stage_rows(args, cands, "_select", SEED + 2)
+
+
+def confirm(args):
+    """Stage 3: BEST (as lib/preset.c has it) and each method's best configuration of stage 2,
+    on another set of fresh samples: the numbers reported, free of the selection's bias."""
+    rows = json.load(open(result_path(args.model + "_select")))["rows"]
+    cands = {}
+    for nfe in sorted({r["nfe"] for r in rows}):
+        best = preset_config(0, nfe)
+        cs = [dict(best, denoise=False, third=None)]
+        for g in ("deis-sn", "deis-x0", "dpm++", "unipc"):
+            b = best_rows(rows, nfe, lambda r, g=g: group(r) == g)
+            if b and not any(same_cfg(cfg_of(b[0]), c) for c in cs):
+                cs.append(cfg_of(b[0]))
+        cands[nfe] = cs
+    stage_rows(args, cands, "_confirm", SEED + 3)
+
+
 def best_baseline(rows, nfe):
     b = best_rows(rows, nfe, lambda r: r["method"] in ("dpm++", "unipc"))
     return b[0]["rmse"] if b else math.inf
 
 
-def choose():
+def choose(stage=""):
     """Per NFE, the libdeissn configuration whose worst ratio to the best baseline over the
-    models is lowest (among those run on every model at that NFE): the BEST preset."""
-    results = {m: json.load(open(result_path(m)))["rows"] for m in MODELS}
+    models is lowest (among those run on every model at that NFE): the BEST preset. stage
+    "_select" chooses on the stage-2 samples (presets.sh does), "" on the search's."""
+    results = {m: json.load(open(result_path(m + stage)))["rows"] for m in MODELS}
     nfes = sorted(set.intersection(*({r["nfe"] for r in rows} for rows in results.values())))
-    chosen = {}
     for nfe in nfes:
-        scores = {}
-        for m, rows in results.items():
-            base = best_baseline(rows, nfe)
-            for r in rows:
-                # a preset row holds no tau_min_eval: karras stops at tau_end = 0 (logsnr's
-                # is computed by deissn_preset_params as here)
-                if r["nfe"] == nfe and r["method"] in ("deis-sn", "deis-x0") and "rmse" in r \
-                        and not r["denoise"] and not (r["spacing"] == "karras"
-                                                      and r["tau_end"] > 0):
-                    key = tuple(r.get(k, False) for k in CFG_KEYS)
-                    scores.setdefault(key, {})[m] = (r["rmse"] / base, r["label"])
-        full = [(max(v[0] for v in d.values()), d) for d in scores.values() if len(d) == len(MODELS)]
-        full.sort(key=lambda t: t[0])
-        worst, d = full[0]
-        chosen[nfe] = (next(iter(d.values()))[1], worst, {m: v[0] for m, v in d.items()})
-        for rank, (worst, d) in enumerate(full[:3]):  # the runners-up show how flat it is
+        for rank, (worst, d) in enumerate(ranked_lib(results, nfe)[:3]):  # runners-up too
             print("%s %-52s worst ratio %.3f  (%s)" % (
-                "NFE %2d:" % nfe if rank == 0 else "       ", next(iter(d.values()))[1], worst,
-                ", ".join("%s %.3f" % (m, v[0]) for m, v in sorted(d.items()))))
-    return chosen
+                "NFE %2d:" % nfe if rank == 0 else "       ", next(iter(d.values()))[1]["label"],
+                worst, ", ".join("%s %.3f" % (m, v[0]) for m, v in sorted(d.items()))))
 
 
 def report_markdown():
@@ -609,7 +686,32 @@ def report_markdown():
     results = {m: json.load(open(result_path(m))) for m in MODELS
                if os.path.exists(result_path(m))}
     nfes = sorted({r["nfe"] for res in results.values() for r in res["rows"]})
-    out = ["RMSE over the best baseline's RMSE (DPM-Solver++ or UniPC, best configuration at that "
+    ratio_cell = lambda v: "-" if v is None else ("**%.3f**" if v < 1 else "%.3f") % v  # noqa
+    out = []
+    confirmed = {m: json.load(open(result_path(m + "_confirm"))) for m in MODELS
+                 if os.path.exists(result_path(m + "_confirm"))}
+    if confirmed:
+        n = next(iter(confirmed.values()))["samples"]
+        out += ["**The reported result** (stage 3: %d fresh samples per model, noise seed %d, "
+                "not used for any choice): RMSE over that of the best baseline configuration "
+                "(the best DPM-Solver++ and the best UniPC configuration of stage 2, rerun "
+                "here); bold: libdeissn wins.\n" % (n, SEED + 3),
+                "| | " + " | ".join("NFE %d" % k for k in nfes) + " |",
+                "|---|" + "---|" * len(nfes)]
+        for name, res in confirmed.items():
+            rows = res["rows"]
+            for what, pick in (("BEST", lambda k: preset_row(rows, k, 0)),
+                               ("DEIS-SN, stage 2's best", lambda k: (best_rows(
+                                   rows, k, lambda r: r["method"] == "deis-sn") or [None])[0]),
+                               ("x0, stage 2's best", lambda k: (best_rows(
+                                   rows, k, lambda r: r["method"] == "deis-x0") or [None])[0])):
+                cells = []
+                for k in nfes:
+                    r, base = pick(k), best_baseline(rows, k)
+                    cells.append(ratio_cell(r["rmse"] / base if r else None))
+                out.append("| %s, %s | %s |" % (name, what, " | ".join(cells)))
+        out += ["", "The search itself (stage 1, the 32 samples every configuration ran on):\n"]
+    out += ["RMSE over the best baseline's RMSE (DPM-Solver++ or UniPC, best configuration at that "
            "NFE); bold: libdeissn wins.\n",
            "| | " + " | ".join("NFE %d" % k for k in nfes) + " |",
            "|---|" + "---|" * len(nfes)]
