@@ -326,7 +326,9 @@ bench-smoke: $(B)/bench/bench_step
 	$(PYTHON) bench/bench.py --smoke
 
 # ---- quality evaluation (docs/quality.md): RMSE and FD against NFE, plots in docs/img -------
-# eval takes ~20 min on 2 cores (ground truth cached in build/eval); eval-smoke < 2 min (CI).
+# eval takes ~20 min on 2 cores for part 2 (ground truth cached in build/eval) and about 2 h
+# on one core for part 1 (tools/eval/presets.sh); eval-smoke and eval-presets-smoke take
+# ~2 min each (CI).
 # eval-classifier retrains the feature network (tools/eval/fmnist_classifier.pt, committed).
 eval: lib
 	$(PYTHON) tools/eval/quality.py
@@ -337,9 +339,11 @@ eval-classifier:
 	$(PYTHON) tools/eval/train_classifier.py
 
 # ---- presets: libdeissn's options vs DPM-Solver++ and UniPC (docs/presets.md; slow, not in CI)
-.PHONY: eval-presets
+.PHONY: eval-presets eval-presets-smoke
 eval-presets: lib
 	PYTHON=$(PYTHON) tools/eval/presets.sh
+eval-presets-smoke: lib
+	SMOKE=1 PYTHON=$(PYTHON) tools/eval/presets.sh
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \

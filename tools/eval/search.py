@@ -38,7 +38,7 @@ sys.path.insert(0, HERE)
 import baselines as B  # noqa: E402
 from baselines import deissn  # noqa: E402
 
-OUT_DIR = os.path.join(REPO, "build", "eval")
+OUT_DIR = os.environ.get("DEISSN_EVAL_OUT", os.path.join(REPO, "build", "eval"))
 NFES = [5, 6, 8, 10, 15, 20]
 FD_NFES = [5, 10]
 SPACINGS = ["quadratic", "trailing", "uniform", "logsnr", "karras"]
