@@ -12,8 +12,8 @@
  * Objects (all opaque, created by *_create / *_load and released by *_free):
  *   deissn_schedule   a noise schedule (alpha_bar(tau)) plus the chosen sampling times.
  *   deissn_normtable  a normalization table r(tau).
- *   deissn_sampler    the stepping state machine: coefficients for every step and the eps
- *                     history of the batch being sampled.
+ *   deissn_sampler    the stepping state machine: coefficients for every step and the
+ *                     history (eps, or x0) of the batch being sampled.
  *   deissn_model      something that maps (x, t) to a prediction: a C callback, or a
  *                     TorchScript file when the library is built with libtorch.
  *
@@ -501,7 +501,7 @@ DEISSN_API int32_t deissn_sampler_create(deissn_sampler **out, const deissn_sche
                                          const deissn_normtable *table,
                                          const deissn_sampler_params *params);
 
-/* Release a sampler and its eps history. NULL is allowed. */
+/* Release a sampler and its history (eps, or x0 with METHOD_DATA). NULL is allowed. */
 DEISSN_API void deissn_sampler_free(deissn_sampler *sampler);
 
 /* The number of steps N; 0 when sampler is NULL. */
@@ -534,8 +534,8 @@ typedef enum deissn_prediction {
 /* Take one step: the caller evaluated the model at the time deissn_sampler_next() gave, on
  * state `x` (n floats: a whole batch, any shape), and passes its output `model_out` (n
  * floats). x is updated in place to the state at the next time, in one pass over memory;
- * the sampler keeps what it needs of model_out (the eps history), so model_out may be
- * reused at once. The first step fixes n until deissn_sampler_reset().
+ * the sampler keeps what it needs of model_out (its history of eps, or x0), so model_out
+ * may be reused at once. The first step fixes n until deissn_sampler_reset().
  * If `info` is not NULL it receives the time of the next evaluation (as deissn_sampler_next).
  * Threads:   one thread at a time per sampler.
  * Returns:   DEISSN_OK: call the model again at info->model_t;

@@ -6,9 +6,9 @@
 
 /* One row of DEISSN_PRESET_BEST: the configuration `tools/eval/search.py --choose --stage
  * _select` picked for `nfe` model evaluations (the lowest worst-case ratio to the best of
- * DPM-Solver++ and UniPC over the two evaluation models, on 256 samples; docs/presets.md). Rows are in increasing nfe; an nfe
- * between two rows takes the row below it, below the first row the first, above the last the
- * last. */
+ * DPM-Solver++ and UniPC over the two evaluation models, on 256 samples; docs/presets.md).
+ * Rows are in increasing nfe; an nfe between two rows takes the row below it, below the first
+ * row the first, above the last the last. */
 typedef struct best_row {
     uint32_t nfe;
     int32_t spacing;
