@@ -121,7 +121,8 @@ def preset(name="best", steps=10):
         skw, pkw = deissn.preset("best", 10)
         sampler = deissn.Sampler(deissn.Schedule(**skw), table, **pkw)
 
-    "best" is the configuration measured best for the shipped model (docs/presets.md),
+    "best" is the configuration with the lowest worst-case error over libdeissn's two
+    evaluation models (docs/presets.md; at some NFE the x0 method, which ignores the table),
     "reference" the DEIS-SN paper's (quadratic spacing, order 3). Add noise=... etc. to the
     schedule kwargs as needed; a preset only sets the sampling fields.
     """
