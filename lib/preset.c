@@ -1,7 +1,6 @@
 /* preset.c - named sampling configurations per NFE (docs/presets.md has the measurements). */
-#include "internal.h"
+#include "core.h"
 
-#include <math.h>
 #include <stddef.h>
 
 /* One row of DEISSN_PRESET_BEST: the configuration `tools/eval/search.py --choose --stage
@@ -30,38 +29,24 @@ static const best_row BEST[] = {
     {20, DEISSN_SPACING_POWER, 1.5, 3, 0, 0.0, DEISSN_METHOD_EPS, 0},
 };
 
-/* 0.5 log(alpha_bar / (1 - alpha_bar)) */
-static double log_snr(const deissn_schedule *s, double tau)
-{
-    double abar = deissn_schedule_alpha_bar(s, tau);
-    return 0.5 * (log(abar) - log1p(-abar));
-}
-
 /* A LOGSNR row that stops at tau_end > 0 spaces its nfe evaluations and tau_end uniformly in
  * log-SNR from tau = 1 (DPM-Solver's grid), so its last evaluation, tau_min_eval, is one
- * log-SNR step above tau_end. It depends on the noise schedule: made from the caller's. */
+ * log-SNR step above tau_end: the next-to-last evaluation of the LOGSNR spacing with nfe + 1
+ * steps down to tau_end, on the caller's noise schedule. */
 static int32_t logsnr_min_eval(const deissn_schedule_params *caller, uint32_t nfe,
                                double tau_end, double *out)
 {
     deissn_schedule_params p = *caller;
-    p.spacing = DEISSN_SPACING_TRAILING; /* any spacing: only alpha_bar is used */
-    p.steps = 1;
+    p.spacing = DEISSN_SPACING_LOGSNR;
+    p.steps = nfe + 1;
+    p.tau_min_eval = tau_end;
     p.tau_end = 0.0;
-    p.tau_min_eval = 0.0;
     p.custom_taus = NULL;
     deissn_schedule *s = NULL;
     int32_t rc = deissn_schedule_create(&s, &p);
     if (rc != DEISSN_OK) return rc;
-    double l1 = log_snr(s, 1.0), le = log_snr(s, tau_end);
-    double target = l1 + (le - l1) * (nfe - 1) / nfe;
-    double lo = tau_end, hi = 1.0; /* log-SNR falls as tau grows */
-    for (int i = 0; i < 200 && hi - lo > 1e-15; i++) {
-        double mid = 0.5 * (lo + hi);
-        if (log_snr(s, mid) > target) lo = mid;
-        else hi = mid;
-    }
+    *out = s->taus[nfe - 1];
     deissn_schedule_free(s);
-    *out = 0.5 * (lo + hi);
     return DEISSN_OK;
 }
 
