@@ -125,6 +125,15 @@ def load_model(name, vp):
                 forward_model=net)
 
 
+def setup(args):
+    """The noise schedule and args.model, its eps evaluated in batches of args.batch."""
+    torch.set_num_threads(args.threads)
+    vp = B.VP(noise="linear")
+    m = load_model(args.model, vp)
+    m["eps_fn"] = batched(m["eps_fn"], args.batch)
+    return vp, m
+
+
 def batched(eps_fn, batch):
     """eps_fn evaluated in chunks of `batch` samples."""
     def f(x, tau):
@@ -373,10 +382,7 @@ def main():
     if args.confirm:
         return confirm(args)
     if args.fd:
-        torch.set_num_threads(args.threads)
-        vp = B.VP(noise="linear")
-        m = load_model(args.model, vp)
-        m["eps_fn"] = batched(m["eps_fn"], args.batch)
+        vp, m = setup(args)
         res = json.load(open(result_path(args.model)))
         res["fd"] = frechet(m, vp, res["rows"], args.fd)
         with open(result_path(args.model), "w") as fh:
@@ -386,10 +392,7 @@ def main():
         return plot()
     if args.report:
         return write_docs()
-    torch.set_num_threads(args.threads)
-    vp = B.VP(noise="linear")
-    m = load_model(args.model, vp)
-    m["eps_fn"] = batched(m["eps_fn"], args.batch)
+    vp, m = setup(args)
     n = args.samples or (2000 if args.model == "gmm" else 48)
     x = torch.from_numpy(deissn.noise(SEED, n, m["shape"])).to(torch.float64)
 
@@ -600,10 +603,7 @@ def ranked_lib(results, nfe):
 def stage_rows(args, cfgs_by_nfe, tag, seed):
     """Run the given configurations per NFE on args.samples fresh samples (noise seed `seed`,
     their own ground truth) and write presets_<model><tag>.json."""
-    torch.set_num_threads(args.threads)
-    vp = B.VP(noise="linear")
-    m = load_model(args.model, vp)
-    m["eps_fn"] = batched(m["eps_fn"], args.batch)
+    vp, m = setup(args)
     x = torch.from_numpy(deissn.noise(seed, args.samples, m["shape"])).to(torch.float64)
     gt, check = cached_ground_truth(m, vp, x, "%s_%d_%d_seed%d" % (
         m["name"], args.samples, args.gt_steps, seed), args.gt_steps)
@@ -680,13 +680,30 @@ def choose(stage=""):
                 worst, ", ".join("%s %.3f" % (m, v[0]) for m, v in sorted(d.items()))))
 
 
+def ratio_rows(results, nfes, picks):
+    """A markdown table: per model and pick, the RMSE over the best baseline's at each NFE
+    (bold below 1). A pick is (label, None) for the BEST preset or (label, methods) for the
+    best row of those methods."""
+    out = ["| | " + " | ".join("NFE %d" % k for k in nfes) + " |", "|---|" + "---|" * len(nfes)]
+    for name, res in results.items():
+        rows = res["rows"]
+        for what, methods in picks:
+            cells = []
+            for k in nfes:
+                r = preset_row(rows, k, 0) if methods is None else (
+                    best_rows(rows, k, lambda r: r["method"] in methods) or [None])[0]
+                v = r["rmse"] / best_baseline(rows, k) if r else None
+                cells.append("-" if v is None else ("**%.3f**" if v < 1 else "%.3f") % v)
+            out.append("| %s, %s | %s |" % (name, what, " | ".join(cells)))
+    return out
+
+
 def report_markdown():
     """The generated part of docs/quality.md: per model and NFE, libdeissn's BEST preset
     against the best DPM-Solver++ and UniPC configuration, and the FD at NFE 5 and 10."""
     results = {m: json.load(open(result_path(m))) for m in MODELS
                if os.path.exists(result_path(m))}
     nfes = sorted({r["nfe"] for res in results.values() for r in res["rows"]})
-    ratio_cell = lambda v: "-" if v is None else ("**%.3f**" if v < 1 else "%.3f") % v  # noqa
     out = []
     confirmed = {m: json.load(open(result_path(m + "_confirm"))) for m in MODELS
                  if os.path.exists(result_path(m + "_confirm"))}
@@ -695,38 +712,15 @@ def report_markdown():
         out += ["**The reported result** (stage 3: %d fresh samples per model, noise seed %d, "
                 "not used for any choice): RMSE over that of the best baseline configuration "
                 "(the best DPM-Solver++ and the best UniPC configuration of stage 2, rerun "
-                "here); bold: libdeissn wins.\n" % (n, SEED + 3),
-                "| | " + " | ".join("NFE %d" % k for k in nfes) + " |",
-                "|---|" + "---|" * len(nfes)]
-        for name, res in confirmed.items():
-            rows = res["rows"]
-            for what, pick in (("BEST", lambda k: preset_row(rows, k, 0)),
-                               ("DEIS-SN, stage 2's best", lambda k: (best_rows(
-                                   rows, k, lambda r: r["method"] == "deis-sn") or [None])[0]),
-                               ("x0, stage 2's best", lambda k: (best_rows(
-                                   rows, k, lambda r: r["method"] == "deis-x0") or [None])[0])):
-                cells = []
-                for k in nfes:
-                    r, base = pick(k), best_baseline(rows, k)
-                    cells.append(ratio_cell(r["rmse"] / base if r else None))
-                out.append("| %s, %s | %s |" % (name, what, " | ".join(cells)))
+                "here); bold: libdeissn wins.\n" % (n, SEED + 3)]
+        out += ratio_rows(confirmed, nfes, (
+            ("BEST", None), ("DEIS-SN, stage 2's best", ("deis-sn",)),
+            ("x0, stage 2's best", ("deis-x0",))))
         out += ["", "The search itself (stage 1, the 32 samples every configuration ran on):\n"]
     out += ["RMSE over the best baseline's RMSE (DPM-Solver++ or UniPC, best configuration at that "
-           "NFE); bold: libdeissn wins.\n",
-           "| | " + " | ".join("NFE %d" % k for k in nfes) + " |",
-           "|---|" + "---|" * len(nfes)]
-    for name, res in results.items():
-        rows = res["rows"]
-        for what, pick in (("BEST", lambda k: preset_row(rows, k, 0)),
-                           ("best libdeissn configuration", lambda k: (best_rows(
-                               rows, k, lambda r: r["method"] in LIB_METHODS) or [None])[0])):
-            cells = []
-            for k in nfes:
-                r, base = pick(k), best_baseline(rows, k)
-                ratio = r["rmse"] / base if r else None
-                cells.append("-" if ratio is None else
-                             ("**%.3f**" if ratio < 1 else "%.3f") % ratio)
-            out.append("| %s, %s | %s |" % (name, what, " | ".join(cells)))
+            "NFE); bold: libdeissn wins.\n"]
+    out += ratio_rows(results, nfes, (("BEST", None),
+                                      ("best libdeissn configuration", tuple(LIB_METHODS))))
     out.append("")
     for name, res in results.items():
         rows = res["rows"]
