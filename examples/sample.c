@@ -30,7 +30,6 @@ static const char *const spacing_names[] = {"quadratic", "trailing", "linspace",
 
 typedef struct {
     const char *model, *table, *out, *device, *sampler, *preset;
-    const char *preset_sampler; /* set when --sampler was not given */
     int spacing, order, lower_order_final, corrector; /* UNSET: the preset's */
     unsigned steps, threads;
     unsigned long long seed;
@@ -258,7 +257,8 @@ int main(int argc, char **argv)
     int32_t preset = strcmp(o.preset, "best") ? DEISSN_PRESET_REFERENCE : DEISSN_PRESET_BEST;
     if ((rc = deissn_preset_params(preset, o.steps, &sp, &pp)) != DEISSN_OK)
         return fail("preset", rc);
-    if (!o.sampler) o.sampler = o.preset_sampler = pp.method == DEISSN_METHOD_DATA ? "x0" : "deis-sn";
+    int sampler_given = o.sampler != NULL;
+    if (!sampler_given) o.sampler = pp.method == DEISSN_METHOD_DATA ? "x0" : "deis-sn";
     if (strcmp(o.sampler, "x0")) { /* the eps samplers */
         pp.method = DEISSN_METHOD_EPS;
         pp.corrector = 0;
@@ -277,7 +277,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int use_table = !strcmp(o.sampler, "deis-sn");
-    if (!use_table && o.table && o.sampler != o.preset_sampler) {
+    if (!use_table && o.table && sampler_given) {
         fprintf(stderr, "deissn-sample: --sampler %s does not use a table; drop --table or "
                         "pass --sampler deis-sn\n", o.sampler);
         return 2;
