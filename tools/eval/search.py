@@ -479,10 +479,8 @@ def shortlist(rows, cfgs, k):
     for preset in (0, 1):
         for nfe in NFES:
             c = preset_config(preset, nfe)
-            for cfg in cfgs:
-                if cfg["method"] in (c["method"], "deis") and not cfg["denoise"] and all(
-                        cfg.get(key, False) == c[key]
-                        for key in ("spacing", "order", "lof", "tau_end", "corrector")) \
+            for cfg in cfgs:  # the preset's, and the same without the table
+                if any(same_cfg(cfg, dict(c, method=m)) for m in (c["method"], "deis")) \
                         and not any(same_cfg(cfg, o) for o in out):
                     out.append(cfg)
     return out
@@ -543,17 +541,10 @@ def preset_config(preset, nfe):
                 corrector=pkw["corrector"])
 
 
-def preset_row(rows, nfe, preset, method=None):
-    """The row of `preset` at `nfe` (method: override the preset's, e.g. "deis")."""
+def preset_row(rows, nfe, preset):
+    """The row of `preset`'s configuration at `nfe`, or None."""
     c = preset_config(preset, nfe)
-    if method:
-        c["method"] = method
-    for r in rows:
-        if r["nfe"] == nfe and "rmse" in r and not r["denoise"] and all(
-                (r.get(k) or False) == (c[k] or False)
-                for k in ("method", "spacing", "order", "lof", "tau_end", "corrector")):
-            return r
-    return None
+    return next((r for r in rows if r["nfe"] == nfe and "rmse" in r and same_cfg(r, c)), None)
 
 
 MODELS = ["fmnist", "fmnist-small"]  # the models the presets are chosen and reported on
