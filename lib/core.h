@@ -69,7 +69,7 @@ double dsn_abar(const deissn_schedule *s, double tau);
 void dsn_alpha_sigma(const deissn_schedule *s, double tau, double *alpha, double *sigma);
 
 /* Interpolation nodes per step: a predictor of order 3 has 4, its corrector 5. */
-#define DSN_MAX_NODES 5
+#define DSN_MAX_NODES DEISSN_MAX_TERMS
 
 /* The coefficients c[0..p] (p < DSN_MAX_NODES) of the step from tau_from down to tau_to, on
  * the normalised eps at the distinct times nodes[0..p] (any order; the predictor's are

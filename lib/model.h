@@ -17,7 +17,7 @@ extern "C" {
  * k[j] = c[j] / r[j] folds the normalisation into the coefficients. With the corrector the
  * sum also carries the correction of x (see build_plan() in sampler.c), so depth can exceed
  * order by one. */
-#define DSN_MAX_DEPTH 4 /* DSN_MAX_NODES - 1 */
+#define DSN_MAX_DEPTH (DEISSN_MAX_TERMS - 1) /* history terms a step reads */
 typedef struct dsn_step {
     double tau_from, tau_to;
     double model_t;   /* tau_from*T - 1 */
