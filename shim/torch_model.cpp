@@ -23,7 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "model.h"
+#include "maths/schedule.h"
+#include "sampling/sampler.h"
+#include "tables/calibrate.h"
+#include "backends/model.h"
 
 namespace {
 

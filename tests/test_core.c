@@ -1,6 +1,8 @@
 /* test_core.c - the maths: DDIM closed form, quadrature accuracy, convergence order on an
  * analytic Gaussian-mixture model, constant tables, spacings, noise. */
-#include "core.h"
+#include "maths/schedule.h"
+#include "maths/coeffs.h"
+#include "tables/normtable.h"
 #include "deissn.h"
 #include "testlib.h"
 

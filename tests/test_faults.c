@@ -6,7 +6,7 @@
  *     with the very bits of a cycle that met no failure;
  *   - nothing leaks (ASan and valgrind check that in `make asan` / `make memcheck`).
  * Linked against build/lib/libdeissn_faults.a, the library built with DEISSN_FAULT_INJECTION. */
-#include "internal.h"
+#include "base/base.h"
 #include "testlib.h"
 
 #include <string.h>

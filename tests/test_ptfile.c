@@ -8,7 +8,8 @@
  *
  * Prints one line per check ("ok", "FAIL", "SKIP") and "N passed, N failed[, N skipped]". */
 #include "deissn.h"
-#include "ptfile.h"
+#include "base/base.h"
+#include "tables/ptfile.h"
 
 #include <stdarg.h>
 #include <stdint.h>

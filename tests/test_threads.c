@@ -7,8 +7,11 @@
  *   - deissn_last_error() is per thread.
  * Threads only record what they see; the checks run on the main thread afterwards. Run it
  * under ThreadSanitizer with `make tsan`. Links the library's objects, to read refcounts. */
-#include "core.h"
-#include "model.h"
+#include "maths/schedule.h"
+#include "maths/coeffs.h"
+#include "tables/normtable.h"
+#include "sampling/sampler.h"
+#include "backends/model.h"
 #include "testlib.h"
 
 #include <pthread.h>

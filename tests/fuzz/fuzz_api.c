@@ -17,7 +17,7 @@
  *   - deissn_step with bounded finite eps keeps x finite whenever the coefficients bound it
  *     below FLT_MAX (the harness computes that bound), and DONE comes after exactly N steps. */
 #include "deissn.h"
-#include "internal.h"
+#include "base/base.h"
 
 #include <float.h>
 #include <math.h>

@@ -8,7 +8,7 @@
  * Beyond not crashing, it checks the contract: an error leaves a message and a zeroed dict;
  * a success gives tensors whose every value can be read and whose keys can be found. */
 #include "deissn.h"
-#include "ptfile.h"
+#include "tables/ptfile.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -10,7 +10,9 @@
  *
  * Beyond not crashing, it checks the contract: an error leaves a message and no table; a
  * success gives a table that keeps every promise of dsn_table_check(). */
-#include "core.h"
+#include "maths/schedule.h"
+#include "maths/coeffs.h"
+#include "tables/normtable.h"
 
 #include <stdint.h>
 #include <stdlib.h>

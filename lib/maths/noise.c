@@ -5,7 +5,7 @@
  * only transcendental is a logarithm; we compute it here from +, *, / and frexp (all exact or
  * correctly rounded in IEEE 754), never from the platform's libm, and this file is compiled
  * with -ffp-contract=off so no compiler fuses operations differently on another machine. */
-#include "internal.h"
+#include "base/base.h"
 
 #include <math.h>
 

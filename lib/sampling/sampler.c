@@ -1,6 +1,8 @@
 /* sampler.c - the plan (coefficients of every step), the eps history and the fused step. */
-#include "core.h"
-#include "model.h"
+#include "maths/schedule.h"
+#include "maths/coeffs.h"
+#include "tables/normtable.h"
+#include "sampling/sampler.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,6 +1,8 @@
 /* model.c - model handles (C callbacks; TorchScript through the shim) and deissn_sample(). */
-#include "core.h"
-#include "model.h"
+#include "maths/schedule.h"
+#include "sampling/sampler.h"
+#include "tables/calibrate.h"
+#include "backends/model.h"
 
 #include <math.h>
 #include <string.h>

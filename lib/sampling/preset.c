@@ -1,5 +1,5 @@
 /* preset.c - named sampling configurations per NFE (docs/presets.md has the measurements). */
-#include "core.h"
+#include "maths/schedule.h"
 
 #include <stddef.h>
 

@@ -1,6 +1,7 @@
-/* internal.h - shared by the C core (lib/) and the libtorch shim (shim/); never installed. */
-#ifndef DEISSN_INTERNAL_H
-#define DEISSN_INTERNAL_H
+/* base.h - what every module of lib/ uses: errors, allocation, reference counts, checked
+ * sizes, files and the clock. Internal: never installed. */
+#ifndef DSN_BASE_H
+#define DSN_BASE_H
 
 #include "deissn.h"
 
@@ -42,6 +43,19 @@ int dsn_unref(int *refs); /* returns 1 when the count reached 0: destroy the obj
 
 /* Multiply with overflow detection: 0 on overflow, else 1 and *out = a*b. */
 int dsn_mul_size(size_t a, size_t b, size_t *out);
+
+/* Seconds from a monotonic clock. */
+double dsn_now(void);
+
+/* The largest file dsn_read_file() accepts. */
+#define DSN_MAX_FILE_SIZE ((size_t)256 << 20)
+
+/* Read a whole file into *buf (allocated with dsn_malloc, released with dsn_free; never NULL
+ * on success, even for an empty file) and its size into *len.
+ * Returns DEISSN_OK; DEISSN_E_IO (cannot open or read: the message gives the path and the
+ * system's reason); DEISSN_E_FORMAT (larger than DSN_MAX_FILE_SIZE); DEISSN_E_NOMEM;
+ * DEISSN_E_INVALID_ARG (a NULL argument). On error *buf is NULL and *len 0. */
+int32_t dsn_read_file(const char *path, unsigned char **buf, size_t *len);
 
 #ifdef __cplusplus
 }

@@ -1,24 +1,10 @@
 /* normtable.c - normalization tables r(tau): creation, checks, evaluation, the reference's
- * arrays, and loading (the file formats themselves live in tablefile.c and ptfile.c). */
-#include "core.h"
-#include "ptfile.h"
+ * arrays. Files (loading and saving) are in tablefile.c. */
+#include "tables/normtable.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-/* The fingerprint of the reference schedule (linear betas, T = 1000), which the reference's
- * tables were made with. Computed once from the schedule itself, not hard-coded. */
-static uint32_t reference_fingerprint(void)
-{
-    deissn_schedule_params p = DEISSN_SCHEDULE_PARAMS_INIT;
-    p.steps = 1;
-    deissn_schedule *s = NULL;
-    if (deissn_schedule_create(&s, &p) != DEISSN_OK) return 0;
-    uint32_t f = s->fingerprint;
-    deissn_schedule_free(s);
-    return f;
-}
 
 double dsn_fixed_mean(int64_t sum, uint64_t count)
 {
@@ -182,8 +168,8 @@ int32_t deissn_normtable_create(deissn_normtable **out, const double *tau, const
     return deissn_normtable_create_ex(out, tau, r, n, NULL);
 }
 
-static int32_t from_reference(deissn_normtable **out, const float *score_abs, const float *Ls,
-                              size_t n, uint32_t clip, const char *fn)
+int32_t dsn_table_from_reference(deissn_normtable **out, const float *score_abs, const float *Ls,
+                                 size_t n, uint32_t clip, const char *fn)
 {
     if (n < 2) return dsn_error(DEISSN_E_INVALID_ARG, "%s: n = %zu, need at least 2 entries", fn, n);
     if (clip >= n)
@@ -200,7 +186,7 @@ static int32_t from_reference(deissn_normtable **out, const float *score_abs, co
     for (size_t j = 0; j < clip; j++) t->r[j] = t->r[clip];
     t->clip = clip;
     t->steps = n <= UINT32_MAX ? (uint32_t)n : 0;
-    t->fingerprint = n == 1000 ? reference_fingerprint() : 0;
+    t->fingerprint = n == 1000 ? DSN_REFERENCE_FINGERPRINT : 0;
     rc = dsn_table_check(t, DEISSN_E_INVALID_ARG, fn);
     if (rc == DEISSN_OK) *out = t;
     return rc;
@@ -214,53 +200,7 @@ int32_t deissn_normtable_from_reference(deissn_normtable **out, const float *sco
     *out = NULL;
     if (!score_abs || !Ls)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, score_abs ? "Ls" : "score_abs");
-    return from_reference(out, score_abs, Ls, n, clip, fn);
-}
-
-static int32_t load_pt(deissn_normtable **out, const unsigned char *buf, size_t len,
-                       const char *path, uint32_t clip)
-{
-    dsn_pt_dict d;
-    int32_t rc = dsn_pt_parse(buf, len, path, &d);
-    if (rc) return rc;
-    const dsn_pt_tensor *sa = dsn_pt_find(&d, "score_abs"), *ls = dsn_pt_find(&d, "Ls");
-    if (!sa || !ls)
-        rc = dsn_error(DEISSN_E_FORMAT, "%s: no tensor '%s' in the dict (a DEIS-SN table has "
-                       "'score_abs' and 'Ls')", path, sa ? "Ls" : "score_abs");
-    else if (sa->numel != ls->numel)
-        rc = dsn_error(DEISSN_E_FORMAT, "%s: 'score_abs' has %zu values but 'Ls' has %zu", path,
-                       sa->numel, ls->numel);
-    else
-        rc = from_reference(out, sa->data, ls->data, sa->numel, clip, path);
-    dsn_pt_dict_free(&d);
-    return rc;
-}
-
-int32_t deissn_normtable_load(deissn_normtable **out, const char *path, uint32_t clip)
-{
-    const char *fn = "deissn_normtable_load";
-    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
-    *out = NULL;
-    if (!path) return dsn_error(DEISSN_E_INVALID_ARG, "%s: path is NULL", fn);
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    int32_t rc = dsn_read_file(path, &buf, &len);
-    if (rc) return rc;
-    if (dsn_table_magic(buf, len)) {
-        rc = dsn_table_parse(buf, len, path, out);
-    } else if (len >= 4 && !memcmp(buf, "PK\003\004", 4)) {
-        rc = load_pt(out, buf, len, path, clip);
-    } else {
-        char first[8 * 3 + 1] = "";
-        for (size_t i = 0, at = 0; i < len && i < 8; i++)
-            at += (size_t)snprintf(first + at, sizeof first - at, "%s%02x", i ? " " : "", buf[i]);
-        rc = len == 0 ? dsn_error(DEISSN_E_FORMAT, "%s: the file is empty", path)
-                      : dsn_error(DEISSN_E_FORMAT, "%s: not a normalization table: it starts with "
-                                  "bytes %s, neither libdeissn's table format (89 44 53 4e ...) "
-                                  "nor a torch.save zip (50 4b 03 04)", path, first);
-    }
-    dsn_free(buf);
-    return rc;
+    return dsn_table_from_reference(out, score_abs, Ls, n, clip, fn);
 }
 
 double deissn_normtable_eval(const deissn_normtable *t, double tau)

@@ -4,8 +4,8 @@
  * torch.save files; this reader lets the C core load them with libc and zlib only, on any
  * machine, whatever device the tensors were saved from. docs/pt-format.md describes the
  * subset of the format that is read and what is rejected. */
-#ifndef DEISSN_PTFILE_H
-#define DEISSN_PTFILE_H
+#ifndef DSN_PTFILE_H
+#define DSN_PTFILE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,9 +16,6 @@ extern "C" {
 
 /* The longest dict key kept (longer keys are rejected), not counting the NUL. */
 #define DSN_PT_MAX_KEY 63
-
-/* The largest file dsn_read_file() accepts. */
-#define DSN_PT_MAX_FILE_SIZE ((size_t)256 << 20)
 
 typedef struct dsn_pt_tensor {
     char key[DSN_PT_MAX_KEY + 1]; /* the dict key, NUL-terminated */
@@ -48,13 +45,6 @@ const dsn_pt_tensor *dsn_pt_find(const dsn_pt_dict *d, const char *key);
 
 /* Release what dsn_pt_parse() allocated and zero *d. Accepts NULL and a zeroed dict. */
 void dsn_pt_dict_free(dsn_pt_dict *d);
-
-/* Read a whole file into *buf (allocated with dsn_malloc, released with dsn_free; never NULL
- * on success, even for an empty file) and its size into *len.
- * Returns DEISSN_OK; DEISSN_E_IO (cannot open or read: the message gives the path and the
- * system's reason); DEISSN_E_FORMAT (larger than DSN_PT_MAX_FILE_SIZE); DEISSN_E_NOMEM;
- * DEISSN_E_INVALID_ARG (a NULL argument). On error *buf is NULL and *len 0. */
-int32_t dsn_read_file(const char *path, unsigned char **buf, size_t *len);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /* schedule.c - noise schedules (alpha_bar(tau)) and sampling-time spacings. */
-#include "core.h"
+#include "maths/schedule.h"
 
 #include <math.h>
 #include <string.h>

@@ -3,8 +3,10 @@
  * Every |eps| is added as the integer floor(|eps| * 2^24). Integer addition is associative,
  * so the sums do not depend on how samples were split into batches, threads, processes or
  * machines, nor on the order of merging: a calibration is reproducible bit for bit. */
-#include "core.h"
-#include "model.h"
+#include "maths/schedule.h"
+#include "tables/normtable.h"
+#include "tables/calibrate.h"
+#include "sampling/sampler.h"
 
 #include <math.h>
 #include <string.h>

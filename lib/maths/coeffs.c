@@ -9,7 +9,8 @@
  * 1 - alpha_bar = q (tau - tau0) is linear, and substituting tau = tau0 + u^2 cancels the
  * 1/sigma factor exactly: the tau -> 0 singularity disappears instead of being approximated.
  */
-#include "core.h"
+#include "maths/schedule.h"
+#include "maths/coeffs.h"
 
 #include <math.h>
 

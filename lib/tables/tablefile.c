@@ -1,12 +1,15 @@
-/* tablefile.c - libdeissn's own table file format (docs/table-format.md): writing it
- * atomically, reading it defensively, and the CSV export.
+/* tablefile.c - table files: libdeissn's own format (docs/table-format.md), written
+ * atomically and read defensively, the CSV export, and loading either format (the
+ * reference's torch.save files through ptfile.c).
  *
  * A file is a 40-byte header followed by one zlib stream (the payload). The header carries
  * both lengths, so every size is checked against the file and against the counts inside
  * before anything is allocated. CRC-32s over the header, the compressed bytes and the
  * uncompressed payload catch every corruption, even the bits deflate ignores (the padding
  * of its last byte), before the checks on values. */
-#include "core.h"
+#include "tables/normtable.h"
+#include "tables/tablefile.h"
+#include "tables/ptfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -304,5 +307,53 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
     }
     dsn_free(raw);
     if (rc == DEISSN_OK) *out = t;
+    return rc;
+}
+
+/* ---- loading: either format, recognised by its first bytes ------------------------------ */
+
+static int32_t load_pt(deissn_normtable **out, const unsigned char *buf, size_t len,
+                       const char *path, uint32_t clip)
+{
+    dsn_pt_dict d;
+    int32_t rc = dsn_pt_parse(buf, len, path, &d);
+    if (rc) return rc;
+    const dsn_pt_tensor *sa = dsn_pt_find(&d, "score_abs"), *ls = dsn_pt_find(&d, "Ls");
+    if (!sa || !ls)
+        rc = dsn_error(DEISSN_E_FORMAT, "%s: no tensor '%s' in the dict (a DEIS-SN table has "
+                       "'score_abs' and 'Ls')", path, sa ? "Ls" : "score_abs");
+    else if (sa->numel != ls->numel)
+        rc = dsn_error(DEISSN_E_FORMAT, "%s: 'score_abs' has %zu values but 'Ls' has %zu", path,
+                       sa->numel, ls->numel);
+    else
+        rc = dsn_table_from_reference(out, sa->data, ls->data, sa->numel, clip, path);
+    dsn_pt_dict_free(&d);
+    return rc;
+}
+
+int32_t deissn_normtable_load(deissn_normtable **out, const char *path, uint32_t clip)
+{
+    const char *fn = "deissn_normtable_load";
+    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!path) return dsn_error(DEISSN_E_INVALID_ARG, "%s: path is NULL", fn);
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int32_t rc = dsn_read_file(path, &buf, &len);
+    if (rc) return rc;
+    if (dsn_table_magic(buf, len)) {
+        rc = dsn_table_parse(buf, len, path, out);
+    } else if (len >= 4 && !memcmp(buf, "PK\003\004", 4)) {
+        rc = load_pt(out, buf, len, path, clip);
+    } else {
+        char first[8 * 3 + 1] = "";
+        for (size_t i = 0, at = 0; i < len && i < 8; i++)
+            at += (size_t)snprintf(first + at, sizeof first - at, "%s%02x", i ? " " : "", buf[i]);
+        rc = len == 0 ? dsn_error(DEISSN_E_FORMAT, "%s: the file is empty", path)
+                      : dsn_error(DEISSN_E_FORMAT, "%s: not a normalization table: it starts with "
+                                  "bytes %s, neither libdeissn's table format (89 44 53 4e ...) "
+                                  "nor a torch.save zip (50 4b 03 04)", path, first);
+    }
+    dsn_free(buf);
     return rc;
 }

@@ -1,0 +1,42 @@
+/* error.c - status strings, the per-thread last error, the library version. */
+#include "base/base.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char last_error[1024];
+
+int32_t dsn_error(int32_t status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *deissn_last_error(void) { return last_error; }
+
+const char *deissn_status_string(int32_t status)
+{
+    switch (status) {
+    case DEISSN_OK: return "ok";
+    case DEISSN_DONE: return "done";
+    case DEISSN_E_INVALID_ARG: return "invalid argument";
+    case DEISSN_E_NOMEM: return "out of memory";
+    case DEISSN_E_SIZE: return "size mismatch or overflow";
+    case DEISSN_E_NONFINITE: return "non-finite model output";
+    case DEISSN_E_STATE: return "call out of sequence";
+    case DEISSN_E_IO: return "I/O error";
+    case DEISSN_E_FORMAT: return "corrupt or unexpected file format";
+    case DEISSN_E_UNSUPPORTED: return "not supported by this build";
+    case DEISSN_E_MODEL: return "model error";
+    case DEISSN_E_CALLBACK: return "callback error";
+    case DEISSN_E_MISMATCH: return "table made for another schedule";
+    case DEISSN_E_INTERNAL: return "internal error";
+    default: return "unknown status";
+    }
+}
+
+uint32_t deissn_version_number(void) { return DEISSN_VERSION_NUMBER; }
+const char *deissn_version_string(void) { return DEISSN_VERSION_STRING; }
