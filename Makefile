@@ -8,8 +8,10 @@
 #   PYTHON           the interpreter with torch/numpy (Debian's /usr/bin/python3).
 #   PREFIX, DESTDIR  for `make install`.
 
-VERSION    := 0.2.0
-SOVERSION  := 0
+# The version has one source, include/deissn.h (tests/test_build.sh checks the others).
+hdr_num    = $(shell sed -n 's/^\#define DEISSN_$(1) \([0-9]*\)$$/\1/p' include/deissn.h)
+VERSION    := $(call hdr_num,VERSION_MAJOR).$(call hdr_num,VERSION_MINOR).$(call hdr_num,VERSION_PATCH)
+SOVERSION  := $(call hdr_num,ABI)
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -52,14 +54,13 @@ B        := build
 LIB_SRC  := $(wildcard lib/*/*.c)
 LIB_HDR  := $(wildcard lib/*/*.h)
 LIB_OBJ  := $(patsubst lib/%.c,$(B)/obj/%.o,$(LIB_SRC))
-SHIM_OBJ :=
+# libdeissn.so needs libc, libm and zlib only; TorchScript is the plug-in libdeissn-torch.so,
+# which deissn_model_load() loads at run time (lib/backends/plugin.c).
 LINK     := $(CC)
 LIB_LIBS := -lz -lm
+PLUGINS  :=
 ifeq ($(WITH_TORCH),1)
-SHIM_OBJ := $(B)/obj/torch_model.o
-LIB_CFLAGS += -DDEISSN_WITH_TORCH
-LINK     := $(CXX)
-LIB_LIBS += $(TORCH_LIBS)
+PLUGINS  += $(B)/lib/libdeissn-torch.so.$(SOVERSION)
 endif
 
 SONAME   := libdeissn.so.$(SOVERSION)
@@ -74,7 +75,8 @@ APP_CFLAGS := -std=c11 $(WARN) -D_DEFAULT_SOURCE -Iinclude
 APP_LDFLAGS := -L$(B)/lib -Wl,-rpath,'$$ORIGIN/../lib'
 
 .PHONY: all lib examples check test-build install uninstall clean deps help demo bench FORCE
-all: lib examples $(B)/pkgconfig/deissn.pc
+CMAKE_FILES := $(B)/pkgconfig/deissn-config.cmake $(B)/pkgconfig/deissn-config-version.cmake
+all: lib examples $(B)/pkgconfig/deissn.pc $(CMAKE_FILES)
 
 help:
 	@echo "make            build build/lib/libdeissn.so, the tools in build/bin, deissn.pc"
@@ -106,12 +108,17 @@ $(B)/obj/%.o: lib/%.c include/deissn.h $(LIB_HDR) | $(B)/obj
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) -DDEISSN_BUILDING_LIBRARY -c $< -o $@
 
-$(B)/obj/torch_model.o: shim/torch_model.cpp include/deissn.h $(LIB_HDR) | $(B)/obj
-	$(CXX) $(CXXFLAGS) $(TORCH_CXXFLAGS) -DDEISSN_WITH_TORCH -DDEISSN_BUILDING_LIBRARY -c $< -o $@
+$(B)/obj/torch_backend.o: shim/torch_backend.cpp include/deissn.h lib/backends/backend.h | $(B)/obj
+	$(CXX) $(CXXFLAGS) $(TORCH_CXXFLAGS) -c $< -o $@
+
+# The plug-in links libtorch, not libdeissn (the library lends it its error function).
+$(B)/lib/libdeissn-torch.so.$(SOVERSION): $(B)/obj/torch_backend.o shim/plugin.map | $(B)/lib
+	$(CXX) $(LDFLAGS) -shared -Wl,-soname,libdeissn-torch.so.$(SOVERSION) \
+	    -Wl,--version-script=shim/plugin.map -Wl,--no-undefined -o $@ $< $(TORCH_LIBS)
 
 # Objects depend on the configuration, so switching WITH_TORCH rebuilds them; deissn.pc
 # depends on the install directories.
-$(LIB_OBJ) $(SHIM_OBJ): $(B)/config.mk
+$(LIB_OBJ) $(B)/obj/torch_backend.o: $(B)/config.mk
 $(B)/config.mk: FORCE | $(B)/obj
 	@echo "WITH_TORCH=$(WITH_TORCH) TORCH_DIR=$(TORCH_DIR)" > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
@@ -120,16 +127,16 @@ $(B)/prefix.mk: FORCE | $(B)/obj
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 FORCE:
 
-$(LIB_REAL): $(LIB_OBJ) $(SHIM_OBJ) lib/deissn.map | $(B)/lib
+$(LIB_REAL): $(LIB_OBJ) lib/deissn.map | $(B)/lib
 	$(LINK) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/deissn.map \
-	    -Wl,--no-undefined -o $@ $(LIB_OBJ) $(SHIM_OBJ) $(LIB_LIBS)
+	    -Wl,--no-undefined -o $@ $(LIB_OBJ) $(LIB_LIBS)
 
-$(LIB): $(LIB_REAL)
+$(LIB): $(LIB_REAL) $(PLUGINS)
 	ln -sf libdeissn.so.$(VERSION) $(B)/lib/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(LIB_INTERNAL): $(LIB_OBJ) $(SHIM_OBJ) | $(B)/lib
-	rm -f $@ && ar rcs $@ $(LIB_OBJ) $(SHIM_OBJ)
+$(LIB_INTERNAL): $(LIB_OBJ) | $(B)/lib
+	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
 examples: $(EXAMPLES)
 
@@ -140,8 +147,8 @@ $(B)/bin/deissn-sample: examples/sample.c include/deissn.h $(LIB) $(B)/prefix.mk
 	$(CC) $(CFLAGS) $(APP_CFLAGS) -DDEISSN_DATADIR='"$(DATADIR)"' $< -o $@ $(APP_LDFLAGS) \
 	    -ldeissn -lpng -lm
 
-$(B)/pkgconfig/deissn.pc: pkgconfig/deissn.pc.in $(B)/prefix.mk | $(B)/pkgconfig
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+$(B)/pkgconfig/%: pkgconfig/%.in $(B)/prefix.mk include/deissn.h | $(B)/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@SOVERSION@|$(SOVERSION)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 $(B)/obj $(B)/lib $(B)/bin $(B)/pkgconfig $(B)/tests:
@@ -156,13 +163,13 @@ TEST_CFLAGS := -std=c11 $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Ilib -Itest
 
 # Tests of the public contract link the shared library, as users do; the others link the
 # library's objects statically so that they can call internal functions too.
-PUBLIC_TESTS := $(B)/tests/test_api $(B)/tests/test_torch $(B)/tests/test_edges
+PUBLIC_TESTS := $(B)/tests/test_api $(B)/tests/test_torch $(B)/tests/test_edges \
+                $(B)/tests/test_abi_compat
 # test_faults links a build of the library that can fail its k-th allocation (below).
 SPECIAL_TESTS := $(B)/tests/test_faults
 $(filter-out $(PUBLIC_TESTS) $(SPECIAL_TESTS),$(C_TESTS)): $(B)/tests/test_%: tests/test_%.c \
         tests/testlib.h $(LIB_INTERNAL) | $(B)/tests
-	$(LINK) $(CFLAGS) $(TEST_CFLAGS) -x c $< -x none -o $@ $(LIB_INTERNAL) -lcjson $(LIB_LIBS) \
-	    -lpthread
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $< -o $@ $(LIB_INTERNAL) -lcjson $(LIB_LIBS) -lpthread
 
 $(filter $(PUBLIC_TESTS),$(C_TESTS)): $(B)/tests/test_%: tests/test_%.c tests/testlib.h $(LIB) \
         | $(B)/tests
@@ -171,8 +178,10 @@ $(filter $(PUBLIC_TESTS),$(C_TESTS)): $(B)/tests/test_%: tests/test_%.c tests/te
 
 test-build: all $(C_TESTS)
 
+# Tests that link the library statically find the plug-ins through DEISSN_PLUGIN_DIR; the
+# others find them next to build/lib/libdeissn.so, as installed programs do.
 check: test-build
-	@PYTHON=$(PYTHON) tests/run.sh $(C_TESTS) tests/test_build.sh tests/test_symbols.sh \
+	@PYTHON=$(PYTHON) DEISSN_PLUGIN_DIR=$(CURDIR)/$(B)/lib tests/run.sh $(C_TESTS) tests/test_build.sh tests/test_symbols.sh \
 	    tests/test_sample.sh $(BINDING_TESTS) tools/eval/test_baselines.sh
 
 # The bindings' test suites, each reported as one "N passed, N failed" entry of tests/run.sh.
@@ -189,7 +198,7 @@ FAULT_OBJ := $(patsubst lib/%.c,$(B)/obj-faults/%.o,$(LIB_SRC))
 LIB_FAULTS := $(B)/lib/libdeissn_faults.a
 $(B)/obj-faults/%.o: lib/%.c include/deissn.h $(LIB_HDR) | $(B)/obj-faults
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(filter-out -DDEISSN_WITH_TORCH,$(LIB_CFLAGS)) -DDEISSN_BUILDING_LIBRARY \
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) -DDEISSN_BUILDING_LIBRARY \
 	    -DDEISSN_FAULT_INJECTION -c $< -o $@
 $(LIB_FAULTS): $(FAULT_OBJ) | $(B)/lib
 	rm -f $@ && ar rcs $@ $(FAULT_OBJ)
@@ -252,7 +261,7 @@ fuzz: $(FUZZERS)
 $(FUZZ_DIR)/obj/%.o: lib/%.c include/deissn.h $(LIB_HDR) | $(FUZZ_DIR)/obj
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link,address,undefined \
-	    $(filter-out -DDEISSN_WITH_TORCH,$(LIB_CFLAGS)) -c $< -o $@
+	    $(LIB_CFLAGS) -c $< -o $@
 $(FUZZ_DIR)/libdeissn_fuzz.a: $(FUZZ_OBJ)
 	rm -f $@ && ar rcs $@ $(FUZZ_OBJ)
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libdeissn_fuzz.a
@@ -354,16 +363,20 @@ install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	    $(DESTDIR)$(BINDIR)
 	install -m 644 include/deissn.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 755 $(LIB_REAL) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIB_REAL) $(PLUGINS) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdeissn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdeissn.so
 	install -m 644 $(B)/pkgconfig/deissn.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -d $(DESTDIR)$(LIBDIR)/cmake/deissn
+	install -m 644 $(CMAKE_FILES) $(DESTDIR)$(LIBDIR)/cmake/deissn/
 	install -m 755 $(EXAMPLES) $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(DATADIR)/models
 	install -m 644 models/fmnist_unet.pt models/fmnist_unet_table.pt $(DESTDIR)$(DATADIR)/models/
 
 uninstall:
+	rm -rf $(DESTDIR)$(LIBDIR)/cmake/deissn
 	rm -f $(DESTDIR)$(INCLUDEDIR)/deissn.h $(DESTDIR)$(LIBDIR)/libdeissn.so* \
+	    $(DESTDIR)$(LIBDIR)/libdeissn-*.so.* \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/deissn.pc $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(EXAMPLES)))
 	rm -rf $(DESTDIR)$(DATADIR)
 

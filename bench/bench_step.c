@@ -95,7 +95,7 @@ static void bench_step(const char *name, size_t n, int data)
          * for reps < 996) */
         if (r > 0 && r % 996 == 0) deissn_sampler_reset(s);
         double t0 = now();
-        deissn_step(s, x, out, n, DEISSN_PREDICT_EPSILON, NULL);
+        deissn_step(s, x, out, n, NULL);
         double t1 = now();
         memcpy(dst, src, n * moves * 4 / 2); /* moves that many bytes: half read, half written */
         double t2 = now();
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
     if (reps < 1) reps = 1;
     const char *path = argc > 2 ? argv[2] : "models/fmnist_unet_table.pt";
     deissn_normtable *table = NULL;
-    if (deissn_normtable_load(&table, path, 0) != DEISSN_OK)
+    if (deissn_normtable_load(&table, path, NULL) != DEISSN_OK)
         printf("(no table: %s)\n", deissn_last_error());
     printf("bench_step (C): medians of %d runs; a step moves 7 (DEIS-SN, order 3) or 8 (x0 + "
            "corrector, order 3) x the state's bytes\n", reps);

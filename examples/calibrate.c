@@ -246,7 +246,7 @@ static int calibrate(const options *o)
              (long long)o->shape[0], (long long)o->shape[1], (long long)o->shape[2], o->seed,
              o->steps, deissn_version_string());
     if (status == 0 &&
-        (rc = deissn_calibrator_finish(&table, cal, o->clip, o->metadata ? o->metadata : meta)))
+        (rc = deissn_calibrator_finish(&table, cal, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, o->clip, o->metadata ? o->metadata : meta})))
         status = fail("making the table", rc);
     if (status == 0 && (rc = deissn_normtable_save(table, out)) != DEISSN_OK)
         status = fail("saving the table", rc);
@@ -276,7 +276,7 @@ static int merge(const options *o)
     for (int i = 0; status == 0 && i < o->n_merge; i++) {
         deissn_normtable *t = NULL;
         deissn_calibrator *c = NULL;
-        if ((rc = deissn_normtable_load(&t, o->merge[i], 0)) != DEISSN_OK)
+        if ((rc = deissn_normtable_load(&t, o->merge[i], NULL)) != DEISSN_OK)
             status = fail(o->merge[i], rc);
         else if ((rc = deissn_calibrator_from_table(&c, t)) != DEISSN_OK)
             status = fail(o->merge[i], rc);
@@ -291,12 +291,11 @@ static int merge(const options *o)
         deissn_calibrator_free(c);
         deissn_normtable_free(t);
     }
-    deissn_normtable_info info = {0};
+    deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
     if (status == 0) deissn_normtable_get_info(first, &info);
     if (status == 0 &&
-        (rc = deissn_calibrator_finish(&table, total, o->has_clip ? o->clip : info.clip,
-                                       o->metadata ? o->metadata :
-                                       deissn_normtable_metadata(first))) != DEISSN_OK)
+        (rc = deissn_calibrator_finish(&table, total, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, o->has_clip ? o->clip : info.clip, o->metadata ? o->metadata :
+                                       deissn_normtable_metadata(first)})) != DEISSN_OK)
         status = fail("making the table", rc);
     if (status == 0 && (rc = deissn_normtable_save(table, o->out)) != DEISSN_OK)
         status = fail("saving the table", rc);
@@ -318,7 +317,7 @@ static int export_csv(const options *o)
         return 2;
     }
     deissn_normtable *t = NULL;
-    int32_t rc = deissn_normtable_load(&t, o->csv, o->clip);
+    int32_t rc = deissn_normtable_load(&t, o->csv, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, o->clip, NULL});
     if (rc != DEISSN_OK) return fail(o->csv, rc);
     rc = deissn_normtable_export_csv(t, o->out);
     deissn_normtable_free(t);

@@ -58,8 +58,8 @@ int main(int argc, char **argv)
 {
     deissn_schedule_params sp;
     deissn_sampler_params pp;
-    deissn_schedule_params_init(&sp);
-    deissn_sampler_params_init(&pp);
+    deissn_schedule_params_init(&sp, DEISSN_SCHEDULE_PARAMS_VERSION);
+    deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
     const char *table_path = NULL;
     unsigned clip = 0;
 
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     deissn_schedule *sched = NULL;
     deissn_sampler *s = NULL;
     int32_t rc;
-    if (table_path && (rc = deissn_normtable_load(&table, table_path, clip)) != DEISSN_OK)
+    if (table_path && (rc = deissn_normtable_load(&table, table_path, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, clip, NULL})) != DEISSN_OK)
         return fail("loading the table", rc);
     if ((rc = deissn_schedule_create(&sched, &sp)) != DEISSN_OK)
         return fail("schedule", rc);
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
            deissn_schedule_fingerprint(sched), setup_us);
     printf("  \"steps_plan\": [\n");
     for (uint32_t i = 0; i < n; i++) {
-        deissn_step_coeffs c;
+        deissn_step_coeffs c = DEISSN_STEP_COEFFS_INIT;
         deissn_sampler_coeffs(s, i, &c);
         printf("    {\"step\": %u, \"order\": %u, \"corrector_order\": %u, \"model_t\": %.17g, "
                "\"tau_from\": %.17g, \"tau_to\": %.17g, \"psi\": %.17g, \"C\": [",

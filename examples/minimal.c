@@ -17,12 +17,12 @@ int main(void) {
     }
     float x[4], eps[4];
     deissn_fill_noise(42, 0, 1, 4, x);                            /* seed 42, sample 0 */
-    deissn_step_info at;
+    deissn_step_info at = DEISSN_STEP_INFO_INIT;
     int32_t rc = deissn_sampler_next(sampler, &at);
     while (rc == DEISSN_OK) {                                     /* your network goes here: */
         for (int i = 0; i < 4; i++)                               /* data ~ N(0, 0.5^2) */
             eps[i] = at.sigma * x[i] / (at.alpha * at.alpha * 0.25f + at.sigma * at.sigma);
-        rc = deissn_step(sampler, x, eps, 4, DEISSN_PREDICT_EPSILON, &at);
+        rc = deissn_step(sampler, x, eps, 4, &at);
     }
     printf("%s: x = %.4f %.4f %.4f %.4f\n", rc == DEISSN_DONE ? "done" : deissn_last_error(),
            x[0], x[1], x[2], x[3]);

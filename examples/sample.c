@@ -309,7 +309,7 @@ int main(int argc, char **argv)
     deissn_model *model = NULL;
     if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK) return fail("loading the model", rc);
     deissn_normtable *table = NULL;
-    if (load_table && (rc = deissn_normtable_load(&table, o.table, 0)) != DEISSN_OK)
+    if (load_table && (rc = deissn_normtable_load(&table, o.table, NULL)) != DEISSN_OK)
         return fail("loading the table", rc);
     t_load = now() - t_load;
 
@@ -335,11 +335,13 @@ int main(int argc, char **argv)
         float *xb = x + (size_t)first * per;
         deissn_fill_noise(o.seed, (uint64_t)first, (size_t)b, per, xb);
         int64_t shape[4] = {b, o.shape[0], o.shape[1], o.shape[2]};
+        deissn_sample_stats stats = DEISSN_SAMPLE_STATS_INIT;
         deissn_sample_options so = DEISSN_SAMPLE_OPTIONS_INIT;
+        so.stats = &stats;
         if ((rc = deissn_sample(sampler, model, xb, shape, 4, &so)) != DEISSN_OK)
             return fail("sampling", rc);
-        model_s += so.model_seconds;
-        sampler_s += so.sampler_seconds;
+        model_s += stats.model_seconds;
+        sampler_s += stats.sampler_seconds;
     }
     t_total = now() - t_total;
 

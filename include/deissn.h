@@ -25,11 +25,18 @@
  *   - The caller owns what it creates and frees it with the matching *_free(), which accepts
  *     NULL. Objects keep what they depend on alive (reference counts), so the order in which
  *     they are freed never matters.
- *   - Parameter structs start with `uint32_t version`; initialise them with the matching
- *     *_INIT macro or *_init() function, then change the fields you need. A later release
- *     only appends fields and raises the version, and reads a struct according to the
- *     version it carries, so programs built against an older header keep working; a version
- *     newer than the library knows is refused with DEISSN_E_INVALID_ARG.
+ *   - Structs that cross the ABI carry their layout's version in their first field,
+ *     `uint32_t version`, as libgit2's options do. Initialise an input struct with the
+ *     matching *_INIT macro or with *_init(p, DEISSN_X_VERSION), which writes only the fields
+ *     that version has; then change the fields you need. Output structs (deissn_step_info,
+ *     deissn_step_coeffs, deissn_normtable_info, deissn_sample_stats) are initialised the
+ *     same way by the caller, and the library writes only the fields of the version they
+ *     carry. A later release only appends fields and raises the version; every function
+ *     accepts every version from 1 to its own, reads an older struct as far as it goes
+ *     (the fields it lacks take their defaults) and never reads or writes past it, so a
+ *     program built against an older header keeps working with a newer library of the same
+ *     soname. Version 0 or one newer than the library's is refused with
+ *     DEISSN_E_INVALID_ARG. tests/test_abi_compat.c holds each older layout and checks this.
  *   - Thread safety: schedules and tables are immutable after creation and may be shared
  *     by any number of threads; so may models (a callback model when its callback is
  *     thread-safe). A sampler, and a calibrator, is used by one thread at a time (this
@@ -65,10 +72,16 @@ extern "C" {
 /* Version                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
+/* The one source of the version: the Makefile, pkg-config, CMake, the Python package and the
+ * Rust crates read it from here (tests check that they agree). DEISSN_ABI is the soname's
+ * number (libdeissn.so.DEISSN_ABI): it changes only when a program built against an older
+ * header could no longer run; additions keep it and go into a new symbol version node
+ * (lib/deissn.map, docs/symbols.md). */
 #define DEISSN_VERSION_MAJOR 0
-#define DEISSN_VERSION_MINOR 2
+#define DEISSN_VERSION_MINOR 3
 #define DEISSN_VERSION_PATCH 0
-#define DEISSN_VERSION_STRING "0.2.0"
+#define DEISSN_VERSION_STRING "0.3.0"
+#define DEISSN_ABI 1
 /* MAJOR*10000 + MINOR*100 + PATCH, so versions compare as integers. */
 #define DEISSN_VERSION_NUMBER \
     (DEISSN_VERSION_MAJOR * 10000 + DEISSN_VERSION_MINOR * 100 + DEISSN_VERSION_PATCH)
@@ -78,7 +91,9 @@ extern "C" {
 DEISSN_API uint32_t deissn_version_number(void);
 /* "MAJOR.MINOR.PATCH" of the loaded library; a static string. */
 DEISSN_API const char *deissn_version_string(void);
-/* Whether this build can load TorchScript models (built with the libtorch shim): 1 or 0. */
+/* Whether TorchScript models can be loaded here: 1 when the torch plug-in
+ * (libdeissn-torch.so) can be found and loaded, else 0 (deissn_last_error() then says why).
+ * Answered at run time, once per process (the plug-in stays loaded). Thread-safe. */
 DEISSN_API int32_t deissn_has_torch(void);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -108,6 +123,36 @@ DEISSN_API const char *deissn_status_string(int32_t status);
  * 0.64)". Never NULL ("" when no error happened yet). Valid until the next failing call on
  * this thread. Successful calls do not clear it. */
 DEISSN_API const char *deissn_last_error(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Names: one spelling of every enum value, for tools, bindings and configuration files       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The enums of this header that have names. */
+typedef enum deissn_enum {
+    DEISSN_ENUM_NOISE = 0,      /* deissn_noise: linear, scaled_linear, squaredcos_cap_v2,
+                                   custom_betas, custom_alphas_cumprod, continuous_vp */
+    DEISSN_ENUM_SPACING = 1,    /* deissn_spacing: quadratic, trailing, linspace, leading,
+                                   power, logsnr, karras, custom */
+    DEISSN_ENUM_METHOD = 2,     /* deissn_method: eps, data */
+    DEISSN_ENUM_PREDICTION = 3, /* deissn_prediction: epsilon, sample, v_prediction */
+    DEISSN_ENUM_TIME = 4,       /* deissn_time_convention: model_index, tau, tau_1000, sigma */
+    DEISSN_ENUM_DTYPE = 5,      /* deissn_dtype: float32, float16, bfloat16 */
+    DEISSN_ENUM_PRESET = 6      /* deissn_preset: best, reference */
+} deissn_enum;
+
+/* The canonical name of `value` of enum `kind` (the spellings above: diffusers' where it has
+ * one), a static string; NULL for an unknown kind or value. */
+DEISSN_API const char *deissn_enum_name(int32_t kind, int32_t value);
+
+/* The value of enum `kind` named `name`: a canonical name, or an alias users bring from
+ * elsewhere (case and '-' vs '_' do not matter): noise "cosine" (squaredcos_cap_v2), "vp"
+ * (continuous_vp); spacing "uniform" (power with its default power 1), "log_snr"; method
+ * "x0"; prediction "eps", "x0", "v"; time "t", "tau1000"; dtype "fp32", "fp16", "half",
+ * "bf16".
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, unknown kind, unknown name: the message lists
+ * the names of that enum). On error *value is unchanged. */
+DEISSN_API int32_t deissn_enum_value(int32_t kind, const char *name, int32_t *value);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Schedules: the noise schedule alpha_bar(tau) and the sampling times                        */
@@ -175,9 +220,12 @@ typedef struct deissn_schedule_params {
     { DEISSN_SCHEDULE_PARAMS_VERSION, DEISSN_NOISE_LINEAR, 1000, 0.0, 0.0, 0.1, 20.0, NULL, 0, \
       DEISSN_SPACING_QUADRATIC, 10, 1.0, 7.0, 0.0, 0.0, NULL }
 
-/* Fill *params with the defaults (same as DEISSN_SCHEDULE_PARAMS_INIT).
- * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG when params is NULL. */
-DEISSN_API int32_t deissn_schedule_params_init(deissn_schedule_params *params);
+/* Fill the fields of `version` (pass DEISSN_SCHEDULE_PARAMS_VERSION) with the defaults, as
+ * DEISSN_SCHEDULE_PARAMS_INIT does, and set params->version; nothing past that version's
+ * fields is written. Every *_init() function of this header works this way.
+ * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG (params NULL, version 0 or newer than the
+ * library's: the message gives both). */
+DEISSN_API int32_t deissn_schedule_params_init(deissn_schedule_params *params, uint32_t version);
 
 /* Create a schedule: the noise schedule and the N + 1 sampling times.
  * Ownership: the caller owns *out and frees it with deissn_schedule_free(). `params` and the
@@ -219,55 +267,63 @@ DEISSN_API uint32_t deissn_schedule_fingerprint(const deissn_schedule *schedule)
 
 typedef struct deissn_normtable deissn_normtable;
 
-/* Create a table from n >= 2 knots (tau[i], r[i]): tau strictly increasing in [0, 1], r
- * finite and > 0. r(tau) interpolates linearly between knots and is constant beyond the
- * first and last knot. The table records no schedule fingerprint (it matches any schedule).
- * Ownership: the caller owns *out (deissn_normtable_free()); the arrays are copied.
- * Threads:   a table is immutable; share it freely.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL array, n < 2, unsorted tau, tau outside
- *            [0, 1], r NaN/Inf/<= 0: the message names the index); DEISSN_E_NOMEM. */
-DEISSN_API int32_t deissn_normtable_create(deissn_normtable **out, const double *tau,
-                                           const double *r, size_t n);
-
 /* The longest metadata string a table carries, in bytes (not counting the NUL). */
 #define DEISSN_NORMTABLE_METADATA_MAX 65535
 
+/* What a table records beside its knots. Every function that makes a table takes one (NULL:
+ * the defaults), so a fingerprint, a clip or metadata is set the same way everywhere; zero
+ * and NULL mean "what the source has" (nothing for deissn_normtable_create()). */
 #define DEISSN_NORMTABLE_PARAMS_VERSION 1
 typedef struct deissn_normtable_params {
     uint32_t version;      /* DEISSN_NORMTABLE_PARAMS_VERSION */
     uint32_t fingerprint;  /* deissn_schedule_fingerprint() of the schedule the values were
-                              measured with; default 0 (unknown: matches any schedule) */
+                              measured with; 0 (default): the source's (create: unknown,
+                              which matches any schedule) */
     uint32_t clip;         /* the `clip` knots nearest tau = 0 take the value of the next one
-                              (r[0..clip-1] = r[clip]); default 0 */
-    const char *metadata;  /* UTF-8 text kept with the table (model name, hash, command...),
-                              at most DEISSN_NORMTABLE_METADATA_MAX bytes; copied, not kept;
-                              default NULL (none) */
+                              (r[0..clip-1] = r[clip]), as the reference does: the model's
+                              output is least reliable there. Applied on top of the source's
+                              own clip (the larger one holds); default 0 */
+    const char *metadata;  /* UTF-8 text kept with the table (model, settings, command...),
+                              at most DEISSN_NORMTABLE_METADATA_MAX bytes; copied, not kept.
+                              NULL (default): the source's; "": none */
 } deissn_normtable_params;
 
 #define DEISSN_NORMTABLE_PARAMS_INIT { DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, NULL }
 
-/* Fill *params with the defaults (same as DEISSN_NORMTABLE_PARAMS_INIT).
- * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG when params is NULL. */
-DEISSN_API int32_t deissn_normtable_params_init(deissn_normtable_params *params);
+/* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()). */
+DEISSN_API int32_t deissn_normtable_params_init(deissn_normtable_params *params, uint32_t version);
 
-/* deissn_normtable_create() with a schedule fingerprint, a clip and metadata (params NULL:
- * the defaults, which is deissn_normtable_create()). The clip is applied to the copied r
- * before the values are checked, so clipped knots may hold any value in `r`.
- * Returns: as deissn_normtable_create(); DEISSN_E_INVALID_ARG also for an unknown version,
- *          clip >= n, metadata that is too long or not UTF-8. */
-DEISSN_API int32_t deissn_normtable_create_ex(deissn_normtable **out, const double *tau,
-                                              const double *r, size_t n,
-                                              const deissn_normtable_params *params);
+/* Create a table from n >= 2 knots (tau[i], r[i]): tau strictly increasing in [0, 1], r
+ * finite and > 0 (after the clip, so clipped knots may hold any value). r(tau) interpolates
+ * linearly between knots and is constant beyond the first and last knot.
+ * Ownership: the caller owns *out (deissn_normtable_free()); the arrays are copied.
+ * Threads:   a table is immutable; share it freely.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL array, n < 2, unsorted tau, tau outside
+ *            [0, 1], r NaN/Inf/<= 0: the message names the index; an unknown params
+ *            version, clip >= n, metadata too long or not UTF-8); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_create(deissn_normtable **out, const double *tau,
+                                           const double *r, size_t n,
+                                           const deissn_normtable_params *params);
 
 /* Create a table from the reference implementation's arrays (the `score_abs` and `Ls` tensors
  * of its .pt files, n entries each, in sampling order of an n-step trailing run): r =
- * reverse(score_abs * Ls) (the product taken in double), the first
- * `clip` entries of r set to r[clip], and entry j placed at tau = j/(n-1). The table records
- * the fingerprint of the reference schedule (linear, T = 1000) when n == 1000, else none.
- * Returns: as deissn_normtable_create(); DEISSN_E_INVALID_ARG also for clip >= n. */
+ * reverse(score_abs * Ls) (the product taken in double), params->clip applied, and entry j
+ * placed at tau = j/(n-1). The table records the fingerprint of the reference schedule
+ * (linear, T = 1000) when n == 1000 and params->fingerprint is 0.
+ * Returns: as deissn_normtable_create(). */
 DEISSN_API int32_t deissn_normtable_from_reference(deissn_normtable **out,
                                                    const float *score_abs, const float *Ls,
-                                                   size_t n, uint32_t clip);
+                                                   size_t n,
+                                                   const deissn_normtable_params *params);
+
+/* A copy of `table` with params applied (a new fingerprint, a further clip, new metadata);
+ * everything else, calibration sums included, is the same. Tables are immutable, so this is
+ * how a loaded or calibrated table is labelled before deissn_normtable_save().
+ * Ownership: the caller owns *out; `table` is unchanged.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL out or table, params as for
+ *            deissn_normtable_create()); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_copy(deissn_normtable **out, const deissn_normtable *table,
+                                         const deissn_normtable_params *params);
 
 /* Release a reference to a table. NULL is allowed. */
 DEISSN_API void deissn_normtable_free(deissn_normtable *table);
@@ -287,8 +343,11 @@ DEISSN_API int32_t deissn_normtable_knot(const deissn_normtable *table, size_t i
  * 0 means "unknown": the table is accepted with any schedule. 0 when table is NULL. */
 DEISSN_API uint32_t deissn_normtable_fingerprint(const deissn_normtable *table);
 
-/* What is known about how a table was made. */
+/* What is known about how a table was made. An output struct: set `version`
+ * (DEISSN_NORMTABLE_INFO_INIT) before passing it. */
+#define DEISSN_NORMTABLE_INFO_VERSION 1
 typedef struct deissn_normtable_info {
+    uint32_t version;     /* set by the caller: DEISSN_NORMTABLE_INFO_VERSION */
     size_t n_knots;       /* deissn_normtable_size() */
     uint64_t samples;     /* samples the sampling runs that measured it made; 0 = unknown */
     uint32_t steps;       /* steps of those runs; 0 = unknown */
@@ -299,24 +358,16 @@ typedef struct deissn_normtable_info {
                              plain values (deissn_normtable_create(), the reference's files) */
 } deissn_normtable_info;
 
+#define DEISSN_NORMTABLE_INFO_INIT { DEISSN_NORMTABLE_INFO_VERSION, 0, 0, 0, 0, 0, 0 }
+
 /* Fill *info. The reference's files report steps = their length and samples = 0.
- * Returns DEISSN_OK or DEISSN_E_INVALID_ARG (NULL). */
+ * Returns DEISSN_OK or DEISSN_E_INVALID_ARG (NULL, info->version unknown). */
 DEISSN_API int32_t deissn_normtable_get_info(const deissn_normtable *table,
                                              deissn_normtable_info *info);
 
 /* The table's metadata, a NUL-terminated UTF-8 string ("" when it has none, or when table is
  * NULL). Valid as long as the table lives. */
 DEISSN_API const char *deissn_normtable_metadata(const deissn_normtable *table);
-
-/* A copy of `table` whose metadata is `metadata` (NULL or "": none); everything else,
- * calibration sums included, is the same. Tables are immutable, so this is how a loaded or
- * calibrated table is labelled before deissn_normtable_save().
- * Ownership: the caller owns *out; `table` is unchanged.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL out or table, metadata too long or not
- *            UTF-8); DEISSN_E_NOMEM. */
-DEISSN_API int32_t deissn_normtable_with_metadata(deissn_normtable **out,
-                                                  const deissn_normtable *table,
-                                                  const char *metadata);
 
 /* Write `table` to `path` in libdeissn's own table format (docs/table-format.md: knots,
  * clip, fingerprint, calibration sums, metadata; zlib-compressed, CRC-checked). The file is
@@ -338,19 +389,21 @@ DEISSN_API int32_t deissn_normtable_export_csv(const deissn_normtable *table, co
 
 /* Load a table from a file, recognised by its first bytes: libdeissn's own format (written
  * by deissn_normtable_save(), read back bit for bit), or the reference implementation's
- * torch.save files (a dict with float32 tensors `score_abs` and `Ls`; read without libtorch
- * and without a GPU even when the storage is tagged cuda), with `pt_clip` applied as in
- * deissn_normtable_from_reference(); `pt_clip` is ignored for other formats.
+ * torch.save files (a dict with float32 tensors `score_abs` and `Ls`, read as
+ * deissn_normtable_from_reference() does, without libtorch and without a GPU even when the
+ * storage is tagged cuda). params (NULL: none) applies as in deissn_normtable_copy(): the
+ * reference's files want their clip (5 for CIFAR-10, 1 for LSUN Church).
  * Ownership: the caller owns *out (deissn_normtable_free()).
  * Threads:   reentrant.
- * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, pt_clip too large); DEISSN_E_IO (cannot
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, params as for deissn_normtable_create());
+ *          DEISSN_E_IO (cannot
  *          open or read: the message names the file); DEISSN_E_FORMAT (neither format: the
  *          message names the file and its first bytes; a future format version; truncated,
  *          CRC mismatch, sizes that disagree, values that are not a valid table; no
  *          `score_abs` or `Ls`, not float32: the message names the file and the problem);
  *          DEISSN_E_NOMEM. */
 DEISSN_API int32_t deissn_normtable_load(deissn_normtable **out, const char *path,
-                                         uint32_t pt_clip);
+                                         const deissn_normtable_params *params);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Calibration: measuring r(tau) for a model                                                  */
@@ -423,17 +476,17 @@ DEISSN_API int32_t deissn_calibrator_add_sums(deissn_calibrator *calibrator,
                                               size_t n, uint64_t samples);
 
 /* Make a table: one knot per step at its time (increasing tau), r = (sum / 2^24) / count,
- * then the `clip` knots nearest tau = 0 set to the value of the next (as the reference does:
- * the model's output is least reliable there). The table keeps the sums and counts (so it
- * can be merged later), the schedule fingerprint, the samples and steps, and `metadata`
- * (NULL: none). The calibrator is unchanged and may go on accumulating.
+ * then params applied (NULL: none): params->clip knots nearest tau = 0 clipped, params->
+ * metadata recorded, the fingerprint the calibrator's schedule's unless params sets one. The
+ * table keeps the sums and counts (so it can be merged later), the samples and the steps.
+ * The calibrator is unchanged and may go on accumulating.
  * Ownership: the caller owns *out.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, clip >= N, metadata too long or not
- *            UTF-8, a step whose r is 0 after the clip); DEISSN_E_STATE (a step has no
- *            values yet); DEISSN_E_NOMEM. On error *out is NULL. */
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, params as for deissn_normtable_create(),
+ *            a step whose r is 0 after the clip); DEISSN_E_STATE (a step has no values yet);
+ *            DEISSN_E_NOMEM. On error *out is NULL. */
 DEISSN_API int32_t deissn_calibrator_finish(deissn_normtable **out,
-                                            const deissn_calibrator *calibrator, uint32_t clip,
-                                            const char *metadata);
+                                            const deissn_calibrator *calibrator,
+                                            const deissn_normtable_params *params);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Samplers                                                                                   */
@@ -456,7 +509,16 @@ typedef enum deissn_method {
                                inf) is order 0 there: x = x0 */
 } deissn_method;
 
-#define DEISSN_SAMPLER_PARAMS_VERSION 2
+/* What the model predicts, and so how the sampler reads its output. The sampler converts it
+ * to what its history holds (eps, or x0) in the same pass that updates the state:  sample (x0): eps = (x - alpha x0) / sigma;
+ * v: eps = sigma x + alpha v. */
+typedef enum deissn_prediction {
+    DEISSN_PREDICT_EPSILON = 0,
+    DEISSN_PREDICT_SAMPLE = 1,
+    DEISSN_PREDICT_V = 2
+} deissn_prediction;
+
+#define DEISSN_SAMPLER_PARAMS_VERSION 3
 typedef struct deissn_sampler_params {
     uint32_t version;          /* DEISSN_SAMPLER_PARAMS_VERSION */
     uint32_t order;            /* polynomial order 0..3 (0 with no table is DDIM); default 3.
@@ -466,7 +528,7 @@ typedef struct deissn_sampler_params {
                                    0), as DPM-Solver does; default 0 (the reference) */
     uint32_t allow_table_mismatch; /* 1: accept a table whose fingerprint differs from the
                                       schedule's; default 0 (DEISSN_E_MISMATCH) */
-    /* Version 2 (a version-1 struct is read as far as it goes; the rest take the defaults): */
+    /* Version 2 (an older struct is read as far as it goes; the rest take the defaults): */
     int32_t method;     /* deissn_method; default EPS (DEIS / DEIS-SN, the reference) */
     uint32_t corrector; /* 1 (METHOD_DATA only): before each step, correct the state with the
                            model output just evaluated there: an exponential Adams-Moulton
@@ -476,13 +538,28 @@ typedef struct deissn_sampler_params {
                            Refused with METHOD_EPS: there the correction multiplies the error
                            of eps by about sigma_from/sigma_to, which near tau = 0 diverges
                            (docs/presets.md). Default 0 */
+    /* Version 3: */
+    int32_t prediction; /* deissn_prediction: what the model's output is, for deissn_step()
+                           and deissn_sample() alike; default EPSILON */
 } deissn_sampler_params;
 
-#define DEISSN_SAMPLER_PARAMS_INIT { DEISSN_SAMPLER_PARAMS_VERSION, 3, 0, 0, DEISSN_METHOD_EPS, 0 }
+#define DEISSN_SAMPLER_PARAMS_INIT \
+    { DEISSN_SAMPLER_PARAMS_VERSION, 3, 0, 0, DEISSN_METHOD_EPS, 0, DEISSN_PREDICT_EPSILON }
 
-/* Fill *params with the defaults (same as DEISSN_SAMPLER_PARAMS_INIT).
- * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG when params is NULL. */
-DEISSN_API int32_t deissn_sampler_params_init(deissn_sampler_params *params);
+/* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()): a
+ * version-1 struct gets order, lower_order_final and allow_table_mismatch only. */
+DEISSN_API int32_t deissn_sampler_params_init(deissn_sampler_params *params, uint32_t version);
+
+/* Set the method fields of *params for a sampler known by name: "deis-sn" (METHOD_EPS, give
+ * it a table), "deis" (METHOD_EPS, no table), "ddim" (METHOD_EPS, order 0, no table), "x0"
+ * (METHOD_DATA), "x0-corrector" (METHOD_DATA with the corrector). Only method,
+ * corrector and, for ddim, order are written; *uses_table (may be NULL) says whether the
+ * sampler is meant to be given a normalization table (1 for deis-sn only).
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL params or name, a version-1 params struct
+ * (it has no method), an unknown name: the message lists the names). On error nothing is
+ * written. */
+DEISSN_API int32_t deissn_sampler_params_by_name(deissn_sampler_params *params,
+                                                 const char *name, int32_t *uses_table);
 
 /* Create a sampler that walks `schedule`, normalised by `table` (NULL: plain DEIS; not used
  * with DEISSN_METHOD_DATA). All coefficients are computed here (microseconds to a
@@ -491,8 +568,8 @@ DEISSN_API int32_t deissn_sampler_params_init(deissn_sampler_params *params);
  *            `schedule` and `table` alive, so they may be freed first. params may be NULL
  *            (defaults).
  * Threads:   one thread at a time per sampler; schedules and tables may be shared.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL schedule, order > 3, unknown version or
- *            method, corrector without METHOD_DATA, a schedule whose coefficients are not
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL schedule, order > 3, unknown version,
+ *            method or prediction, corrector without METHOD_DATA, a schedule whose coefficients are not
  *            finite: times too close together, or alpha_bar 0 in double precision; the
  *            message names the step);
  *            DEISSN_E_MISMATCH (the table was made for another noise schedule);
@@ -507,8 +584,11 @@ DEISSN_API void deissn_sampler_free(deissn_sampler *sampler);
 /* The number of steps N; 0 when sampler is NULL. */
 DEISSN_API uint32_t deissn_sampler_steps(const deissn_sampler *sampler);
 
-/* Where a sampler stands: what to evaluate the model at next. */
+/* Where a sampler stands: what to evaluate the model at next. An output struct: set
+ * `version` (DEISSN_STEP_INFO_INIT) before passing it. */
+#define DEISSN_STEP_INFO_VERSION 1
 typedef struct deissn_step_info {
+    uint32_t version;   /* set by the caller: DEISSN_STEP_INFO_VERSION */
     uint32_t step;      /* index of the next step, 0..N-1 (N when done) */
     uint32_t steps;     /* N */
     double tau;         /* time of the next model evaluation */
@@ -517,36 +597,29 @@ typedef struct deissn_step_info {
     double sigma;       /* sqrt(1 - alpha_bar(tau)) */
 } deissn_step_info;
 
+#define DEISSN_STEP_INFO_INIT { DEISSN_STEP_INFO_VERSION, 0, 0, 0.0, 0.0, 0.0, 0.0 }
+
 /* Fill *info with the time of the next model evaluation (on a fresh sampler: step 0 at
  * tau_N). Returns DEISSN_OK, DEISSN_DONE when all steps are taken (info->step == N, tau =
- * tau_end), or DEISSN_E_INVALID_ARG (NULL). */
+ * tau_end), or DEISSN_E_INVALID_ARG (NULL; info->version 0 or unknown). */
 DEISSN_API int32_t deissn_sampler_next(const deissn_sampler *sampler, deissn_step_info *info);
-
-/* How the model's output is to be read. The sampler converts it to eps in the same pass
- * that updates the state:  sample (x0): eps = (x - alpha x0) / sigma;
- * v: eps = sigma x + alpha v. */
-typedef enum deissn_prediction {
-    DEISSN_PREDICT_EPSILON = 0,
-    DEISSN_PREDICT_SAMPLE = 1,
-    DEISSN_PREDICT_V = 2
-} deissn_prediction;
 
 /* Take one step: the caller evaluated the model at the time deissn_sampler_next() gave, on
  * state `x` (n floats: a whole batch, any shape), and passes its output `model_out` (n
- * floats). x is updated in place to the state at the next time, in one pass over memory;
+ * floats; what it is, the sampler's params.prediction says). x is updated in place to the state at the next time, in one pass over memory;
  * the sampler keeps what it needs of model_out (its history of eps, or x0), so model_out
  * may be reused at once. The first step fixes n until deissn_sampler_reset().
  * If `info` is not NULL it receives the time of the next evaluation (as deissn_sampler_next).
  * Threads:   one thread at a time per sampler.
  * Returns:   DEISSN_OK: call the model again at info->model_t;
  *            DEISSN_DONE: that was the last step, x holds the sample;
- *            DEISSN_E_INVALID_ARG (NULL, unknown prediction); DEISSN_E_SIZE (n is 0 or differs
+ *            DEISSN_E_INVALID_ARG (NULL, info->version unknown); DEISSN_E_SIZE (n is 0 or differs
  *            from the first step's); DEISSN_E_NONFINITE (model_out has NaN or Inf: the message
  *            gives the step and element; x and the sampler are unchanged, so the caller may
  *            retry); DEISSN_E_STATE (the sampler is already done); DEISSN_E_NOMEM (first step
  *            only: the history is allocated then). */
 DEISSN_API int32_t deissn_step(deissn_sampler *sampler, float *x, const float *model_out,
-                               size_t n, int32_t prediction, deissn_step_info *info);
+                               size_t n, deissn_step_info *info);
 
 /* Rewind to step 0 for a new batch (of any size), keeping the coefficients and the history
  * memory. Returns DEISSN_OK or DEISSN_E_INVALID_ARG (NULL). */
@@ -561,9 +634,12 @@ DEISSN_API int32_t deissn_sampler_reset(deissn_sampler *sampler);
  * table's value there (1 without a table, and always with METHOD_DATA). Without the
  * corrector c[j] is the step's own coefficient and 0 for j > order; with it, c also carries
  * the correction of x_from (psi times the corrector's coefficients minus the previous
- * step's), so it can reach j = order + 1. */
+ * step's), so it can reach j = order + 1. An output struct: set `version`
+ * (DEISSN_STEP_COEFFS_INIT) before passing it. */
 #define DEISSN_MAX_TERMS 5
+#define DEISSN_STEP_COEFFS_VERSION 1
 typedef struct deissn_step_coeffs {
+    uint32_t version;   /* set by the caller: DEISSN_STEP_COEFFS_VERSION */
     uint32_t step;      /* i */
     uint32_t order;     /* the predictor's order (after warm-up and lower_order_final) */
     double tau_from;
@@ -576,8 +652,11 @@ typedef struct deissn_step_coeffs {
     uint32_t corrector_order; /* the order of the correction folded into c (0: none) */
 } deissn_step_coeffs;
 
+#define DEISSN_STEP_COEFFS_INIT \
+    { DEISSN_STEP_COEFFS_VERSION, 0, 0, 0.0, 0.0, 0.0, 0.0, {0}, {0}, 0 }
+
 /* Fill *out with the coefficients of step i (0..N-1).
- * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, i >= N). */
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, i >= N, out->version unknown). */
 DEISSN_API int32_t deissn_sampler_coeffs(const deissn_sampler *sampler, uint32_t i,
                                          deissn_step_coeffs *out);
 
@@ -652,21 +731,27 @@ typedef enum deissn_dtype {
 #define DEISSN_MODEL_PARAMS_VERSION 1
 typedef struct deissn_model_params {
     uint32_t version;        /* DEISSN_MODEL_PARAMS_VERSION */
-    int32_t prediction;      /* deissn_prediction; default EPSILON */
     int32_t time_convention; /* deissn_time_convention; default MODEL_INDEX */
-    const char *device;      /* TorchScript only: "cpu" (default, NULL) or "cuda", "cuda:N" */
-    int32_t dtype;           /* TorchScript only: deissn_dtype the model runs in; default
-                                FLOAT32 */
-    int32_t num_threads;     /* TorchScript only: intra-op threads; 0 = libtorch's default */
+    const char *backend;     /* deissn_model_load(): the plug-in that reads the file, by name
+                                ("torch": TorchScript, libdeissn-torch.so); NULL (default):
+                                "torch". What the model predicts is a sampler parameter
+                                (deissn_sampler_params.prediction) */
+    const char *device;      /* plug-ins: "cpu" (default, NULL) or "cuda", "cuda:N" */
+    int32_t dtype;           /* plug-ins: deissn_dtype the model runs in; default FLOAT32 */
+    int32_t num_threads;     /* torch: intra-op threads. 0 (default): leave libtorch's
+                                setting alone (libtorch's own default is every core). The
+                                setting is libtorch's and so PROCESS-GLOBAL (with OpenMP
+                                builds: per calling thread): a model with num_threads > 0
+                                sets it when it samples, for everything in the process that
+                                uses libtorch. The tools pass 1 unless told otherwise: on a
+                                busy machine one thread is faster than all (docs/benchmarks.md) */
 } deissn_model_params;
 
 #define DEISSN_MODEL_PARAMS_INIT \
-    { DEISSN_MODEL_PARAMS_VERSION, DEISSN_PREDICT_EPSILON, DEISSN_TIME_MODEL_INDEX, NULL, \
-      DEISSN_DTYPE_FLOAT32, 0 }
+    { DEISSN_MODEL_PARAMS_VERSION, DEISSN_TIME_MODEL_INDEX, NULL, NULL, DEISSN_DTYPE_FLOAT32, 0 }
 
-/* Fill *params with the defaults (same as DEISSN_MODEL_PARAMS_INIT).
- * Returns DEISSN_OK, or DEISSN_E_INVALID_ARG when params is NULL. */
-DEISSN_API int32_t deissn_model_params_init(deissn_model_params *params);
+/* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()). */
+DEISSN_API int32_t deissn_model_params_init(deissn_model_params *params, uint32_t version);
 
 /* Wrap a C callback as a model. `user` is passed back untouched; the caller keeps it valid
  * for the model's lifetime. Only prediction and time_convention of params are used; params
@@ -676,14 +761,23 @@ DEISSN_API int32_t deissn_model_params_init(deissn_model_params *params);
 DEISSN_API int32_t deissn_model_from_callback(deissn_model **out, deissn_model_fn fn,
                                               void *user, const deissn_model_params *params);
 
-/* Load a TorchScript model (a torch.jit.save file) whose forward(x, t) takes x of shape
- * [B, ...] and t of shape [B] (float32, in params->time_convention) and returns a prediction
- * of x's shape. The model runs on params->device in params->dtype under inference mode.
+/* Load a model file through a backend plug-in (params->backend; NULL: "torch"). The plug-in
+ * is a shared object, libdeissn-NAME.so.DEISSN_ABI, loaded at run time, so that programs that
+ * never load a model file do not carry its dependencies (libtorch is some 290 libraries):
+ * it is looked for in $DEISSN_PLUGIN_DIR when set, then next to libdeissn.so itself, then on
+ * the system's library path. docs/backends.md describes the plug-in interface.
+ * torch: a TorchScript file (torch.jit.save) whose forward(x, t, ...) takes x of shape
+ * [B, ...] and t of shape [B] (float32, in params->time_convention; further arguments must
+ * have defaults) and returns a prediction of x's shape. It runs on params->device in
+ * params->dtype under inference mode, and is given a copy of the state, so a forward that
+ * writes into its input cannot corrupt the sampling.
  * Threads:   a loaded model may be shared by threads.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, bad device string); DEISSN_E_IO (file
- *            cannot be read); DEISSN_E_MODEL (not TorchScript, no forward, wrong arity);
- *            DEISSN_E_UNSUPPORTED (built without libtorch; CUDA or a dtype the device cannot
- *            run); DEISSN_E_NOMEM. The message names the file and the problem. */
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, bad device string, unknown backend
+ *            name); DEISSN_E_IO (file cannot be read); DEISSN_E_MODEL (not TorchScript, no
+ *            forward, wrong arity); DEISSN_E_UNSUPPORTED (the plug-in is absent, cannot be
+ *            loaded or was built for another libdeissn: the message says which and where it
+ *            looked; CUDA or a dtype the device cannot run); DEISSN_E_NOMEM. The message
+ *            names the file and the problem. */
 DEISSN_API int32_t deissn_model_load(deissn_model **out, const char *path,
                                      const deissn_model_params *params);
 
@@ -694,13 +788,25 @@ DEISSN_API void deissn_model_free(deissn_model *model);
  * 0 to go on, anything else to stop with DEISSN_E_CALLBACK. */
 typedef int (*deissn_progress_fn)(void *user, uint32_t step, uint32_t steps);
 
+/* What a successful deissn_sample() measured. An output struct: set `version`
+ * (DEISSN_SAMPLE_STATS_INIT) before passing it. */
+#define DEISSN_SAMPLE_STATS_VERSION 1
+typedef struct deissn_sample_stats {
+    uint32_t version;       /* set by the caller: DEISSN_SAMPLE_STATS_VERSION */
+    uint32_t evaluations;   /* model evaluations (= steps) */
+    double model_seconds;   /* wall time inside the model's forward */
+    double sampler_seconds; /* wall time in everything else: updates, checks, copies */
+} deissn_sample_stats;
+
+#define DEISSN_SAMPLE_STATS_INIT { DEISSN_SAMPLE_STATS_VERSION, 0, 0.0, 0.0 }
+
 #define DEISSN_SAMPLE_OPTIONS_VERSION 1
 typedef struct deissn_sample_options {
     uint32_t version;             /* DEISSN_SAMPLE_OPTIONS_VERSION */
     deissn_progress_fn progress;  /* NULL: none */
     void *progress_user;
-    double model_seconds;         /* out: time spent inside the model */
-    double sampler_seconds;       /* out: time spent in the sampler (updates, conversions) */
+    deissn_sample_stats *stats;   /* NULL: none. Else filled when (and only when) the call
+                                     succeeds */
     deissn_calibrator *calibrator; /* NULL: none. Else each step's eps (after conversion from
                                       the model's prediction: what the sampler uses) is added
                                       to it, and the batch size to its samples, once the whole
@@ -709,22 +815,33 @@ typedef struct deissn_sample_options {
                                       the sampler METHOD_EPS (DEISSN_E_INVALID_ARG) */
 } deissn_sample_options;
 
-#define DEISSN_SAMPLE_OPTIONS_INIT \
-    { DEISSN_SAMPLE_OPTIONS_VERSION, NULL, NULL, 0.0, 0.0, NULL }
+#define DEISSN_SAMPLE_OPTIONS_INIT { DEISSN_SAMPLE_OPTIONS_VERSION, NULL, NULL, NULL, NULL }
+
+/* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()). */
+DEISSN_API int32_t deissn_sample_options_init(deissn_sample_options *options, uint32_t version);
+
+/* The most dimensions a sample shape may have (batch included). */
+#define DEISSN_MAX_NDIM 8
 
 /* Run a whole sampling: reset `sampler`, then for each step evaluate `model` and take the
  * step. `x` holds the initial noise on entry (prod(shape) floats, shape[0] = batch) and the
- * samples on return. A TorchScript model keeps the state and the eps history on its device:
- * x is copied there once and back once. options may be NULL.
+ * samples on return. The loop is the same for every model: the state and the history live
+ * on the model's device (host memory for a callback model; a plug-in's device otherwise: x
+ * is copied there once and back once), the update there is the same arithmetic as
+ * deissn_step()'s (double precision, one rounding to float32 per value), and after each
+ * step the model output and the new state are checked to be finite. options may be NULL.
  * Threads:   one thread at a time per sampler; the model may be shared.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, ndim 0 or > 8, a dimension <= 0);
- *            DEISSN_E_SIZE (the element count overflows; a calibration sum would
- *            overflow); DEISSN_E_MISMATCH (options->calibrator has other step times);
- *            DEISSN_E_NONFINITE; DEISSN_E_MODEL; DEISSN_E_CALLBACK; DEISSN_E_NOMEM. On error
- *            x and options->calibrator are left as they were on entry. */
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, ndim 0 or > DEISSN_MAX_NDIM, a dimension
+ *            <= 0, an unknown options or stats version); DEISSN_E_SIZE (the element count
+ *            overflows; a calibration sum would overflow); DEISSN_E_MISMATCH
+ *            (options->calibrator has other step times); DEISSN_E_NONFINITE (the model's
+ *            output, or the state after a step, is NaN or Inf: the message names the step,
+ *            the element and which); DEISSN_E_MODEL; DEISSN_E_CALLBACK (a callback returned
+ *            non-zero: the model's, or the progress callback's to cancel); DEISSN_E_NOMEM.
+ *            On error x, options->calibrator and options->stats are left as they were. */
 DEISSN_API int32_t deissn_sample(deissn_sampler *sampler, deissn_model *model, float *x,
                                  const int64_t *shape, uint32_t ndim,
-                                 deissn_sample_options *options);
+                                 const deissn_sample_options *options);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Noise                                                                                      */

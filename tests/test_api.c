@@ -13,7 +13,7 @@
 static deissn_schedule *schedule_with(uint32_t steps, int spacing)
 {
     deissn_schedule_params p;
-    deissn_schedule_params_init(&p);
+    deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
     p.steps = steps;
     p.spacing = spacing;
     deissn_schedule *s = NULL;
@@ -36,9 +36,9 @@ static void test_schedule_errors(void)
     deissn_schedule *s = (deissn_schedule *)&s; /* must be set to NULL on error */
     deissn_schedule_params p;
     CHECK_STATUS(deissn_schedule_create(NULL, NULL), DEISSN_E_INVALID_ARG, "out NULL");
-    CHECK_STATUS(deissn_schedule_params_init(NULL), DEISSN_E_INVALID_ARG, "init NULL");
+    CHECK_STATUS(deissn_schedule_params_init(NULL, DEISSN_SCHEDULE_PARAMS_VERSION), DEISSN_E_INVALID_ARG, "init NULL");
 
-    deissn_schedule_params_init(&p);
+    deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
     p.steps = 0;
     CHECK_STATUS(deissn_schedule_create(&s, &p), DEISSN_E_INVALID_ARG, "zero steps");
     CHECK(s == NULL, "out is NULL after an error");
@@ -48,21 +48,21 @@ static void test_schedule_errors(void)
     CHECK_STATUS(deissn_schedule_create(&s, &p), DEISSN_E_INVALID_ARG, "too many steps");
     CHECK_MSG("1..1000", "too many steps");
 
-    deissn_schedule_params_init(&p);
+    deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
     p.version = 99;
     CHECK_STATUS(deissn_schedule_create(&s, &p), DEISSN_E_INVALID_ARG, "bad version");
     CHECK_MSG("version", "bad version");
 
-    deissn_schedule_params_init(&p);
+    deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
     p.noise = 42;
     CHECK_STATUS(deissn_schedule_create(&s, &p), DEISSN_E_INVALID_ARG, "unknown noise");
-    deissn_schedule_params_init(&p);
+    deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
     p.spacing = 42;
     CHECK_STATUS(deissn_schedule_create(&s, &p), DEISSN_E_INVALID_ARG, "unknown spacing");
     CHECK_MSG("spacing 42", "unknown spacing");
 
     double unsorted[3] = {0.9, 0.5, 0.7};
-    deissn_schedule_params_init(&p);
+    deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
     p.spacing = DEISSN_SPACING_CUSTOM;
     p.steps = 3;
     p.custom_taus = unsorted;
@@ -93,7 +93,7 @@ static void test_schedule_errors(void)
     deissn_schedule_free(s);
 
     double betas[4] = {0.1, 0.2, 1.5, 0.1};
-    deissn_schedule_params_init(&p);
+    deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
     p.noise = DEISSN_NOISE_CUSTOM_BETAS;
     p.num_train_steps = 4;
     p.steps = 2;
@@ -121,21 +121,21 @@ static void test_table_errors(void)
 {
     deissn_normtable *t = NULL;
     double tau[3] = {0, 0.5, 1}, r[3] = {0.5, 0.8, 0.8};
-    CHECK_STATUS(deissn_normtable_create(NULL, tau, r, 3), DEISSN_E_INVALID_ARG, "out NULL");
-    CHECK_STATUS(deissn_normtable_create(&t, NULL, r, 3), DEISSN_E_INVALID_ARG, "tau NULL");
-    CHECK_STATUS(deissn_normtable_create(&t, tau, r, 1), DEISSN_E_INVALID_ARG, "one knot");
+    CHECK_STATUS(deissn_normtable_create(NULL, tau, r, 3, NULL), DEISSN_E_INVALID_ARG, "out NULL");
+    CHECK_STATUS(deissn_normtable_create(&t, NULL, r, 3, NULL), DEISSN_E_INVALID_ARG, "tau NULL");
+    CHECK_STATUS(deissn_normtable_create(&t, tau, r, 1, NULL), DEISSN_E_INVALID_ARG, "one knot");
     double bad_tau[3] = {0, 0.7, 0.5};
-    CHECK_STATUS(deissn_normtable_create(&t, bad_tau, r, 3), DEISSN_E_INVALID_ARG, "unsorted tau");
+    CHECK_STATUS(deissn_normtable_create(&t, bad_tau, r, 3, NULL), DEISSN_E_INVALID_ARG, "unsorted tau");
     CHECK_MSG("knot 2", "unsorted tau");
     double nan_r[3] = {0.5, NAN, 0.8};
-    CHECK_STATUS(deissn_normtable_create(&t, tau, nan_r, 3), DEISSN_E_INVALID_ARG, "NaN r");
+    CHECK_STATUS(deissn_normtable_create(&t, tau, nan_r, 3, NULL), DEISSN_E_INVALID_ARG, "NaN r");
     CHECK_MSG("not finite", "NaN r");
     double neg_r[3] = {0.5, -1, 0.8};
-    CHECK_STATUS(deissn_normtable_create(&t, tau, neg_r, 3), DEISSN_E_INVALID_ARG, "negative r");
+    CHECK_STATUS(deissn_normtable_create(&t, tau, neg_r, 3, NULL), DEISSN_E_INVALID_ARG, "negative r");
     CHECK_MSG("not positive", "negative r");
     CHECK(t == NULL, "out NULL after errors");
 
-    CHECK_STATUS(deissn_normtable_create(&t, tau, r, 3), DEISSN_OK, "table");
+    CHECK_STATUS(deissn_normtable_create(&t, tau, r, 3, NULL), DEISSN_OK, "table");
     CHECK(deissn_normtable_eval(t, 0.25) == 0.65 && deissn_normtable_eval(t, -1) == 0.5 &&
               deissn_normtable_eval(t, 2) == 0.8,
           "linear interpolation, constant beyond the ends");
@@ -143,21 +143,21 @@ static void test_table_errors(void)
     deissn_normtable_free(t);
 
     float sa[4] = {1, 1, 1, 1}, ls[4] = {0.8f, 0.8f, 0.8f, 0.5f};
-    CHECK_STATUS(deissn_normtable_from_reference(&t, sa, ls, 4, 4), DEISSN_E_INVALID_ARG, "clip >= n");
+    CHECK_STATUS(deissn_normtable_from_reference(&t, sa, ls, 4, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 4, NULL}), DEISSN_E_INVALID_ARG, "clip >= n");
     CHECK_MSG("clip 4", "clip >= n");
-    CHECK_STATUS(deissn_normtable_from_reference(&t, sa, ls, 4, 1), DEISSN_OK, "reference arrays");
+    CHECK_STATUS(deissn_normtable_from_reference(&t, sa, ls, 4, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, NULL}), DEISSN_OK, "reference arrays");
     double r0, r1;
     deissn_normtable_knot(t, 0, NULL, &r0);
     deissn_normtable_knot(t, 1, NULL, &r1);
     CHECK(r0 == r1 && fabs(r1 - 0.8) < 1e-7, "reversed and clipped: r0 %g r1 %g", r0, r1);
     deissn_normtable_free(t);
 
-    CHECK_STATUS(deissn_normtable_load(&t, "/nonexistent/table.pt", 0), DEISSN_E_IO, "missing file");
+    CHECK_STATUS(deissn_normtable_load(&t, "/nonexistent/table.pt", NULL), DEISSN_E_IO, "missing file");
     CHECK_MSG("/nonexistent/table.pt", "missing file");
-    CHECK_STATUS(deissn_normtable_load(&t, "tests/data/deis_sn_golden.json", 0), DEISSN_E_FORMAT,
+    CHECK_STATUS(deissn_normtable_load(&t, "tests/data/deis_sn_golden.json", NULL), DEISSN_E_FORMAT,
                  "not a table");
     CHECK_MSG("deis_sn_golden.json", "not a table");
-    CHECK_STATUS(deissn_normtable_load(&t, "tests/data/float64_table.pt", 0), DEISSN_E_FORMAT,
+    CHECK_STATUS(deissn_normtable_load(&t, "tests/data/float64_table.pt", NULL), DEISSN_E_FORMAT,
                  "float64 tensors");
 }
 
@@ -167,9 +167,9 @@ static void test_mismatch(void)
     static float sa[1000], ls[1000];
     for (int i = 0; i < 1000; i++) sa[i] = ls[i] = 0.9f;
     deissn_normtable *t = NULL;
-    deissn_normtable_from_reference(&t, sa, ls, 1000, 0);
+    deissn_normtable_from_reference(&t, sa, ls, 1000, NULL);
     deissn_schedule_params p;
-    deissn_schedule_params_init(&p);
+    deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
     deissn_schedule *lin = NULL, *cos = NULL;
     deissn_schedule_create(&lin, &p);
     p.noise = DEISSN_NOISE_SQUAREDCOS_CAP_V2;
@@ -182,7 +182,7 @@ static void test_mismatch(void)
     CHECK_STATUS(deissn_sampler_create(&s, cos, t, NULL), DEISSN_E_MISMATCH, "other schedule");
     CHECK_MSG("allow_table_mismatch", "other schedule");
     deissn_sampler_params pp;
-    deissn_sampler_params_init(&pp);
+    deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
     pp.allow_table_mismatch = 1;
     CHECK_STATUS(deissn_sampler_create(&s, cos, t, &pp), DEISSN_OK, "mismatch allowed");
     deissn_sampler_free(s);
@@ -196,7 +196,7 @@ static void test_sampler_errors(void)
     deissn_schedule *sch = schedule_with(3, DEISSN_SPACING_QUADRATIC);
     deissn_sampler *s = NULL;
     deissn_sampler_params pp;
-    deissn_sampler_params_init(&pp);
+    deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
     pp.order = 4;
     CHECK_STATUS(deissn_sampler_create(&s, sch, NULL, &pp), DEISSN_E_INVALID_ARG, "order 4");
     CHECK_MSG("order 4", "order 4");
@@ -211,47 +211,50 @@ static void test_sampler_errors(void)
 
     float x[8], out[8], x_before[8];
     for (int i = 0; i < 8; i++) x[i] = out[i] = (float)i;
-    CHECK_STATUS(deissn_step(NULL, x, out, 8, 0, NULL), DEISSN_E_INVALID_ARG, "NULL sampler");
-    CHECK_STATUS(deissn_step(s, NULL, out, 8, 0, NULL), DEISSN_E_INVALID_ARG, "NULL x");
-    CHECK_STATUS(deissn_step(s, x, out, 8, 9, NULL), DEISSN_E_INVALID_ARG, "unknown prediction");
-    CHECK_STATUS(deissn_step(s, x, out, 0, 0, NULL), DEISSN_E_SIZE, "n = 0");
-    CHECK_STATUS(deissn_step(s, x, x + 1, 4, 0, NULL), DEISSN_E_INVALID_ARG, "overlapping buffers");
+    CHECK_STATUS(deissn_step(NULL, x, out, 8, NULL), DEISSN_E_INVALID_ARG, "NULL sampler");
+    CHECK_STATUS(deissn_step(s, NULL, out, 8, NULL), DEISSN_E_INVALID_ARG, "NULL x");
+    deissn_step_info bad_info = DEISSN_STEP_INFO_INIT;
+    bad_info.version = DEISSN_STEP_INFO_VERSION + 1;
+    CHECK_STATUS(deissn_step(s, x, out, 8, &bad_info), DEISSN_E_INVALID_ARG,
+                 "an info struct of an unknown version");
+    CHECK_STATUS(deissn_step(s, x, out, 0, NULL), DEISSN_E_SIZE, "n = 0");
+    CHECK_STATUS(deissn_step(s, x, x + 1, 4, NULL), DEISSN_E_INVALID_ARG, "overlapping buffers");
     CHECK_MSG("overlap", "overlapping buffers");
 
     /* NaN and Inf: reported with step and element; x and the sampler unchanged. */
     memcpy(x_before, x, sizeof x);
     out[5] = NAN;
-    CHECK_STATUS(deissn_step(s, x, out, 8, 0, NULL), DEISSN_E_NONFINITE, "NaN output");
+    CHECK_STATUS(deissn_step(s, x, out, 8, NULL), DEISSN_E_NONFINITE, "NaN output");
     CHECK_MSG("element 5", "NaN output");
     CHECK_MSG("step 0", "NaN output");
     CHECK(memcmp(x, x_before, sizeof x) == 0, "x unchanged after NaN");
     out[5] = INFINITY;
-    CHECK_STATUS(deissn_step(s, x, out, 8, 0, NULL), DEISSN_E_NONFINITE, "Inf output");
+    CHECK_STATUS(deissn_step(s, x, out, 8, NULL), DEISSN_E_NONFINITE, "Inf output");
     CHECK_MSG("Inf", "Inf output");
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     CHECK_STATUS(deissn_sampler_next(s, &info), DEISSN_OK, "next");
     CHECK(info.step == 0, "still at step 0 after the failures");
     out[5] = 5;
 
     /* Size is fixed by the first step. */
-    CHECK_STATUS(deissn_step(s, x, out, 8, 0, &info), DEISSN_OK, "step 0");
+    CHECK_STATUS(deissn_step(s, x, out, 8, &info), DEISSN_OK, "step 0");
     CHECK(info.step == 1, "now step 1");
     memcpy(x_before, x, sizeof x);
-    CHECK_STATUS(deissn_step(s, x, out, 4, 0, NULL), DEISSN_E_SIZE, "size changed");
+    CHECK_STATUS(deissn_step(s, x, out, 4, NULL), DEISSN_E_SIZE, "size changed");
     CHECK_MSG("n = 4", "size changed");
     CHECK(memcmp(x, x_before, sizeof x) == 0, "x unchanged after a size error");
-    CHECK_STATUS(deissn_step(s, x, out, 8, 0, NULL), DEISSN_OK, "step 1");
-    CHECK_STATUS(deissn_step(s, x, out, 8, 0, &info), DEISSN_DONE, "step 2 is the last");
+    CHECK_STATUS(deissn_step(s, x, out, 8, NULL), DEISSN_OK, "step 1");
+    CHECK_STATUS(deissn_step(s, x, out, 8, &info), DEISSN_DONE, "step 2 is the last");
     CHECK(info.step == 3 && info.tau == 0.0, "done: step %u tau %g", info.step, info.tau);
-    CHECK_STATUS(deissn_step(s, x, out, 8, 0, NULL), DEISSN_E_STATE, "step after done");
+    CHECK_STATUS(deissn_step(s, x, out, 8, NULL), DEISSN_E_STATE, "step after done");
     CHECK_MSG("reset", "step after done");
     CHECK_STATUS(deissn_sampler_next(s, &info), DEISSN_DONE, "next when done");
 
     /* Reset: a new batch of another size works. */
     CHECK_STATUS(deissn_sampler_reset(s), DEISSN_OK, "reset");
-    CHECK_STATUS(deissn_step(s, x, out, 4, 0, NULL), DEISSN_OK, "new batch size after reset");
+    CHECK_STATUS(deissn_step(s, x, out, 4, NULL), DEISSN_OK, "new batch size after reset");
 
-    deissn_step_coeffs co;
+    deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
     CHECK_STATUS(deissn_sampler_coeffs(s, 3, &co), DEISSN_E_INVALID_ARG, "coeffs index");
     CHECK_STATUS(deissn_sampler_coeffs(s, 2, &co), DEISSN_OK, "coeffs");
     CHECK(co.order == 2 && co.c[3] == 0.0, "order 2 at step 2");
@@ -264,13 +267,13 @@ static void test_lower_order_final(void)
 {
     deissn_schedule *sch = schedule_with(6, DEISSN_SPACING_TRAILING);
     deissn_sampler_params pp;
-    deissn_sampler_params_init(&pp);
+    deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
     pp.lower_order_final = 1;
     deissn_sampler *s = NULL;
     deissn_sampler_create(&s, sch, NULL, &pp);
     const uint32_t want[6] = {0, 1, 2, 2, 1, 0};
     for (uint32_t i = 0; i < 6; i++) {
-        deissn_step_coeffs co;
+        deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
         deissn_sampler_coeffs(s, i, &co);
         CHECK(co.order == want[i], "step %u: order %u, want %u", i, co.order, want[i]);
     }
@@ -285,12 +288,14 @@ static void test_predictions(void)
     for (int pred = DEISSN_PREDICT_SAMPLE; pred <= DEISSN_PREDICT_V; pred++) {
         deissn_schedule *sch = schedule_with(10, DEISSN_SPACING_QUADRATIC);
         deissn_sampler *a = NULL, *b = NULL;
+        deissn_sampler_params bp = DEISSN_SAMPLER_PARAMS_INIT;
+        bp.prediction = pred;
         deissn_sampler_create(&a, sch, NULL, NULL);
-        deissn_sampler_create(&b, sch, NULL, NULL);
+        deissn_sampler_create(&b, sch, NULL, &bp);
         float xa[16], xb[16], oa[16], ob[16];
         deissn_fill_noise(3, 0, 1, 16, xa);
         memcpy(xb, xa, sizeof xa);
-        deissn_step_info info;
+        deissn_step_info info = DEISSN_STEP_INFO_INIT;
         int32_t rc = deissn_sampler_next(a, &info);
         while (rc == DEISSN_OK) {
             double al = info.alpha, si = info.sigma, abar = al * al;
@@ -301,8 +306,8 @@ static void test_predictions(void)
                 double x0 = (xb[k] - si * eb) / al;
                 ob[k] = (float)(pred == DEISSN_PREDICT_SAMPLE ? x0 : al * eb - si * x0);
             }
-            rc = deissn_step(a, xa, oa, 16, DEISSN_PREDICT_EPSILON, &info);
-            deissn_step(b, xb, ob, 16, pred, NULL);
+            rc = deissn_step(a, xa, oa, 16, &info);
+            deissn_step(b, xb, ob, 16, NULL);
         }
         double d = 0;
         for (int k = 0; k < 16; k++) d = fmax(d, fabs(xa[k] - xb[k]));
@@ -347,9 +352,14 @@ static void test_sample_loop(void)
     deissn_model *m = NULL, *bad = NULL;
     CHECK_STATUS(deissn_model_from_callback(&m, NULL, NULL, NULL), DEISSN_E_INVALID_ARG, "NULL fn");
     deissn_model_params mp;
-    deissn_model_params_init(&mp);
-    mp.prediction = 5;
+    deissn_model_params_init(&mp, DEISSN_MODEL_PARAMS_VERSION);
+    mp.time_convention = 7;
     CHECK_STATUS(deissn_model_from_callback(&m, gaussian_cb, sch, &mp), DEISSN_E_INVALID_ARG,
+                 "unknown time convention");
+    deissn_sampler_params bad_pred = DEISSN_SAMPLER_PARAMS_INIT;
+    bad_pred.prediction = 5;
+    deissn_sampler *none = NULL;
+    CHECK_STATUS(deissn_sampler_create(&none, sch, NULL, &bad_pred), DEISSN_E_INVALID_ARG,
                  "unknown prediction");
     CHECK_STATUS(deissn_model_from_callback(&m, gaussian_cb, sch, NULL), DEISSN_OK, "model");
     CHECK_STATUS(deissn_model_from_callback(&bad, failing_cb, NULL, NULL), DEISSN_OK, "bad model");
@@ -374,19 +384,26 @@ static void test_sample_loop(void)
     CHECK_STATUS(deissn_sample(s, m, x, shape, 3, &opt), DEISSN_E_CALLBACK, "progress stops");
     CHECK(memcmp(x, before, sizeof x) == 0, "x restored after a stop");
 
+    deissn_sample_stats stats = DEISSN_SAMPLE_STATS_INIT;
+    stats.model_seconds = -1;
+    opt.stats = &stats;
+    CHECK_STATUS(deissn_sample(s, bad, x, shape, 3, &opt), DEISSN_E_CALLBACK, "callback fails");
+    CHECK(stats.model_seconds == -1, "stats untouched by a failing call");
     deissn_sample_options timing = DEISSN_SAMPLE_OPTIONS_INIT;
+    timing.stats = &stats;
     CHECK_STATUS(deissn_sample(s, m, x, shape, 3, &timing), DEISSN_OK, "sample");
-    CHECK(timing.model_seconds >= 0 && timing.sampler_seconds >= 0, "timings filled");
+    CHECK(stats.model_seconds >= 0 && stats.sampler_seconds >= 0 && stats.evaluations == 10,
+          "stats filled");
 
     /* The same as driving deissn_step by hand. */
     float y[24], eps[24];
     memcpy(y, before, sizeof y);
     deissn_sampler_reset(s);
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     int32_t rc = deissn_sampler_next(s, &info);
     while (rc == DEISSN_OK) {
         gaussian_cb(sch, y, shape, 3, info.model_t, eps);
-        rc = deissn_step(s, y, eps, 24, DEISSN_PREDICT_EPSILON, &info);
+        rc = deissn_step(s, y, eps, 24, &info);
     }
     CHECK(memcmp(x, y, sizeof x) == 0, "deissn_sample equals the step loop bit for bit");
 
@@ -409,7 +426,7 @@ static void test_lifetimes(void)
     for (int order = 0; order < 2; order++) {
         deissn_schedule *sch = schedule_with(5, DEISSN_SPACING_TRAILING);
         deissn_normtable *t = NULL;
-        deissn_normtable_create(&t, tau, r, 2);
+        deissn_normtable_create(&t, tau, r, 2, NULL);
         deissn_sampler *s1 = NULL, *s2 = NULL;
         deissn_sampler_create(&s1, sch, t, NULL);
         deissn_sampler_create(&s2, sch, t, NULL);
@@ -422,7 +439,7 @@ static void test_lifetimes(void)
             deissn_sampler_free(s2);
             deissn_normtable_free(t);
             deissn_schedule_free(sch);
-            deissn_step_coeffs co;
+            deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
             CHECK_STATUS(deissn_sampler_coeffs(s1, 4, &co), DEISSN_OK, "parents alive");
             deissn_sampler_free(s1);
         }

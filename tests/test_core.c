@@ -11,7 +11,7 @@
 static deissn_schedule *make_schedule(int noise, int spacing, uint32_t steps, double tau_end)
 {
     deissn_schedule_params p;
-    deissn_schedule_params_init(&p);
+    deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
     p.noise = noise;
     p.spacing = spacing;
     p.steps = steps;
@@ -34,12 +34,12 @@ static void test_ddim_closed_form(void)
         for (int spacing = DEISSN_SPACING_QUADRATIC; spacing <= DEISSN_SPACING_KARRAS; spacing++) {
             deissn_schedule *s = make_schedule(noises[ni], spacing, 10, 0);
             deissn_sampler_params pp;
-            deissn_sampler_params_init(&pp);
+            deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
             pp.order = 0;
             deissn_sampler *sp = NULL;
             deissn_sampler_create(&sp, s, NULL, &pp);
             for (uint32_t i = 0; s && sp && i < 10; i++) {
-                deissn_step_coeffs co;
+                deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
                 deissn_sampler_coeffs(sp, i, &co);
                 double af = sqrt(deissn_schedule_alpha_bar(s, co.tau_from));
                 double at = sqrt(deissn_schedule_alpha_bar(s, co.tau_to));
@@ -82,13 +82,13 @@ static void test_data_closed_form(void)
     for (size_t ni = 0; ni < 3; ni++) {
         deissn_schedule *s = make_schedule(noises[ni], DEISSN_SPACING_TRAILING, 12, 1e-3);
         deissn_sampler_params pp;
-        deissn_sampler_params_init(&pp);
+        deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
         pp.order = 1;
         pp.method = DEISSN_METHOD_DATA;
         deissn_sampler *sp = NULL;
         CHECK_STATUS(deissn_sampler_create(&sp, s, NULL, &pp), DEISSN_OK, "data sampler");
         for (uint32_t i = 1; sp && i < 12; i++) {
-            deissn_step_coeffs co, prev;
+            deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT, prev = DEISSN_STEP_COEFFS_INIT;
             deissn_sampler_coeffs(sp, i, &co);
             deissn_sampler_coeffs(sp, i - 1, &prev);
             double lam[3], al[3], sg[3], taus[3] = {prev.tau_from, co.tau_from, co.tau_to};
@@ -116,7 +116,7 @@ static void test_quadrature_convergence(void)
 {
     double knots_tau[5] = {0, 0.1, 0.4, 0.7, 1}, knots_r[5] = {0.5, 0.8, 0.79, 0.8, 0.81};
     deissn_normtable *t = NULL;
-    deissn_normtable_create(&t, knots_tau, knots_r, 5);
+    deissn_normtable_create(&t, knots_tau, knots_r, 5, NULL);
     const int noises[] = {DEISSN_NOISE_LINEAR, DEISSN_NOISE_SQUAREDCOS_CAP_V2,
                           DEISSN_NOISE_CONTINUOUS_VP};
     double worst = 0;
@@ -158,11 +158,11 @@ static void test_constant_table(void)
         double c = ci == 0 ? 2.0 : 0.8;
         double r[2] = {c, c};
         deissn_normtable *t = NULL;
-        deissn_normtable_create(&t, tau, r, 2);
+        deissn_normtable_create(&t, tau, r, 2, NULL);
         for (uint32_t order = 0; order <= 3; order++) {
             deissn_schedule *s = make_schedule(DEISSN_NOISE_LINEAR, DEISSN_SPACING_QUADRATIC, 10, 0);
             deissn_sampler_params pp;
-            deissn_sampler_params_init(&pp);
+            deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
             pp.order = order;
             deissn_sampler *a = NULL, *b = NULL;
             deissn_sampler_create(&a, s, NULL, &pp);
@@ -173,12 +173,12 @@ static void test_constant_table(void)
             int32_t ra = DEISSN_OK, rb = DEISSN_OK;
             double maxdiff = 0;
             for (int step = 0; ra == DEISSN_OK && rb == DEISSN_OK; step++) {
-                deissn_step_info info;
+                deissn_step_info info = DEISSN_STEP_INFO_INIT;
                 deissn_sampler_next(a, &info);
                 for (int k = 0; k < 64; k++) eps[k] = (float)sin(3 * xa[k] + info.tau);
-                ra = deissn_step(a, xa, eps, 64, DEISSN_PREDICT_EPSILON, NULL);
+                ra = deissn_step(a, xa, eps, 64, NULL);
                 for (int k = 0; k < 64; k++) eps[k] = (float)sin(3 * xb[k] + info.tau);
-                rb = deissn_step(b, xb, eps, 64, DEISSN_PREDICT_EPSILON, NULL);
+                rb = deissn_step(b, xb, eps, 64, NULL);
             }
             for (int k = 0; k < 64; k++) {
                 double d = fabs(xa[k] - xb[k]);
@@ -252,7 +252,7 @@ static double mixture_error(const uint32_t cfg[3], int spacing, uint32_t steps, 
 {
     deissn_schedule *s = make_schedule(DEISSN_NOISE_CONTINUOUS_VP, spacing, steps, tau_end);
     deissn_sampler_params pp;
-    deissn_sampler_params_init(&pp);
+    deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
     pp.method = (int32_t)cfg[0];
     pp.order = cfg[1];
     pp.corrector = cfg[2];
@@ -261,11 +261,11 @@ static double mixture_error(const uint32_t cfg[3], int spacing, uint32_t steps, 
     CHECK(rc == DEISSN_OK, "method %u: %s", cfg[0], deissn_last_error());
     float x[16], eps[16];
     for (int k = 0; k < n; k++) x[k] = (float)x1[k];
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     rc = sp ? deissn_sampler_next(sp, &info) : DEISSN_E_INVALID_ARG;
     while (rc == DEISSN_OK) {
         for (int k = 0; k < n; k++) eps[k] = (float)mixture_eps(x[k], info.alpha, info.sigma);
-        rc = deissn_step(sp, x, eps, (size_t)n, DEISSN_PREDICT_EPSILON, &info);
+        rc = deissn_step(sp, x, eps, (size_t)n, &info);
     }
     CHECK(rc == DEISSN_DONE, "method %u: %s", cfg[0], deissn_last_error());
     double err = 0;
@@ -353,7 +353,7 @@ static void test_spacings(void)
             const uint32_t counts[] = {1, 2, 10, 50, 1000};
             for (size_t c = 0; c < 5; c++) {
                 deissn_schedule_params p;
-                deissn_schedule_params_init(&p);
+                deissn_schedule_params_init(&p, DEISSN_SCHEDULE_PARAMS_VERSION);
                 p.noise = noises[ni];
                 p.spacing = spacing;
                 p.steps = counts[c];
@@ -377,7 +377,7 @@ static void test_spacings(void)
                 deissn_sampler *sp = NULL;
                 CHECK_STATUS(deissn_sampler_create(&sp, s, NULL, NULL), DEISSN_OK, "sampler");
                 for (uint32_t i = 0; sp && i < counts[c]; i++) {
-                    deissn_step_coeffs co;
+                    deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
                     deissn_sampler_coeffs(sp, i, &co);
                     int finite = isfinite(co.psi);
                     for (int j = 0; j < 4; j++) finite = finite && isfinite(co.c[j]);

@@ -71,7 +71,7 @@ static void check_schedule(const deissn_schedule *s, const char *what)
     uint32_t N = deissn_schedule_steps(s);
     double tau[3] = {0.0, 0.5, 1.0}, r[3] = {0.55, 0.79, 0.8};
     deissn_normtable *table = NULL;
-    deissn_normtable_create(&table, tau, r, 3);
+    deissn_normtable_create(&table, tau, r, 3, NULL);
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.time_convention = DEISSN_TIME_TAU;
     gauss g = {s, -1, 0, 0, 0};
@@ -88,7 +88,7 @@ static void check_schedule(const deissn_schedule *s, const char *what)
             if (rc) continue;
             int bad = 0;
             for (uint32_t i = 0; i < N && !bad; i++) {
-                deissn_step_coeffs co;
+                deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
                 deissn_sampler_coeffs(smp, i, &co);
                 bad = !isfinite(co.psi) || !(co.psi >= 1.0);
                 for (int j = 0; j < 4; j++) bad |= !isfinite(co.c[j]) || !isfinite(co.r[j]);
@@ -172,17 +172,17 @@ static void test_overflowing_sizes(void)
     for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "deissn_step n = %zu", huge[i]);
-        CHECK_STATUS(deissn_step(smp, x, out, huge[i], DEISSN_PREDICT_EPSILON, NULL),
+        CHECK_STATUS(deissn_step(smp, x, out, huge[i], NULL),
                      DEISSN_E_SIZE, what);
         CHECK_MSG("overflow", what);
-        deissn_step_info info;
+        deissn_step_info info = DEISSN_STEP_INFO_INIT;
         CHECK(deissn_sampler_next(smp, &info) == DEISSN_OK && info.step == 0, "%s: stepped",
               what);
     }
     CHECK(x[0] == 1 && x[3] == 4, "x untouched");
     /* The state is fine afterwards: a real step works. */
-    CHECK_STATUS(deissn_step(smp, x, out, 4, DEISSN_PREDICT_EPSILON, NULL), DEISSN_OK, "step");
-    CHECK_STATUS(deissn_step(smp, x, out, SIZE_MAX / 2, DEISSN_PREDICT_EPSILON, NULL),
+    CHECK_STATUS(deissn_step(smp, x, out, 4, NULL), DEISSN_OK, "step");
+    CHECK_STATUS(deissn_step(smp, x, out, SIZE_MAX / 2, NULL),
                  DEISSN_E_SIZE, "huge n after the batch size is fixed");
 
     /* deissn_sample: element counts and byte counts that overflow. */

@@ -31,11 +31,11 @@ static int32_t step_loop(deissn_sampler *s, const deissn_schedule *sch, float *x
 {
     const int64_t shape[2] = {BATCH, DIM};
     float out[NUMEL];
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     int32_t rc = deissn_sampler_next(s, &info);
     while (rc == DEISSN_OK) {
         tl_gaussian_eps((void *)sch, x, shape, 2, info.tau, out);
-        rc = deissn_step(s, x, out, NUMEL, DEISSN_PREDICT_EPSILON, &info);
+        rc = deissn_step(s, x, out, NUMEL, &info);
     }
     return rc == DEISSN_DONE ? DEISSN_OK : rc;
 }
@@ -91,12 +91,12 @@ static int32_t run_op(cycle *c, int op)
     }
     case OP_TABLE: {
         double tau[3] = {0.0, 0.3, 1.0}, r[3] = {0.6, 0.78, 0.8};
-        return deissn_normtable_create(&c->table, tau, r, 3);
+        return deissn_normtable_create(&c->table, tau, r, 3, NULL);
     }
     case OP_REF_TABLE: {
         float sa[8], ls[8];
         for (int i = 0; i < 8; i++) sa[i] = 0.8f - 0.02f * (float)i, ls[i] = 1.0f;
-        return deissn_normtable_from_reference(&c->ref_table, sa, ls, 8, 1);
+        return deissn_normtable_from_reference(&c->ref_table, sa, ls, 8, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, NULL});
     }
     case OP_SAMPLER: return deissn_sampler_create(&c->sampler, c->schedule, c->table, NULL);
     case OP_DDIM: {

@@ -75,19 +75,19 @@ static void run_case(int ci, const cJSON *c, const char *tables_dir)
         }
         fclose(f);
         uint32_t clip = (uint32_t)num(c, "clip_normalizer_steps");
-        CHECK_STATUS(deissn_normtable_load(&table, path, clip), DEISSN_OK, path);
+        CHECK_STATUS(deissn_normtable_load(&table, path, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, clip, NULL}), DEISSN_OK, path);
         if (!table) return;
     }
 
     deissn_schedule_params sp;
-    deissn_schedule_params_init(&sp);
+    deissn_schedule_params_init(&sp, DEISSN_SCHEDULE_PARAMS_VERSION);
     sp.spacing = spacing_of(spacing);
     sp.steps = (uint32_t)nfe;
     deissn_schedule *sched = NULL;
     CHECK_STATUS(deissn_schedule_create(&sched, &sp), DEISSN_OK, name);
 
     deissn_sampler_params pp;
-    deissn_sampler_params_init(&pp);
+    deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
     pp.order = (uint32_t)order;
     deissn_sampler *s = NULL;
     CHECK_STATUS(deissn_sampler_create(&s, sched, table, &pp), DEISSN_OK, name);
@@ -97,7 +97,7 @@ static void run_case(int ci, const cJSON *c, const char *tables_dir)
     CHECK(cJSON_GetArraySize(steps) == nfe, "%s: golden has %d steps", name, cJSON_GetArraySize(steps));
     for (int i = 0; i < nfe; i++) {
         const cJSON *st = cJSON_GetArrayItem(steps, i);
-        deissn_step_coeffs co;
+        deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
         deissn_sampler_coeffs(s, (uint32_t)i, &co);
         /* The reference stores the times of integer spacings in float32 (0.949999988 for
          * 0.95) but its exact coefficients use the float64 times, as we do: 1e-7. */
@@ -141,11 +141,11 @@ static void run_case(int ci, const cJSON *c, const char *tables_dir)
     size_t n = (size_t)cJSON_GetArraySize(xi);
     float x[16], eps[16];
     for (size_t k = 0; k < n && k < 16; k++) x[k] = (float)cJSON_GetArrayItem(xi, (int)k)->valuedouble;
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     int32_t rc = deissn_sampler_next(s, &info);
     for (int i = 0; i < nfe && rc == DEISSN_OK; i++) {
         gaussian_eps(sched, info.tau, std, x, eps, n);
-        rc = deissn_step(s, x, eps, n, DEISSN_PREDICT_EPSILON, &info);
+        rc = deissn_step(s, x, eps, n, &info);
         CHECK(rc == (i == nfe - 1 ? DEISSN_DONE : DEISSN_OK), "%s step %d: status %d", name, i, (int)rc);
         const cJSON *ew = cJSON_GetArrayItem(et, i), *sw = cJSON_GetArrayItem(stj, i);
         double xmax = 0;

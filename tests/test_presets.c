@@ -39,8 +39,8 @@ static const expect_row BEST_EXPECTED[] = {
 /* Params with every field set to a recognisable non-default value. */
 static void marked(deissn_schedule_params *sp, deissn_sampler_params *mp)
 {
-    deissn_schedule_params_init(sp);
-    deissn_sampler_params_init(mp);
+    deissn_schedule_params_init(sp, DEISSN_SCHEDULE_PARAMS_VERSION);
+    deissn_sampler_params_init(mp, DEISSN_SAMPLER_PARAMS_VERSION);
     sp->noise = DEISSN_NOISE_SCALED_LINEAR;
     sp->num_train_steps = 500;
     sp->beta_start = 0.001;
@@ -87,10 +87,10 @@ static void test_reference(void)
     /* the reference preset is exactly the structs' defaults */
     deissn_schedule_params sp, dsp;
     deissn_sampler_params mp, dmp;
-    deissn_schedule_params_init(&sp);
-    deissn_schedule_params_init(&dsp);
-    deissn_sampler_params_init(&mp);
-    deissn_sampler_params_init(&dmp);
+    deissn_schedule_params_init(&sp, DEISSN_SCHEDULE_PARAMS_VERSION);
+    deissn_schedule_params_init(&dsp, DEISSN_SCHEDULE_PARAMS_VERSION);
+    deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
+    deissn_sampler_params_init(&dmp, DEISSN_SAMPLER_PARAMS_VERSION);
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, 10, &sp, &mp), DEISSN_OK, "ref 10");
     CHECK(sp.spacing == dsp.spacing && sp.steps == dsp.steps && sp.power == dsp.power &&
               sp.karras_rho == dsp.karras_rho && sp.tau_min_eval == dsp.tau_min_eval &&
@@ -149,8 +149,8 @@ static void test_presets_build(void)
         for (uint32_t nfe = 1; nfe <= 40 && ok; nfe++) {
             deissn_schedule_params sp;
             deissn_sampler_params mp;
-            deissn_schedule_params_init(&sp);
-            deissn_sampler_params_init(&mp);
+            deissn_schedule_params_init(&sp, DEISSN_SCHEDULE_PARAMS_VERSION);
+            deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
             deissn_schedule *s = NULL;
             deissn_sampler *m = NULL;
             if (deissn_preset_params(preset, nfe, &sp, &mp) != DEISSN_OK ||
@@ -180,7 +180,7 @@ static void test_one_struct(void)
     /* a version-1 struct (an older header's) ends before method and corrector: they are
      * not written */
     deissn_sampler_params v1;
-    deissn_sampler_params_init(&v1);
+    deissn_sampler_params_init(&v1, DEISSN_SAMPLER_PARAMS_VERSION);
     v1.version = 1;
     v1.method = 77;
     v1.corrector = 77;

@@ -71,11 +71,12 @@ static deissn_schedule *trailing_schedule(uint32_t steps)
 /* Two tables hold the same knots, facts, metadata and sums, bit for bit. */
 static int same_table(const deissn_normtable *a, const deissn_normtable *b)
 {
-    deissn_normtable_info ia, ib;
+    deissn_normtable_info ia = DEISSN_NORMTABLE_INFO_INIT, ib = DEISSN_NORMTABLE_INFO_INIT;
     memset(&ia, 0, sizeof ia); /* padding, should the struct ever get any */
     memset(&ib, 0, sizeof ib);
+    ia.version = ib.version = DEISSN_NORMTABLE_INFO_VERSION;
     if (deissn_normtable_get_info(a, &ia) || deissn_normtable_get_info(b, &ib)) return 0;
-    if (memcmp(&ia, &ib, sizeof ia) != 0) return 0; /* no padding: all fields are set */
+    if (memcmp(&ia, &ib, sizeof ia) != 0) return 0; /* the library zeroes any padding */
     if (strcmp(deissn_normtable_metadata(a), deissn_normtable_metadata(b))) return 0;
     for (size_t i = 0; i < ia.n_knots; i++) {
         double ta, ra, tb, rb;
@@ -147,8 +148,8 @@ static void test_round_trip(void)
     }
     const char *meta = "model: gaussian \xce\xb5 (s = 0.5), sha256 0123abcd";
     deissn_normtable *t = NULL, *back = NULL;
-    CHECK_STATUS(deissn_calibrator_finish(&t, cal, 2, meta), DEISSN_OK, "finish");
-    deissn_normtable_info info;
+    CHECK_STATUS(deissn_calibrator_finish(&t, cal, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 2, meta}), DEISSN_OK, "finish");
+    deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
     CHECK_STATUS(deissn_normtable_get_info(t, &info), DEISSN_OK, "get_info");
     CHECK(info.n_knots == 6 && info.clip == 2 && info.steps == 6 && info.samples == 3 &&
           info.has_sums == 1 && info.fingerprint == deissn_schedule_fingerprint(s),
@@ -169,31 +170,31 @@ static void test_round_trip(void)
 
     const char *path = tmp_path("cal.dsn");
     CHECK_STATUS(deissn_normtable_save(t, path), DEISSN_OK, "save");
-    CHECK_STATUS(deissn_normtable_load(&back, path, 0), DEISSN_OK, "load native");
+    CHECK_STATUS(deissn_normtable_load(&back, path, NULL), DEISSN_OK, "load native");
     CHECK(back && same_table(t, back), "save/load round trip is bit-exact (sums included)");
 
     /* Relabel, plain tables, and a CSV. */
     deissn_normtable *relabel = NULL;
-    CHECK_STATUS(deissn_normtable_with_metadata(&relabel, back, NULL), DEISSN_OK, "relabel");
+    CHECK_STATUS(deissn_normtable_copy(&relabel, back, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, ""}), DEISSN_OK, "relabel");
     CHECK(relabel && deissn_normtable_metadata(relabel)[0] == '\0', "metadata removed");
     deissn_normtable_free(relabel);
-    CHECK_STATUS(deissn_normtable_with_metadata(&relabel, back, "\xc0\xaf"),
+    CHECK_STATUS(deissn_normtable_copy(&relabel, back, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, "\xc0\xaf"}),
                  DEISSN_E_INVALID_ARG, "overlong UTF-8 metadata");
     CHECK(relabel == NULL, "*out NULL on error");
 
     double tau[3] = {0, 0.5, 1}, r[3] = {-1, 0.7, 0.8};
     deissn_normtable_params p = DEISSN_NORMTABLE_PARAMS_INIT;
     deissn_normtable *plain = NULL, *plain_back = NULL;
-    CHECK_STATUS(deissn_normtable_create_ex(&plain, tau, r, 3, &p), DEISSN_E_INVALID_ARG,
+    CHECK_STATUS(deissn_normtable_create(&plain, tau, r, 3, &p), DEISSN_E_INVALID_ARG,
                  "negative r without a clip");
     p.clip = 1;
     p.fingerprint = 0xdeadbeef;
     p.metadata = "plain";
-    CHECK_STATUS(deissn_normtable_create_ex(&plain, tau, r, 3, &p), DEISSN_OK, "create_ex");
+    CHECK_STATUS(deissn_normtable_create(&plain, tau, r, 3, &p), DEISSN_OK, "create_ex");
     CHECK(deissn_normtable_eval(plain, 0) == 0.7, "clip applied by create_ex");
     CHECK(deissn_normtable_fingerprint(plain) == 0xdeadbeef, "fingerprint set by create_ex");
     CHECK_STATUS(deissn_normtable_save(plain, tmp_path("plain.dsn")), DEISSN_OK, "save plain");
-    CHECK_STATUS(deissn_normtable_load(&plain_back, tmp_path("plain.dsn"), 0), DEISSN_OK,
+    CHECK_STATUS(deissn_normtable_load(&plain_back, tmp_path("plain.dsn"), NULL), DEISSN_OK,
                  "load plain");
     CHECK(plain_back && same_table(plain, plain_back), "plain round trip is bit-exact");
     deissn_calibrator *none = NULL;
@@ -262,9 +263,9 @@ static void test_reference_tables(void)
             continue;
         }
         deissn_normtable *t = NULL, *back = NULL;
-        CHECK_STATUS(deissn_normtable_load(&t, path, rc->clip), DEISSN_OK, rc->file);
+        CHECK_STATUS(deissn_normtable_load(&t, path, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, rc->clip, NULL}), DEISSN_OK, rc->file);
         if (!t) continue;
-        deissn_normtable_info info;
+        deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
         deissn_normtable_get_info(t, &info);
         CHECK(info.n_knots == 1000 && info.clip == rc->clip && info.steps == 1000 &&
               info.samples == 0 && !info.has_sums &&
@@ -289,7 +290,7 @@ static void test_reference_tables(void)
         CHECK(deissn_normtable_eval(t, 0) == deissn_normtable_eval(t, rc->clip / 999.0),
               "%s: clipped knots hold r[clip]", rc->file);
         CHECK_STATUS(deissn_normtable_save(t, tmp_path("ref.dsn")), DEISSN_OK, "save reference");
-        CHECK_STATUS(deissn_normtable_load(&back, tmp_path("ref.dsn"), 0), DEISSN_OK,
+        CHECK_STATUS(deissn_normtable_load(&back, tmp_path("ref.dsn"), NULL), DEISSN_OK,
                      "load saved reference");
         CHECK(back && same_table(t, back), "%s: native copy is bit-exact", rc->file);
         deissn_normtable_free(back);
@@ -320,10 +321,10 @@ static void test_merge_exact(void)
     CHECK_STATUS(calibrate_batch(b, sp, m, 3, 7, 33), DEISSN_OK, "second part");
     CHECK_STATUS(deissn_calibrator_merge(a, b), DEISSN_OK, "merge");
     deissn_normtable *tf = NULL, *tm = NULL, *tb = NULL, *back = NULL;
-    deissn_calibrator_finish(&tf, full, 1, "m");
-    deissn_calibrator_finish(&tm, a, 1, "m");
+    deissn_calibrator_finish(&tf, full, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, "m"});
+    deissn_calibrator_finish(&tm, a, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, "m"});
     CHECK(tf && tm && same_table(tf, tm), "3 + 7 samples merged = 10 samples, bit for bit");
-    deissn_normtable_info info;
+    deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
     deissn_normtable_get_info(tm, &info);
     CHECK(info.samples == 10 && info.steps == 25, "samples %llu", (unsigned long long)info.samples);
 
@@ -331,14 +332,14 @@ static void test_merge_exact(void)
     deissn_calibrator *a2 = NULL, *bf = NULL;
     deissn_calibrator_create(&a2, s);
     calibrate_batch(a2, sp, m, 0, 3, 33);
-    deissn_calibrator_finish(&tb, b, 0, NULL);
+    deissn_calibrator_finish(&tb, b, NULL);
     deissn_normtable_save(tb, tmp_path("b.dsn"));
-    CHECK_STATUS(deissn_normtable_load(&back, tmp_path("b.dsn"), 0), DEISSN_OK, "load part");
+    CHECK_STATUS(deissn_normtable_load(&back, tmp_path("b.dsn"), NULL), DEISSN_OK, "load part");
     CHECK_STATUS(deissn_calibrator_from_table(&bf, back), DEISSN_OK, "from_table");
     CHECK_STATUS(deissn_calibrator_merge(a2, bf), DEISSN_OK, "merge from file");
     deissn_normtable_free(tm);
     tm = NULL;
-    deissn_calibrator_finish(&tm, a2, 1, "m");
+    deissn_calibrator_finish(&tm, a2, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, "m"});
     CHECK(tm && same_table(tf, tm), "merging through a file is bit-exact too");
 
     /* Raw sums, as a distributed reduction would use them. */
@@ -352,7 +353,7 @@ static void test_merge_exact(void)
     CHECK_STATUS(deissn_calibrator_add_sums(raw, sums, counts, 25, samples), DEISSN_OK, "add_sums");
     deissn_normtable_free(tm);
     tm = NULL;
-    deissn_calibrator_finish(&tm, raw, 1, "m");
+    deissn_calibrator_finish(&tm, raw, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, "m"});
     CHECK(tm && same_table(tf, tm), "raw sums give the same table");
 
     /* Everything that must fail, and leave the calibrator as it was. */
@@ -391,9 +392,9 @@ static void test_merge_exact(void)
           after_samples == samples, "failed calls changed nothing");
 
     deissn_normtable *none = NULL;
-    CHECK_STATUS(deissn_calibrator_finish(&none, wrong, 0, NULL), DEISSN_E_STATE,
+    CHECK_STATUS(deissn_calibrator_finish(&none, wrong, NULL), DEISSN_E_STATE,
                  "finish with no values");
-    CHECK_STATUS(deissn_calibrator_finish(&none, full, 25, NULL), DEISSN_E_INVALID_ARG,
+    CHECK_STATUS(deissn_calibrator_finish(&none, full, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 25, NULL}), DEISSN_E_INVALID_ARG,
                  "clip >= steps");
 
     deissn_normtable_free(tf);
@@ -433,7 +434,7 @@ static void test_gaussian_calibration(void)
     deissn_calibrator_create(&cal, s);
     CHECK_STATUS(calibrate_batch(cal, sp, m, 0, BATCH, DIM), DEISSN_OK, "gaussian calibration");
     deissn_normtable *t = NULL;
-    CHECK_STATUS(deissn_calibrator_finish(&t, cal, 0, NULL), DEISSN_OK, "finish");
+    CHECK_STATUS(deissn_calibrator_finish(&t, cal, NULL), DEISSN_OK, "finish");
     double worst = 0;
     size_t worst_at = 0;
     for (size_t k = 0; t && k < STEPS; k++) {
@@ -588,7 +589,7 @@ static void expect_load_error(const char *path, int32_t want, const char *what,
                               const char *message_part)
 {
     deissn_normtable *t = (deissn_normtable *)&t; /* must be overwritten with NULL */
-    int32_t rc = deissn_normtable_load(&t, path, 0);
+    int32_t rc = deissn_normtable_load(&t, path, NULL);
     CHECK(rc == want && t == NULL && strstr(deissn_last_error(), path) != NULL &&
           (!message_part || strstr(deissn_last_error(), message_part) != NULL),
           "%s: status %d (want %d), message: %s", what, (int)rc, (int)want, deissn_last_error());
@@ -616,7 +617,7 @@ static void absurd_sizes_under_cap(const char *const *paths, int n)
         if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
         for (int i = 0; i < n; i++) {
             deissn_normtable *t = NULL;
-            if (deissn_normtable_load(&t, paths[i], 0) != DEISSN_E_FORMAT) _exit(1);
+            if (deissn_normtable_load(&t, paths[i], NULL) != DEISSN_E_FORMAT) _exit(1);
         }
         _exit(0);
     }
@@ -633,7 +634,7 @@ static void test_corrupt(void)
     deissn_normtable_params p = DEISSN_NORMTABLE_PARAMS_INIT;
     p.metadata = "tiny";
     deissn_normtable *t = NULL;
-    deissn_normtable_create_ex(&t, tau, r, 4, &p);
+    deissn_normtable_create(&t, tau, r, 4, &p);
     const char *good = tmp_path("good.dsn"), *bad = tmp_path("bad.dsn");
     deissn_normtable_save(t, good);
     deissn_normtable_free(t);
@@ -646,7 +647,7 @@ static void test_corrupt(void)
     for (size_t cut = 0; cut < len; cut++) {
         deissn_normtable *x = NULL;
         write_bytes(bad, file, cut);
-        int32_t rc = deissn_normtable_load(&x, bad, 0);
+        int32_t rc = deissn_normtable_load(&x, bad, NULL);
         if (rc != DEISSN_E_FORMAT || x || !strstr(deissn_last_error(), bad)) {
             ok = 0;
             printf("FAIL truncated to %zu bytes: %d %s\n", cut, (int)rc, deissn_last_error());
@@ -661,7 +662,7 @@ static void test_corrupt(void)
         file[i] ^= (unsigned char)(1u << (i % 8));
         write_bytes(bad, file, len);
         file[i] ^= (unsigned char)(1u << (i % 8));
-        int32_t rc = deissn_normtable_load(&x, bad, 0);
+        int32_t rc = deissn_normtable_load(&x, bad, NULL);
         if (rc != DEISSN_E_FORMAT || x) {
             ok = 0;
             printf("FAIL bit %zu of byte %zu flipped: %d %s\n", i % 8, i, (int)rc,
@@ -691,8 +692,8 @@ static void test_corrupt(void)
     size_t n = payload(raw, 4, 4, 1, "ok");
     craft(bad, 1, 1, raw, n);
     deissn_normtable *x = NULL;
-    CHECK_STATUS(deissn_normtable_load(&x, bad, 0), DEISSN_OK, "a crafted valid file");
-    deissn_normtable_info info;
+    CHECK_STATUS(deissn_normtable_load(&x, bad, NULL), DEISSN_OK, "a crafted valid file");
+    deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
     deissn_normtable_get_info(x, &info);
     CHECK(x && info.has_sums && info.fingerprint == 0x1234 && info.samples == 4 &&
           deissn_normtable_eval(x, 1) == 3.5, "crafted file read as written");

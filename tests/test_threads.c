@@ -40,12 +40,12 @@ static int32_t sample_batch(deissn_sampler *s, uint32_t k, int how, float *x)
     }
     float out[NUMEL];
     const int64_t shape[2] = {BATCH, DIM};
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     rc = deissn_sampler_reset(s);
     if (rc == DEISSN_OK) rc = deissn_sampler_next(s, &info);
     while (rc == DEISSN_OK) {
         if (tl_gaussian_eps(g_schedule, x, shape, 2, info.tau, out)) return DEISSN_E_CALLBACK;
-        rc = deissn_step(s, x, out, NUMEL, DEISSN_PREDICT_EPSILON, &info);
+        rc = deissn_step(s, x, out, NUMEL, &info);
     }
     return rc == DEISSN_DONE ? DEISSN_OK : rc;
 }
@@ -131,7 +131,7 @@ static void *churn_thread(void *arg)
      * free the last ones. */
     pthread_barrier_wait(&g_barrier); /* main: all samplers exist */
     pthread_barrier_wait(&g_barrier); /* main: its own references are gone */
-    deissn_step_coeffs co;
+    deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
     if (deissn_sampler_coeffs(job->last, deissn_sampler_steps(job->last) - 1, &co) != DEISSN_OK ||
         !(co.r[0] > 0))
         job->failures++;
@@ -191,7 +191,7 @@ static void *error_thread(void *arg)
     deissn_schedule *sch = NULL;
     deissn_schedule_create(&sch, NULL);
     deissn_sampler_create(&s, sch, NULL, NULL);
-    deissn_step_coeffs co;
+    deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
     job->rc = deissn_sampler_coeffs(s, 7000u + (uint32_t)job->id, &co);
     snprintf(job->mine, sizeof job->mine, "%s", deissn_last_error());
     pthread_barrier_wait(&g_barrier);
@@ -238,7 +238,7 @@ int main(void)
     sp.steps = 12;
     CHECK_STATUS(deissn_schedule_create(&g_schedule, &sp), DEISSN_OK, "schedule");
     double tau[4] = {0.0, 0.1, 0.5, 1.0}, r[4] = {0.55, 0.7, 0.79, 0.8};
-    CHECK_STATUS(deissn_normtable_create(&g_table, tau, r, 4), DEISSN_OK, "table");
+    CHECK_STATUS(deissn_normtable_create(&g_table, tau, r, 4, NULL), DEISSN_OK, "table");
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.time_convention = DEISSN_TIME_TAU;
     CHECK_STATUS(deissn_model_from_callback(&g_model, tl_gaussian_eps, g_schedule, &mp), DEISSN_OK,

@@ -90,7 +90,7 @@ static deissn_normtable *make_table(void) {
     const double tau[] = {0.0, 0.05, 0.2, 0.6, 1.0};
     const double r[] = {0.55, 0.70, 0.79, 0.80, 0.798};
     deissn_normtable *t = NULL;
-    if (deissn_normtable_create(&t, tau, r, 5) != DEISSN_OK) {
+    if (deissn_normtable_create(&t, tau, r, 5, NULL) != DEISSN_OK) {
         fprintf(stderr, "table: %s\n", deissn_last_error());
         exit(2);
     }
@@ -98,8 +98,10 @@ static deissn_normtable *make_table(void) {
 }
 
 static deissn_sampler *make_method_sampler(const deissn_schedule *s, const deissn_normtable *t,
-                                           uint32_t order, int32_t method, uint32_t corrector) {
+                                           uint32_t order, int32_t method, uint32_t corrector,
+                                           int32_t prediction) {
     deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
+    pp.prediction = prediction;
     pp.order = order;
     pp.method = method;
     pp.corrector = corrector;
@@ -113,22 +115,20 @@ static deissn_sampler *make_method_sampler(const deissn_schedule *s, const deiss
 
 static deissn_sampler *make_sampler(const deissn_schedule *s, const deissn_normtable *t,
                                     uint32_t order) {
-    return make_method_sampler(s, t, order, DEISSN_METHOD_EPS, 0);
+    return make_method_sampler(s, t, order, DEISSN_METHOD_EPS, 0, DEISSN_PREDICT_EPSILON);
 }
 
-static int32_t load_threads(deissn_model **m, const char *path, int prediction,
-                            const char *device, int dtype, int32_t num_threads) {
+static int32_t load_threads(deissn_model **m, const char *path, const char *device, int dtype,
+                            int32_t num_threads) {
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.num_threads = num_threads;
-    mp.prediction = prediction;
     mp.device = device;
     mp.dtype = dtype;
     return deissn_model_load(m, path, &mp);
 }
 
-static int32_t load(deissn_model **m, const char *path, int prediction, const char *device,
-                    int dtype) {
-    return load_threads(m, path, prediction, device, dtype, 0);
+static int32_t load(deissn_model **m, const char *path, const char *device, int dtype) {
+    return load_threads(m, path, device, dtype, 0);
 }
 
 static double max_abs_diff(const float *a, const float *b, size_t n) {
@@ -160,9 +160,7 @@ static void test_matches_callback(void) {
         deissn_model *tm = NULL, *cm = NULL;
         gauss_ctx ctx = {sched, preds[p].prediction};
         deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
-        mp.prediction = preds[p].prediction;
-        int32_t st = load(&tm, model_path(preds[p].file), preds[p].prediction, NULL,
-                          DEISSN_DTYPE_FLOAT32);
+        int32_t st = load(&tm, model_path(preds[p].file), NULL, DEISSN_DTYPE_FLOAT32);
         check(st == DEISSN_OK && tm != NULL, preds[p].file, "load: %d %s", st,
               deissn_last_error());
         if (st != DEISSN_OK) continue;
@@ -177,12 +175,15 @@ static void test_matches_callback(void) {
         for (uint32_t run = 0; run < 8; run++) {
             uint32_t order = run % 4, data = run >= 4;
             deissn_sampler *smp =
-                data ? make_method_sampler(sched, NULL, order, DEISSN_METHOD_DATA, order > 0)
-                     : make_sampler(sched, order ? table : NULL, order);
+                make_method_sampler(sched, data || !order ? NULL : table, order,
+                                    data ? DEISSN_METHOD_DATA : DEISSN_METHOD_EPS,
+                                    data && order > 0, preds[p].prediction);
             float xt[NUMEL], xc[NUMEL];
             deissn_fill_noise(42, 0, 3, 16, xt);
             memcpy(xc, xt, sizeof xt);
+            deissn_sample_stats stats = DEISSN_SAMPLE_STATS_INIT;
             deissn_sample_options opt = DEISSN_SAMPLE_OPTIONS_INIT;
+            opt.stats = &stats;
             int32_t s1 = deissn_sample(smp, tm, xt, SHAPE, 4, &opt);
             int32_t s2 = deissn_sample(smp, cm, xc, SHAPE, 4, NULL);
             double d = max_abs_diff(xt, xc, NUMEL);
@@ -193,9 +194,10 @@ static void test_matches_callback(void) {
             check(s1 == DEISSN_OK && s2 == DEISSN_OK && d <= 1e-5, name,
                   "status %d/%d, max |diff| %.3g (%s)", s1, s2, d, deissn_last_error());
             if (run == 3 && p == 0)
-                check(opt.model_seconds > 0.0 && opt.sampler_seconds >= 0.0,
-                      "sample options report model and sampler time", "model %g, sampler %g",
-                      opt.model_seconds, opt.sampler_seconds);
+                check(stats.model_seconds > 0.0 && stats.sampler_seconds >= 0.0 &&
+                          stats.evaluations == 10,
+                      "sample stats report model and sampler time", "model %g, sampler %g",
+                      stats.model_seconds, stats.sampler_seconds);
             deissn_sampler_free(smp);
         }
         deissn_model_free(tm);
@@ -208,7 +210,7 @@ static void test_matches_callback(void) {
 static void expect_load_error(const char *what, const char *path, const char *device,
                               int dtype, int32_t want, const char *needle) {
     deissn_model *m = (deissn_model *)1;
-    int32_t st = load(&m, path, DEISSN_PREDICT_EPSILON, device, dtype);
+    int32_t st = load(&m, path, device, dtype);
     const char *msg = deissn_last_error();
     char name[1400];
     snprintf(name, sizeof name, "%s [%s]", what, msg);
@@ -223,7 +225,7 @@ static void expect_sample_error(const char *file, int32_t want, const char *need
     deissn_model *m = NULL;
     char name[1400];
     snprintf(name, sizeof name, "%s loads", file);
-    if (load(&m, model_path(file), DEISSN_PREDICT_EPSILON, NULL, DEISSN_DTYPE_FLOAT32)) {
+    if (load(&m, model_path(file), NULL, DEISSN_DTYPE_FLOAT32)) {
         check(0, name, "load failed: %s", deissn_last_error());
         return;
     }
@@ -321,7 +323,7 @@ static void test_devices(void) {
 
     /* Only meaningful where CUDA is absent; elsewhere "cuda" must load. */
     deissn_model *m = NULL;
-    int32_t st = load(&m, eps, DEISSN_PREDICT_EPSILON, "cuda", DEISSN_DTYPE_FLOAT32);
+    int32_t st = load(&m, eps, "cuda", DEISSN_DTYPE_FLOAT32);
     if (st == DEISSN_OK)
         skip("device \"cuda\" -> UNSUPPORTED", "CUDA is available here");
     else {
@@ -335,14 +337,14 @@ static void test_devices(void) {
 
     /* bfloat16 runs on the CPU; its answer is close to float32's (3 significant digits). */
     m = NULL;
-    st = load(&m, eps, DEISSN_PREDICT_EPSILON, "cpu", DEISSN_DTYPE_BFLOAT16);
+    st = load(&m, eps, "cpu", DEISSN_DTYPE_BFLOAT16);
     if (st != DEISSN_OK) {
         check(0, "bfloat16 on cpu", "load: %d %s", st, deissn_last_error());
         return;
     }
     /* The float32 reference, loaded with num_threads = 1 (which must not change results). */
     deissn_model *f = NULL;
-    st = load_threads(&f, eps, DEISSN_PREDICT_EPSILON, "cpu", DEISSN_DTYPE_FLOAT32, 1);
+    st = load_threads(&f, eps, "cpu", DEISSN_DTYPE_FLOAT32, 1);
     check(st == DEISSN_OK, "load with num_threads = 1", "%d %s", st, deissn_last_error());
     deissn_schedule *sched = make_schedule(10);
     deissn_sampler *smp = make_sampler(sched, NULL, 2);
@@ -377,7 +379,7 @@ static int count_steps(void *user, uint32_t step, uint32_t steps) {
 
 static void test_progress_and_determinism(void) {
     deissn_model *m = NULL;
-    if (load(&m, model_path("gaussian_eps.pt"), DEISSN_PREDICT_EPSILON, NULL,
+    if (load(&m, model_path("gaussian_eps.pt"), NULL,
              DEISSN_DTYPE_FLOAT32)) {
         check(0, "load gaussian_eps.pt", "%s", deissn_last_error());
         return;
@@ -449,7 +451,7 @@ static void *thread_main(void *arg) {
 static void test_threads(void) {
     enum { NT = 4 };
     deissn_model *m = NULL;
-    if (load(&m, model_path("gaussian_eps.pt"), DEISSN_PREDICT_EPSILON, NULL,
+    if (load(&m, model_path("gaussian_eps.pt"), NULL,
              DEISSN_DTYPE_FLOAT32)) {
         check(0, "load gaussian_eps.pt", "%s", deissn_last_error());
         return;

@@ -2,7 +2,7 @@
 # Install the Debian packages libdeissn needs to build, test and run its demo.
 # Run as root (CI and fresh machines); prints what it does. Skips packages already present.
 set -e
-PKGS="build-essential pkg-config zlib1g-dev libpng-dev libcjson-dev \
+PKGS="build-essential pkg-config cmake zlib1g-dev libpng-dev libcjson-dev \
       libtorch-dev python3-torch python3-numpy python3-pytest python3-pil python3-matplotlib \
       dataset-fashion-mnist valgrind clang abigail-tools bindgen"
 missing=""

@@ -1,46 +1,38 @@
-/* model.h - the model object and its backend. Internal: shared by lib/ and the shim. */
+/* model.h - the model object: a backend (backend.h) and the backend's model. Internal. */
 #ifndef DSN_MODEL_H
 #define DSN_MODEL_H
 
+#include "backends/backend.h"
 #include "base/base.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+struct deissn_model {
+    int refs;                  /* atomic via dsn_ref/dsn_unref */
+    const dsn_backend *backend;
+    void *impl;                /* the backend's model */
+    deissn_model_params params; /* validated; device and backend point into the buffers */
+    char device_buf[32];
+    char backend_buf[32];
+};
+
+/* *out = the caller's params (NULL: defaults), validated, as the current version. */
+int32_t dsn_model_params_read(deissn_model_params *out, const deissn_model_params *params,
+                              const char *fn);
+
+/* Allocate a model with refcount 1 around backend and impl, with params (already read by
+ * dsn_model_params_read) copied. On failure impl is NOT destroyed (the caller still owns
+ * it). */
+int32_t dsn_model_new(deissn_model **out, const dsn_backend *backend, void *impl,
+                      const deissn_model_params *params, const char *fn);
 
 /* The value the model gets as its time argument at time tau. */
 double dsn_model_time(int32_t convention, const deissn_schedule *schedule, double tau);
 
-typedef struct dsn_model_ops {
-    /* Run the whole sampling loop (deissn_sample() after argument checks, the calibrator's
-     * included). The sampler is reset; x is prod(shape) floats in host memory; on error x
-     * and options->calibrator must be unchanged. */
-    int32_t (*sample)(deissn_model *model, deissn_sampler *sampler, float *x,
-                      const int64_t *shape, uint32_t ndim, size_t numel,
-                      deissn_sample_options *options);
-    /* Release impl. */
-    void (*destroy)(void *impl);
-} dsn_model_ops;
+/* The backend of C callback models (backends/callback.c): host buffers. */
+const dsn_backend *dsn_callback_backend(void);
 
-struct deissn_model {
-    int refs;                  /* atomic via dsn_ref/dsn_unref */
-    const dsn_model_ops *ops;
-    void *impl;
-    deissn_model_params params; /* params.device points into device_buf */
-    char device_buf[32];
-};
-
-/* Allocate a model with refcount 1 and the given ops/impl; params are validated and copied.
- * On failure impl is NOT destroyed (the caller still owns it). */
-int32_t dsn_model_new(deissn_model **out, const dsn_model_ops *ops, void *impl,
-                      const deissn_model_params *params, const char *fn);
-
-/* Implemented by the shim (shim/torch_model.cpp) when the library is built with libtorch. */
-int32_t dsn_torch_model_load(deissn_model **out, const char *path,
-                             const deissn_model_params *params);
-
-#ifdef __cplusplus
-}
-#endif
+/* The plug-in backend called `name` (backends/plugin.c), loaded on first use and kept for
+ * the life of the process. DEISSN_E_UNSUPPORTED, with where it looked and why it failed,
+ * when it cannot be loaded; DEISSN_E_INVALID_ARG for a name that is not a plain word. */
+int32_t dsn_plugin_backend(const char *name, const dsn_backend **out, const char *fn);
 
 #endif

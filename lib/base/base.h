@@ -44,6 +44,22 @@ int dsn_unref(int *refs); /* returns 1 when the count reached 0: destroy the obj
 /* Multiply with overflow detection: 0 on overflow, else 1 and *out = a*b. */
 int dsn_mul_size(size_t a, size_t b, size_t *out);
 
+/* Versioned structs (include/deissn.h): sizes[v] is the byte size of version v, for v =
+ * 1..current (sizes[0] unused); the current one is sizeof. dsn_check_version() refuses 0 and
+ * versions newer than `current`, naming `fn` and `what` ("params", "info", ...). */
+int32_t dsn_check_version(uint32_t version, uint32_t current, const char *fn, const char *what);
+/* Copy what version `version` has of src (a caller's struct of that version) over dst (the
+ * library's current struct, holding the defaults): an older struct reads as far as it goes. */
+void dsn_read_versioned(void *dst, const void *src, const size_t *sizes, uint32_t version);
+/* Write version `version` of src (the library's current struct) into dst (the caller's),
+ * keeping dst's version field: nothing past that version's fields is touched. */
+void dsn_write_versioned(void *dst, const void *src, const size_t *sizes, uint32_t version);
+
+/* The body of every *_init(p, version): version checked, then version `version` of
+ * `defaults` (the current struct) written to dst with dst->version = version. */
+int32_t dsn_init_versioned(void *dst, const void *defaults, const size_t *sizes,
+                           uint32_t version, uint32_t current, const char *fn);
+
 /* Seconds from a monotonic clock. */
 double dsn_now(void);
 

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[1024];
 
@@ -40,3 +41,38 @@ const char *deissn_status_string(int32_t status)
 
 uint32_t deissn_version_number(void) { return DEISSN_VERSION_NUMBER; }
 const char *deissn_version_string(void) { return DEISSN_VERSION_STRING; }
+
+int32_t dsn_check_version(uint32_t version, uint32_t current, const char *fn, const char *what)
+{
+    if (version >= 1 && version <= current) return DEISSN_OK;
+    return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s->version is %u; this libdeissn (%s) reads "
+                     "versions 1..%u (initialise the struct with its _INIT macro or _init "
+                     "function)", fn, what, version, DEISSN_VERSION_STRING, current);
+}
+
+void dsn_read_versioned(void *dst, const void *src, const size_t *sizes, uint32_t version)
+{
+    uint32_t keep;
+    memcpy(&keep, dst, sizeof keep); /* the library's own (current) version */
+    memcpy(dst, src, sizes[version]);
+    memcpy(dst, &keep, sizeof keep);
+}
+
+void dsn_write_versioned(void *dst, const void *src, const size_t *sizes, uint32_t version)
+{
+    /* Every versioned struct starts with its uint32_t version, which stays the caller's. */
+    memcpy((char *)dst + sizeof(uint32_t), (const char *)src + sizeof(uint32_t),
+           sizes[version] - sizeof(uint32_t));
+}
+
+int32_t dsn_init_versioned(void *dst, const void *defaults, const size_t *sizes,
+                           uint32_t version, uint32_t current, const char *fn)
+{
+    if (!dst) return dsn_error(DEISSN_E_INVALID_ARG, "%s: the struct pointer is NULL", fn);
+    if (version < 1 || version > current)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: version %u is not one this libdeissn (%s) "
+                         "knows (1..%u)", fn, version, DEISSN_VERSION_STRING, current);
+    memcpy(dst, &version, sizeof version);
+    dsn_write_versioned(dst, defaults, sizes, version);
+    return DEISSN_OK;
+}

@@ -287,13 +287,31 @@ static int32_t build_times(deissn_schedule *s, const deissn_schedule_params *p)
 
 /* ---- the object ------------------------------------------------------------------------ */
 
-int32_t deissn_schedule_params_init(deissn_schedule_params *params)
+/* The byte size of each version of deissn_schedule_params (include/deissn.h). */
+static const size_t params_size[DEISSN_SCHEDULE_PARAMS_VERSION + 1] = {
+    0, sizeof(deissn_schedule_params)};
+
+int32_t deissn_schedule_params_init(deissn_schedule_params *params, uint32_t version)
 {
-    if (!params)
-        return dsn_error(DEISSN_E_INVALID_ARG, "deissn_schedule_params_init: params is NULL");
-    deissn_schedule_params d = DEISSN_SCHEDULE_PARAMS_INIT;
-    *params = d;
-    return DEISSN_OK;
+    static const deissn_schedule_params defaults = DEISSN_SCHEDULE_PARAMS_INIT;
+    return dsn_init_versioned(params, &defaults, params_size, version,
+                              DEISSN_SCHEDULE_PARAMS_VERSION, "deissn_schedule_params_init");
+}
+
+int32_t dsn_schedule_params_read(deissn_schedule_params *out, const deissn_schedule_params *params,
+                                 const char *fn)
+{
+    static const deissn_schedule_params defaults = DEISSN_SCHEDULE_PARAMS_INIT;
+    *out = defaults;
+    if (!params) return DEISSN_OK;
+    int32_t rc = dsn_check_version(params->version, DEISSN_SCHEDULE_PARAMS_VERSION, fn, "params");
+    if (rc == DEISSN_OK) dsn_read_versioned(out, params, params_size, params->version);
+    return rc;
+}
+
+void dsn_schedule_params_write(deissn_schedule_params *caller, const deissn_schedule_params *params)
+{
+    dsn_write_versioned(caller, params, params_size, caller->version);
 }
 
 uint32_t dsn_fingerprint_of(const deissn_schedule *s)
@@ -317,10 +335,6 @@ uint32_t dsn_fingerprint_of(const deissn_schedule *s)
 static int32_t validate(const deissn_schedule_params *p)
 {
     const char *fn = "deissn_schedule_create";
-    if (p->version != DEISSN_SCHEDULE_PARAMS_VERSION)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->version %u is not %u (initialise "
-                         "params with deissn_schedule_params_init)", fn, p->version,
-                         DEISSN_SCHEDULE_PARAMS_VERSION);
     if (p->noise < DEISSN_NOISE_LINEAR || p->noise > DEISSN_NOISE_CONTINUOUS_VP)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: unknown noise schedule %d", fn, (int)p->noise);
     if (p->num_train_steps < 1 || p->num_train_steps > MAX_TRAIN_STEPS)
@@ -361,9 +375,10 @@ int32_t deissn_schedule_create(deissn_schedule **out, const deissn_schedule_para
     const char *fn = "deissn_schedule_create";
     if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
-    deissn_schedule_params defaults = DEISSN_SCHEDULE_PARAMS_INIT;
-    const deissn_schedule_params *p = params ? params : &defaults;
-    int32_t rc = validate(p);
+    deissn_schedule_params copy;
+    const deissn_schedule_params *p = &copy;
+    int32_t rc = dsn_schedule_params_read(&copy, params, fn);
+    if (rc == DEISSN_OK) rc = validate(p);
     if (rc) return rc;
 
     deissn_schedule *s = dsn_calloc(1, sizeof *s);

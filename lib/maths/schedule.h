@@ -21,6 +21,14 @@ struct deissn_schedule {
 double dsn_abar(const deissn_schedule *s, double tau);
 void dsn_alpha_sigma(const deissn_schedule *s, double tau, double *alpha, double *sigma);
 
+/* *out = the caller's params (NULL: the defaults) as the current version: an older struct
+ * reads as far as it goes. DEISSN_E_INVALID_ARG for an unknown version (naming fn). */
+int32_t dsn_schedule_params_read(deissn_schedule_params *out, const deissn_schedule_params *params,
+                                 const char *fn);
+
+/* Write *params (current layout) into the caller's struct, as far as its version goes. */
+void dsn_schedule_params_write(deissn_schedule_params *caller, const deissn_schedule_params *params);
+
 /* Build a fingerprint from T and the alpha_bar values at k/T, k = 0..T. */
 uint32_t dsn_fingerprint_of(const deissn_schedule *s);
 

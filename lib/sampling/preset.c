@@ -1,5 +1,6 @@
 /* preset.c - named sampling configurations per NFE (docs/presets.md has the measurements). */
 #include "maths/schedule.h"
+#include "sampling/sampler.h"
 
 #include <stddef.h>
 
@@ -67,19 +68,19 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_param
     if (preset != DEISSN_PRESET_BEST && preset != DEISSN_PRESET_REFERENCE)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: unknown preset %d (DEISSN_PRESET_BEST = 0, "
                          "DEISSN_PRESET_REFERENCE = 1)", fn, (int)preset);
-    if (schedule && schedule->version != DEISSN_SCHEDULE_PARAMS_VERSION)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: schedule->version %u is not %u (initialise "
-                         "it with deissn_schedule_params_init)", fn, schedule->version,
-                         DEISSN_SCHEDULE_PARAMS_VERSION);
-    if (sampler && (sampler->version < 1 || sampler->version > DEISSN_SAMPLER_PARAMS_VERSION))
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: sampler->version %u is not 1..%u "
-                         "(initialise it with deissn_sampler_params_init)", fn,
-                         sampler->version, DEISSN_SAMPLER_PARAMS_VERSION);
+    /* Both structs are the caller's, of the version they carry: read and written through
+     * copies of the current layout, so nothing past that version is touched. */
+    deissn_schedule_params caller_schedule;
+    deissn_sampler_params caller_sampler;
+    int32_t rc = DEISSN_OK;
+    if (schedule) rc = dsn_schedule_params_read(&caller_schedule, schedule, fn);
+    if (rc == DEISSN_OK && sampler) rc = dsn_sampler_params_read(&caller_sampler, sampler, fn);
+    if (rc != DEISSN_OK) return rc;
     if (nfe == 0)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: nfe must be at least 1", fn);
-    if (schedule && nfe > schedule->num_train_steps)
+    if (schedule && nfe > caller_schedule.num_train_steps)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: nfe %u is above the %u training steps of "
-                         "the schedule", fn, nfe, schedule->num_train_steps);
+                         "the schedule", fn, nfe, caller_schedule.num_train_steps);
 
     /* the reference's configuration: the structs' defaults */
     deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
@@ -95,24 +96,24 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_param
         mp.corrector = row->corrector;
     }
     if (schedule && sp.spacing == DEISSN_SPACING_LOGSNR && sp.tau_end > 0 && nfe > 1) {
-        int32_t rc = logsnr_min_eval(schedule, nfe, sp.tau_end, &sp.tau_min_eval);
+        rc = logsnr_min_eval(&caller_schedule, nfe, sp.tau_end, &sp.tau_min_eval);
         if (rc != DEISSN_OK) return rc; /* the caller's noise schedule is invalid */
     }
     if (schedule) {
-        schedule->spacing = sp.spacing;
-        schedule->steps = nfe;
-        schedule->power = sp.power;
-        schedule->karras_rho = sp.karras_rho;
-        schedule->tau_min_eval = sp.tau_min_eval;
-        schedule->tau_end = sp.tau_end;
+        caller_schedule.spacing = sp.spacing;
+        caller_schedule.steps = nfe;
+        caller_schedule.power = sp.power;
+        caller_schedule.karras_rho = sp.karras_rho;
+        caller_schedule.tau_min_eval = sp.tau_min_eval;
+        caller_schedule.tau_end = sp.tau_end;
+        dsn_schedule_params_write(schedule, &caller_schedule);
     }
     if (sampler) {
-        sampler->order = mp.order;
-        sampler->lower_order_final = mp.lower_order_final;
-        if (sampler->version >= 2) { /* a version-1 struct (older header) has no method */
-            sampler->method = mp.method;
-            sampler->corrector = mp.corrector;
-        }
+        caller_sampler.order = mp.order;
+        caller_sampler.lower_order_final = mp.lower_order_final;
+        caller_sampler.method = mp.method;
+        caller_sampler.corrector = mp.corrector;
+        dsn_sampler_params_write(sampler, &caller_sampler);
     }
     return DEISSN_OK;
 }

@@ -3,8 +3,10 @@
 #include "maths/coeffs.h"
 #include "tables/normtable.h"
 #include "sampling/sampler.h"
+#include "sampling/kernel.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #define MAX_ORDER 3
@@ -24,13 +26,67 @@ struct deissn_sampler {
     uint32_t next;        /* the next step to take */
 };
 
-int32_t deissn_sampler_params_init(deissn_sampler_params *params)
+/* The byte size of each version of deissn_sampler_params: version 1 ends before `method`,
+ * version 2 before `prediction` (include/deissn.h). */
+static const size_t params_size[DEISSN_SAMPLER_PARAMS_VERSION + 1] = {
+    0, offsetof(deissn_sampler_params, method), offsetof(deissn_sampler_params, prediction),
+    sizeof(deissn_sampler_params)};
+static const size_t info_size[DEISSN_STEP_INFO_VERSION + 1] = {0, sizeof(deissn_step_info)};
+static const size_t coeffs_size[DEISSN_STEP_COEFFS_VERSION + 1] = {0, sizeof(deissn_step_coeffs)};
+
+int32_t deissn_sampler_params_init(deissn_sampler_params *params, uint32_t version)
 {
-    if (!params)
-        return dsn_error(DEISSN_E_INVALID_ARG, "deissn_sampler_params_init: params is NULL");
-    deissn_sampler_params d = DEISSN_SAMPLER_PARAMS_INIT;
-    *params = d;
-    return DEISSN_OK;
+    static const deissn_sampler_params defaults = DEISSN_SAMPLER_PARAMS_INIT;
+    return dsn_init_versioned(params, &defaults, params_size, version,
+                              DEISSN_SAMPLER_PARAMS_VERSION, "deissn_sampler_params_init");
+}
+
+int32_t dsn_sampler_params_read(deissn_sampler_params *out, const deissn_sampler_params *params,
+                                const char *fn)
+{
+    static const deissn_sampler_params defaults = DEISSN_SAMPLER_PARAMS_INIT;
+    *out = defaults;
+    if (!params) return DEISSN_OK;
+    int32_t rc = dsn_check_version(params->version, DEISSN_SAMPLER_PARAMS_VERSION, fn, "params");
+    if (rc == DEISSN_OK) dsn_read_versioned(out, params, params_size, params->version);
+    return rc;
+}
+
+void dsn_sampler_params_write(deissn_sampler_params *caller, const deissn_sampler_params *params)
+{
+    dsn_write_versioned(caller, params, params_size, caller->version);
+}
+
+int32_t deissn_sampler_params_by_name(deissn_sampler_params *params, const char *name,
+                                      int32_t *uses_table)
+{
+    const char *fn = "deissn_sampler_params_by_name";
+    static const struct {
+        const char *name;
+        int32_t method, corrector, ddim, table;
+    } known[] = {
+        {"deis-sn", DEISSN_METHOD_EPS, 0, 0, 1}, {"deis", DEISSN_METHOD_EPS, 0, 0, 0},
+        {"ddim", DEISSN_METHOD_EPS, 0, 1, 0},    {"x0", DEISSN_METHOD_DATA, 0, 0, 0},
+        {"x0-corrector", DEISSN_METHOD_DATA, 1, 0, 0},
+    };
+    if (!params || !name)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, params ? "name" : "params");
+    deissn_sampler_params p;
+    int32_t rc = dsn_sampler_params_read(&p, params, fn);
+    if (rc) return rc;
+    if (params->version < 2)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: a version-1 params struct has no method", fn);
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(name, known[i].name) != 0) continue;
+        p.method = known[i].method;
+        p.corrector = (uint32_t)known[i].corrector;
+        if (known[i].ddim) p.order = 0;
+        dsn_sampler_params_write(params, &p);
+        if (uses_table) *uses_table = known[i].table;
+        return DEISSN_OK;
+    }
+    return dsn_error(DEISSN_E_INVALID_ARG, "%s: unknown sampler '%.100s' (known: deis-sn, deis, "
+                     "ddim, x0, x0-corrector)", fn, name);
 }
 
 /* DDIM, the exact order-0 coefficient without a table:
@@ -157,21 +213,12 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
     if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
     if (!schedule) return dsn_error(DEISSN_E_INVALID_ARG, "%s: schedule is NULL", fn);
-    deissn_sampler_params p = DEISSN_SAMPLER_PARAMS_INIT;
-    if (params) {
-        if (params->version < 1 || params->version > DEISSN_SAMPLER_PARAMS_VERSION)
-            return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->version %u is not 1..%u "
-                             "(initialise params with deissn_sampler_params_init)", fn,
-                             params->version, DEISSN_SAMPLER_PARAMS_VERSION);
-        /* A version-1 struct (an older header's) ends before `method`. */
-        p.order = params->order;
-        p.lower_order_final = params->lower_order_final;
-        p.allow_table_mismatch = params->allow_table_mismatch;
-        if (params->version >= 2) {
-            p.method = params->method;
-            p.corrector = params->corrector;
-        }
-    }
+    deissn_sampler_params p;
+    int32_t prc = dsn_sampler_params_read(&p, params, fn);
+    if (prc) return prc;
+    if (p.prediction < DEISSN_PREDICT_EPSILON || p.prediction > DEISSN_PREDICT_V)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: unknown prediction type %d", fn,
+                         (int)p.prediction);
     if (p.method != DEISSN_METHOD_EPS && p.method != DEISSN_METHOD_DATA)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: method %d is not DEISSN_METHOD_EPS (0) or "
                          "DEISSN_METHOD_DATA (1)", fn, (int)p.method);
@@ -254,14 +301,18 @@ void deissn_sampler_free(deissn_sampler *sp)
 
 uint32_t deissn_sampler_steps(const deissn_sampler *sp) { return sp ? sp->steps : 0; }
 
-static void fill_info(const deissn_sampler *sp, deissn_step_info *info)
+/* Write where the sampler stands into the caller's info (as far as its version goes). */
+static void fill_info(const deissn_sampler *sp, deissn_step_info *out)
 {
     const deissn_schedule *s = sp->schedule;
-    info->step = sp->next;
-    info->steps = sp->steps;
-    info->tau = s->taus[sp->next];
-    info->model_t = info->tau * s->T - 1;
-    dsn_alpha_sigma(s, info->tau, &info->alpha, &info->sigma);
+    deissn_step_info info;
+    memset(&info, 0, sizeof info); /* padding too: callers may compare the bytes */
+    info.step = sp->next;
+    info.steps = sp->steps;
+    info.tau = s->taus[sp->next];
+    info.model_t = info.tau * s->T - 1;
+    dsn_alpha_sigma(s, info.tau, &info.alpha, &info.sigma);
+    dsn_write_versioned(out, &info, info_size, out->version);
 }
 
 int32_t deissn_sampler_next(const deissn_sampler *sp, deissn_step_info *info)
@@ -269,6 +320,8 @@ int32_t deissn_sampler_next(const deissn_sampler *sp, deissn_step_info *info)
     const char *fn = "deissn_sampler_next";
     if (!sp || !info)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, sp ? "info" : "sampler");
+    int32_t rc = dsn_check_version(info->version, DEISSN_STEP_INFO_VERSION, fn, "info");
+    if (rc) return rc;
     fill_info(sp, info);
     return sp->next >= sp->steps ? DEISSN_DONE : DEISSN_OK;
 }
@@ -286,20 +339,25 @@ int32_t deissn_sampler_coeffs(const deissn_sampler *sp, uint32_t i, deissn_step_
     const char *fn = "deissn_sampler_coeffs";
     if (!sp || !out)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, sp ? "out" : "sampler");
+    int32_t rc = dsn_check_version(out->version, DEISSN_STEP_COEFFS_VERSION, fn, "out");
+    if (rc) return rc;
     if (i >= sp->steps)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: step %u >= steps %u", fn, i, sp->steps);
     const dsn_step *st = &sp->plan[i];
-    out->step = i;
-    out->order = st->order;
-    out->tau_from = st->tau_from;
-    out->tau_to = st->tau_to;
-    out->model_t = st->model_t;
-    out->psi = st->psi;
+    deissn_step_coeffs c;
+    memset(&c, 0, sizeof c); /* padding too */
+    c.step = i;
+    c.order = st->order;
+    c.tau_from = st->tau_from;
+    c.tau_to = st->tau_to;
+    c.model_t = st->model_t;
+    c.psi = st->psi;
     for (int j = 0; j < DEISSN_MAX_TERMS; j++) {
-        out->c[j] = st->c[j];
-        out->r[j] = st->r[j];
+        c.c[j] = st->c[j];
+        c.r[j] = st->r[j];
     }
-    out->corrector_order = st->corrector_order;
+    c.corrector_order = st->corrector_order;
+    dsn_write_versioned(out, &c, coeffs_size, out->version);
     return DEISSN_OK;
 }
 
@@ -358,93 +416,35 @@ static void eps_coeffs(int32_t prediction, double alpha, double sigma, double *a
     }
 }
 
-/* ---- the fused update -------------------------------------------------------------------
- * One pass over memory:  e = a x + b out;  x = cx x + co out + k1 h1 + ... + k4 h4;  save = e
- * (cx = psi + k0 a, co = k0 b). It runs in blocks that fit in L1 so that e can be staged in
- * a local buffer: `save` may be the oldest history buffer that this very step reads. */
-
-#define BLOCK 1024
-
-typedef struct {
-    double a, b, cx, co, k[MAX_HIST + 1];
-} kcoef;
-
-/* Built for AVX2 too where the compiler supports function multiversioning; the loader picks
- * the variant the CPU runs. Not under ThreadSanitizer: the loader calls the (instrumented)
- * ifunc resolver before the TSan runtime is up, which crashes every program at startup. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static void block_update(size_t m, float *restrict x, const float *restrict out,
-                         const float *restrict h1, const float *restrict h2,
-                         const float *restrict h3, const float *restrict h4, float *restrict e,
-                         const kcoef *kc, uint32_t depth)
+void dsn_update_coeffs(const dsn_step *st, int32_t prediction, dsn_update *u)
 {
-    const double a = kc->a, b = kc->b, cx = kc->cx, co = kc->co;
-    const double k1 = kc->k[1], k2 = kc->k[2], k3 = kc->k[3], k4 = kc->k[4];
-    /* e == NULL: the output is eps itself and the caller keeps it as it is. Arithmetic is
-     * in double: in float32 the cancellation between psi x and C eps (5.7 x - 4.7 eps on
-     * the first step) costs 1e-6 of the trajectory. */
-#define KERNEL(HISTORY)                                                                        \
-    do {                                                                                       \
-        if (e) {                                                                               \
-            for (size_t i = 0; i < m; i++) {                                                   \
-                double xi = x[i], oi = out[i];                                                 \
-                e[i] = (float)(a * xi + b * oi);                                               \
-                x[i] = (float)(cx * xi + co * oi HISTORY);                                     \
-            }                                                                                  \
-        } else {                                                                               \
-            for (size_t i = 0; i < m; i++) {                                                   \
-                double xi = x[i], oi = out[i];                                                 \
-                x[i] = (float)(cx * xi + co * oi HISTORY);                                     \
-            }                                                                                  \
-        }                                                                                      \
-    } while (0)
-    switch (depth) {
-    case 0: KERNEL(); break;
-    case 1: KERNEL(+k1 * h1[i]); break;
-    case 2: KERNEL(+k1 * h1[i] + k2 * h2[i]); break;
-    case 3: KERNEL(+k1 * h1[i] + k2 * h2[i] + k3 * h3[i]); break;
-    default: KERNEL(+k1 * h1[i] + k2 * h2[i] + k3 * h3[i] + k4 * h4[i]); break;
-    }
-#undef KERNEL
+    memset(u, 0, sizeof *u);
+    dsn_history_coeffs(st, prediction, &u->a, &u->b);
+    u->cx = st->psi + st->k[0] * u->a;
+    u->co = st->k[0] * u->b;
+    for (int j = 0; j <= DSN_MAX_DEPTH; j++) u->k[j] = st->k[j];
+    u->depth = st->depth;
 }
 
-/* Index of the first non-finite value of v[0..n), or n. Works on the exponent bits, which
- * vectorises (a float comparison reduction would not, without -ffast-math). */
-static size_t first_nonfinite(const float *v, size_t n)
+void dsn_sampler_history(const deissn_sampler *sp, uint32_t *slots, const unsigned char **keep)
 {
-    for (size_t i = 0; i < n; i += BLOCK) {
-        size_t m = n - i < BLOCK ? n - i : BLOCK;
-        uint32_t bad = 0;
-        for (size_t j = 0; j < m; j++) {
-            uint32_t bits;
-            memcpy(&bits, &v[i + j], 4);
-            bad |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
-        }
-        if (bad) {
-            for (size_t j = 0; j < m; j++)
-                if (!isfinite(v[i + j])) return i + j;
-        }
-    }
-    return n;
+    *slots = sp->slots;
+    *keep = sp->keep;
 }
+
+int32_t dsn_sampler_prediction(const deissn_sampler *sp) { return sp->params.prediction; }
 
 int32_t deissn_step(deissn_sampler *sp, float *x, const float *model_out, size_t n,
-                    int32_t prediction, deissn_step_info *info)
-{
-    return dsn_step_eps(sp, x, model_out, n, prediction, info, NULL);
-}
-
-int32_t dsn_step_eps(deissn_sampler *sp, float *x, const float *model_out, size_t n,
-                     int32_t prediction, deissn_step_info *info, float *eps_out)
+                    deissn_step_info *info)
 {
     const char *fn = "deissn_step";
     if (!sp) return dsn_error(DEISSN_E_INVALID_ARG, "%s: sampler is NULL", fn);
     if (!x || !model_out)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, x ? "model_out" : "x");
-    if (prediction < DEISSN_PREDICT_EPSILON || prediction > DEISSN_PREDICT_V)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: unknown prediction type %d", fn, (int)prediction);
+    if (info) {
+        int32_t rc = dsn_check_version(info->version, DEISSN_STEP_INFO_VERSION, fn, "info");
+        if (rc) return rc;
+    }
     if (sp->next >= sp->steps)
         return dsn_error(DEISSN_E_STATE, "%s: all %u steps are taken; call deissn_sampler_reset() "
                          "to sample a new batch", fn, sp->steps);
@@ -460,7 +460,7 @@ int32_t dsn_step_eps(deissn_sampler *sp, float *x, const float *model_out, size_
                          "deissn_sampler_reset() for a new batch)", fn, n, sp->numel);
 
     const dsn_step *st = &sp->plan[sp->next];
-    size_t bad = first_nonfinite(model_out, n);
+    size_t bad = dsn_first_nonfinite(model_out, n);
     if (bad < n)
         return dsn_error(DEISSN_E_NONFINITE, "%s: model output has %s at element %zu (step %u, "
                          "tau %.6g); the state is unchanged", fn,
@@ -490,27 +490,14 @@ int32_t dsn_step_eps(deissn_sampler *sp, float *x, const float *model_out, size_
         sp->numel = n;
     }
 
-    uint32_t i = sp->next, depth = st->depth;
-    kcoef kc;
-    dsn_history_coeffs(st, prediction, &kc.a, &kc.b);
-    kc.cx = st->psi + st->k[0] * kc.a;
-    kc.co = st->k[0] * kc.b;
-    for (int j = 0; j <= MAX_HIST; j++) kc.k[j] = st->k[j];
-    const float *h[MAX_HIST] = {NULL, NULL, NULL, NULL};
-    for (uint32_t j = 1; j <= depth; j++) h[j - 1] = sp->hist[(i - j) % sp->slots];
-    float *save = sp->keep[i] ? sp->hist[i % sp->slots] : NULL;
-
-    /* When the model predicts what the history holds, the history keeps its output itself. */
-    int eps_direct = kc.a == 0.0 && kc.b == 1.0;
-    float e[BLOCK];
-    for (size_t off = 0; off < n; off += BLOCK) {
-        size_t m = n - off < BLOCK ? n - off : BLOCK;
-        block_update(m, x + off, model_out + off, h[0] ? h[0] + off : NULL,
-                     h[1] ? h[1] + off : NULL, h[2] ? h[2] + off : NULL,
-                     h[3] ? h[3] + off : NULL, eps_direct ? NULL : e, &kc, depth);
-        if (save) memcpy(save + off, eps_direct ? model_out + off : e, m * sizeof(float));
-        if (eps_out) memcpy(eps_out + off, eps_direct ? model_out + off : e, m * sizeof(float));
-    }
+    uint32_t i = sp->next;
+    dsn_update u;
+    dsn_update_coeffs(st, sp->params.prediction, &u);
+    u.x = x;
+    u.out = model_out;
+    for (uint32_t j = 1; j <= st->depth; j++) u.hist[j - 1] = sp->hist[(i - j) % sp->slots];
+    u.save = sp->keep[i] ? sp->hist[i % sp->slots] : NULL;
+    dsn_host_update(&u, n);
 
     sp->next++;
     if (info) fill_info(sp, info);

@@ -3,6 +3,7 @@
 #ifndef DSN_SAMPLER_H
 #define DSN_SAMPLER_H
 
+#include "backends/backend.h"
 #include "base/base.h"
 
 #ifdef __cplusplus
@@ -17,7 +18,6 @@ extern "C" {
  * k[j] = c[j] / r[j] folds the normalisation into the coefficients. With the corrector the
  * sum also carries the correction of x (see build_plan() in sampler.c), so depth can exceed
  * order by one. */
-#define DSN_MAX_DEPTH (DEISSN_MAX_TERMS - 1) /* history terms a step reads */
 typedef struct dsn_step {
     double tau_from, tau_to;
     double model_t;   /* tau_from*T - 1 */
@@ -44,14 +44,27 @@ void dsn_history_coeffs(const dsn_step *st, int32_t prediction, double *a, doubl
 /* The sampler's deissn_method. */
 int32_t dsn_sampler_method(const deissn_sampler *sampler);
 
-/* Mark the sampler as having completed all its steps (used by device-side loops that do the
- * arithmetic themselves). */
+/* The sampler's params.prediction. */
+int32_t dsn_sampler_prediction(const deissn_sampler *sampler);
+
+/* Mark the sampler as having completed all its steps (the sampling loop, which keeps its
+ * history on the model's device, does the arithmetic itself). */
 void dsn_sampler_mark_done(deissn_sampler *sampler);
 
-/* deissn_step() that also copies the eps it used (after conversion from the prediction)
- * into eps_out (n floats) when eps_out is not NULL. */
-int32_t dsn_step_eps(deissn_sampler *sampler, float *x, const float *model_out, size_t n,
-                     int32_t prediction, deissn_step_info *info, float *eps_out);
+/* The coefficients of step st's fused update for a model predicting `prediction` (buffers
+ * left NULL): the one place where a plan step becomes an update, for deissn_step() and the
+ * loop alike. */
+void dsn_update_coeffs(const dsn_step *st, int32_t prediction, dsn_update *u);
+
+/* The history a loop needs: `slots` buffers, step i's entry kept (in slot i % slots) when
+ * keep[i] is set, step i reading step i - j's from slot (i - j) % slots. */
+void dsn_sampler_history(const deissn_sampler *sampler, uint32_t *slots,
+                         const unsigned char **keep);
+
+/* *out = the caller's params (NULL: defaults) as the current version; and back. */
+int32_t dsn_sampler_params_read(deissn_sampler_params *out, const deissn_sampler_params *params,
+                                const char *fn);
+void dsn_sampler_params_write(deissn_sampler_params *caller, const deissn_sampler_params *params);
 
 #ifdef __cplusplus
 }

@@ -248,24 +248,18 @@ int32_t deissn_calibrator_add_sums(deissn_calibrator *c, const int64_t *sums,
 }
 
 int32_t deissn_calibrator_finish(deissn_normtable **out, const deissn_calibrator *c,
-                                 uint32_t clip, const char *metadata)
+                                 const deissn_normtable_params *params)
 {
     const char *fn = "deissn_calibrator_finish";
     if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
     if (!c) return dsn_error(DEISSN_E_INVALID_ARG, "%s: calibrator is NULL", fn);
-    if (clip >= c->steps)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: clip %u must be below the number of steps %u",
-                         fn, clip, c->steps);
     for (uint32_t i = 0; i < c->steps; i++)
         if (c->counts[i] == 0)
             return dsn_error(DEISSN_E_STATE, "%s: step %u (tau %.6g) has no values yet", fn, i,
                              c->taus[i]);
-    size_t meta_len = metadata ? strnlen(metadata, DEISSN_NORMTABLE_METADATA_MAX + 1) : 0;
-    int32_t rc = dsn_check_metadata(metadata, meta_len, DEISSN_E_INVALID_ARG, fn);
-    if (rc) return rc;
     deissn_normtable *t;
-    rc = dsn_table_alloc(&t, c->steps, 1, meta_len, fn);
+    int32_t rc = dsn_table_alloc(&t, c->steps, 1, 0, fn);
     if (rc) return rc;
     uint32_t n = c->steps;
     for (uint32_t k = 0; k < n; k++) { /* knot k is step n - 1 - k */
@@ -275,13 +269,10 @@ int32_t deissn_calibrator_finish(deissn_normtable **out, const deissn_calibrator
         t->counts[k] = c->counts[i];
         t->r[k] = dsn_fixed_mean(c->sums[i], c->counts[i]);
     }
-    for (uint32_t k = 0; k < clip; k++) t->r[k] = t->r[clip];
-    if (meta_len) memcpy(t->metadata, metadata, meta_len);
     t->fingerprint = c->fingerprint;
-    t->clip = clip;
     t->steps = n;
     t->samples = c->samples;
-    rc = dsn_table_check(t, DEISSN_E_INVALID_ARG, fn);
-    if (rc == DEISSN_OK) *out = t;
+    rc = dsn_table_derive(out, t, params, fn);
+    deissn_normtable_free(t);
     return rc;
 }

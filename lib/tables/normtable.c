@@ -117,90 +117,104 @@ int32_t dsn_table_check(deissn_normtable *t, int32_t status, const char *what)
     return rc;
 }
 
-int32_t deissn_normtable_params_init(deissn_normtable_params *params)
+static const size_t params_size[DEISSN_NORMTABLE_PARAMS_VERSION + 1] = {
+    0, sizeof(deissn_normtable_params)};
+
+int32_t deissn_normtable_params_init(deissn_normtable_params *params, uint32_t version)
 {
-    if (!params)
-        return dsn_error(DEISSN_E_INVALID_ARG, "deissn_normtable_params_init: params is NULL");
-    deissn_normtable_params d = DEISSN_NORMTABLE_PARAMS_INIT;
-    *params = d;
-    return DEISSN_OK;
+    static const deissn_normtable_params defaults = DEISSN_NORMTABLE_PARAMS_INIT;
+    return dsn_init_versioned(params, &defaults, params_size, version,
+                              DEISSN_NORMTABLE_PARAMS_VERSION, "deissn_normtable_params_init");
 }
 
-int32_t deissn_normtable_create_ex(deissn_normtable **out, const double *tau, const double *r,
-                                   size_t n, const deissn_normtable_params *params)
+int32_t dsn_table_derive(deissn_normtable **out, const deissn_normtable *src,
+                         const deissn_normtable_params *params, const char *fn)
 {
-    const char *fn = "deissn_normtable_create";
-    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
-    if (!tau || !r) return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, tau ? "r" : "tau");
     deissn_normtable_params p = DEISSN_NORMTABLE_PARAMS_INIT;
     if (params) {
-        if (params->version != DEISSN_NORMTABLE_PARAMS_VERSION)
-            return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->version %u is not %u (initialise "
-                             "params with deissn_normtable_params_init)", fn, params->version,
-                             DEISSN_NORMTABLE_PARAMS_VERSION);
-        p = *params;
+        int32_t rc = dsn_check_version(params->version, DEISSN_NORMTABLE_PARAMS_VERSION, fn,
+                                       "params");
+        if (rc) return rc;
+        dsn_read_versioned(&p, params, params_size, params->version);
     }
-    if (n < 2) return dsn_error(DEISSN_E_INVALID_ARG, "%s: n = %zu, need at least 2 knots", fn, n);
-    if (p.clip >= n)
+    uint32_t clip = p.clip > src->clip ? p.clip : src->clip;
+    if (clip >= src->n)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: clip %u must be below the number of knots %zu",
-                         fn, p.clip, n);
-    size_t meta_len = p.metadata ? strnlen(p.metadata, DEISSN_NORMTABLE_METADATA_MAX + 1) : 0;
-    int32_t rc = dsn_check_metadata(p.metadata, meta_len, DEISSN_E_INVALID_ARG, fn);
+                         fn, clip, src->n);
+    const char *meta = p.metadata ? p.metadata : src->metadata;
+    size_t meta_len = p.metadata ? strnlen(p.metadata, DEISSN_NORMTABLE_METADATA_MAX + 1)
+                                 : src->metadata_len;
+    int32_t rc = dsn_check_metadata(meta, meta_len, DEISSN_E_INVALID_ARG, fn);
     if (rc) return rc;
     deissn_normtable *t;
-    rc = dsn_table_alloc(&t, n, 0, meta_len, fn);
+    rc = dsn_table_alloc(&t, src->n, src->sums != NULL, meta_len, fn);
     if (rc) return rc;
-    memcpy(t->tau, tau, n * sizeof(double));
-    memcpy(t->r, r, n * sizeof(double));
-    for (size_t i = 0; i < p.clip; i++) t->r[i] = r[p.clip];
-    if (meta_len) memcpy(t->metadata, p.metadata, meta_len);
-    t->fingerprint = p.fingerprint;
-    t->clip = p.clip;
+    size_t n = src->n;
+    memcpy(t->tau, src->tau, n * sizeof(double));
+    memcpy(t->r, src->r, n * sizeof(double));
+    if (src->sums) {
+        memcpy(t->sums, src->sums, n * sizeof(int64_t));
+        memcpy(t->counts, src->counts, n * sizeof(uint64_t));
+    }
+    for (uint32_t k = 0; k < clip; k++) t->r[k] = t->r[clip];
+    if (meta_len) memcpy(t->metadata, meta, meta_len);
+    t->fingerprint = p.fingerprint ? p.fingerprint : src->fingerprint;
+    t->clip = clip;
+    t->steps = src->steps;
+    t->samples = src->samples;
     rc = dsn_table_check(t, DEISSN_E_INVALID_ARG, fn);
     if (rc == DEISSN_OK) *out = t;
     return rc;
 }
 
 int32_t deissn_normtable_create(deissn_normtable **out, const double *tau, const double *r,
-                                size_t n)
+                                size_t n, const deissn_normtable_params *params)
 {
-    return deissn_normtable_create_ex(out, tau, r, n, NULL);
+    const char *fn = "deissn_normtable_create";
+    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!tau || !r) return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, tau ? "r" : "tau");
+    if (n < 2) return dsn_error(DEISSN_E_INVALID_ARG, "%s: n = %zu, need at least 2 knots", fn, n);
+    deissn_normtable *raw;
+    int32_t rc = dsn_table_alloc(&raw, n, 0, 0, fn);
+    if (rc) return rc;
+    memcpy(raw->tau, tau, n * sizeof(double));
+    memcpy(raw->r, r, n * sizeof(double));
+    rc = dsn_table_derive(out, raw, params, fn);
+    deissn_normtable_free(raw);
+    return rc;
 }
 
 int32_t dsn_table_from_reference(deissn_normtable **out, const float *score_abs, const float *Ls,
-                                 size_t n, uint32_t clip, const char *fn)
+                                 size_t n, const deissn_normtable_params *params, const char *fn)
 {
     if (n < 2) return dsn_error(DEISSN_E_INVALID_ARG, "%s: n = %zu, need at least 2 entries", fn, n);
-    if (clip >= n)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: clip %u must be below the length %zu", fn, clip,
-                         n);
-    deissn_normtable *t;
-    int32_t rc = dsn_table_alloc(&t, n, 0, 0, fn);
+    deissn_normtable *raw;
+    int32_t rc = dsn_table_alloc(&raw, n, 0, 0, fn);
     if (rc) return rc;
     for (size_t j = 0; j < n; j++) {
         size_t src = n - 1 - j;
-        t->r[j] = (double)score_abs[src] * (double)Ls[src];
-        t->tau[j] = (double)j / (double)(n - 1);
+        raw->r[j] = (double)score_abs[src] * (double)Ls[src];
+        raw->tau[j] = (double)j / (double)(n - 1);
     }
-    for (size_t j = 0; j < clip; j++) t->r[j] = t->r[clip];
-    t->clip = clip;
-    t->steps = n <= UINT32_MAX ? (uint32_t)n : 0;
-    t->fingerprint = n == 1000 ? DSN_REFERENCE_FINGERPRINT : 0;
-    rc = dsn_table_check(t, DEISSN_E_INVALID_ARG, fn);
-    if (rc == DEISSN_OK) *out = t;
+    raw->steps = n <= UINT32_MAX ? (uint32_t)n : 0;
+    raw->fingerprint = n == 1000 ? DSN_REFERENCE_FINGERPRINT : 0;
+    rc = dsn_table_derive(out, raw, params, fn);
+    deissn_normtable_free(raw);
     return rc;
 }
 
 int32_t deissn_normtable_from_reference(deissn_normtable **out, const float *score_abs,
-                                        const float *Ls, size_t n, uint32_t clip)
+                                        const float *Ls, size_t n,
+                                        const deissn_normtable_params *params)
 {
     const char *fn = "deissn_normtable_from_reference";
     if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
     if (!score_abs || !Ls)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, score_abs ? "Ls" : "score_abs");
-    return dsn_table_from_reference(out, score_abs, Ls, n, clip, fn);
+    return dsn_table_from_reference(out, score_abs, Ls, n, params, fn);
 }
 
 double deissn_normtable_eval(const deissn_normtable *t, double tau)
@@ -235,42 +249,30 @@ int32_t deissn_normtable_knot(const deissn_normtable *t, size_t i, double *tau, 
 
 int32_t deissn_normtable_get_info(const deissn_normtable *t, deissn_normtable_info *info)
 {
-    if (!t || !info)
-        return dsn_error(DEISSN_E_INVALID_ARG, "deissn_normtable_get_info: %s is NULL",
-                         t ? "info" : "table");
-    info->n_knots = t->n;
-    info->clip = t->clip;
-    info->fingerprint = t->fingerprint;
-    info->steps = t->steps;
-    info->samples = t->samples;
-    info->has_sums = t->sums != NULL;
+    static const size_t info_size[DEISSN_NORMTABLE_INFO_VERSION + 1] = {
+        0, sizeof(deissn_normtable_info)};
+    const char *fn = "deissn_normtable_get_info";
+    if (!t || !info) return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, t ? "info" : "table");
+    int32_t rc = dsn_check_version(info->version, DEISSN_NORMTABLE_INFO_VERSION, fn, "info");
+    if (rc) return rc;
+    deissn_normtable_info i;
+    memset(&i, 0, sizeof i); /* padding too: callers may compare the bytes */
+    i.n_knots = t->n;
+    i.clip = t->clip;
+    i.fingerprint = t->fingerprint;
+    i.steps = t->steps;
+    i.samples = t->samples;
+    i.has_sums = t->sums != NULL;
+    dsn_write_versioned(info, &i, info_size, info->version);
     return DEISSN_OK;
 }
 
-int32_t deissn_normtable_with_metadata(deissn_normtable **out, const deissn_normtable *t,
-                                       const char *metadata)
+int32_t deissn_normtable_copy(deissn_normtable **out, const deissn_normtable *t,
+                              const deissn_normtable_params *params)
 {
-    const char *fn = "deissn_normtable_with_metadata";
+    const char *fn = "deissn_normtable_copy";
     if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
     if (!t) return dsn_error(DEISSN_E_INVALID_ARG, "%s: table is NULL", fn);
-    size_t meta_len = metadata ? strnlen(metadata, DEISSN_NORMTABLE_METADATA_MAX + 1) : 0;
-    int32_t rc = dsn_check_metadata(metadata, meta_len, DEISSN_E_INVALID_ARG, fn);
-    if (rc) return rc;
-    deissn_normtable *c;
-    rc = dsn_table_alloc(&c, t->n, t->sums != NULL, meta_len, fn);
-    if (rc) return rc;
-    memcpy(c->tau, t->tau, t->n * sizeof(double));
-    memcpy(c->r, t->r, t->n * sizeof(double));
-    if (t->sums) {
-        memcpy(c->sums, t->sums, t->n * sizeof(int64_t));
-        memcpy(c->counts, t->counts, t->n * sizeof(uint64_t));
-    }
-    if (meta_len) memcpy(c->metadata, metadata, meta_len);
-    c->fingerprint = t->fingerprint;
-    c->clip = t->clip;
-    c->steps = t->steps;
-    c->samples = t->samples;
-    *out = c;
-    return DEISSN_OK;
+    return dsn_table_derive(out, t, params, fn);
 }

@@ -35,7 +35,13 @@ struct deissn_normtable {
 /* A table from the reference implementation's arrays (deissn_normtable_from_reference()
  * without the NULL checks); `fn` names the caller or the file in messages. */
 int32_t dsn_table_from_reference(deissn_normtable **out, const float *score_abs, const float *Ls,
-                                 size_t n, uint32_t clip, const char *fn);
+                                 size_t n, const deissn_normtable_params *params, const char *fn);
+
+/* *out = a checked copy of src with params (NULL: none; any version) applied, as every
+ * public function that makes a table describes: the fingerprint if non-zero, the larger of
+ * the two clips, the metadata if non-NULL. src is not checked and may be a raw table. */
+int32_t dsn_table_derive(deissn_normtable **out, const deissn_normtable *src,
+                         const deissn_normtable_params *params, const char *fn);
 
 /* r of a calibration step: the mean of the fixed-point values, in double. */
 double dsn_fixed_mean(int64_t sum, uint64_t count);

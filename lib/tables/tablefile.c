@@ -313,7 +313,7 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
 /* ---- loading: either format, recognised by its first bytes ------------------------------ */
 
 static int32_t load_pt(deissn_normtable **out, const unsigned char *buf, size_t len,
-                       const char *path, uint32_t clip)
+                       const char *path, const deissn_normtable_params *params)
 {
     dsn_pt_dict d;
     int32_t rc = dsn_pt_parse(buf, len, path, &d);
@@ -326,12 +326,13 @@ static int32_t load_pt(deissn_normtable **out, const unsigned char *buf, size_t 
         rc = dsn_error(DEISSN_E_FORMAT, "%s: 'score_abs' has %zu values but 'Ls' has %zu", path,
                        sa->numel, ls->numel);
     else
-        rc = dsn_table_from_reference(out, sa->data, ls->data, sa->numel, clip, path);
+        rc = dsn_table_from_reference(out, sa->data, ls->data, sa->numel, params, path);
     dsn_pt_dict_free(&d);
     return rc;
 }
 
-int32_t deissn_normtable_load(deissn_normtable **out, const char *path, uint32_t clip)
+int32_t deissn_normtable_load(deissn_normtable **out, const char *path,
+                              const deissn_normtable_params *params)
 {
     const char *fn = "deissn_normtable_load";
     if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
@@ -342,9 +343,16 @@ int32_t deissn_normtable_load(deissn_normtable **out, const char *path, uint32_t
     int32_t rc = dsn_read_file(path, &buf, &len);
     if (rc) return rc;
     if (dsn_table_magic(buf, len)) {
-        rc = dsn_table_parse(buf, len, path, out);
+        deissn_normtable *t = NULL;
+        rc = dsn_table_parse(buf, len, path, &t);
+        if (rc == DEISSN_OK && params) {
+            rc = dsn_table_derive(out, t, params, fn);
+            deissn_normtable_free(t);
+        } else if (rc == DEISSN_OK) {
+            *out = t;
+        }
     } else if (len >= 4 && !memcmp(buf, "PK\003\004", 4)) {
-        rc = load_pt(out, buf, len, path, clip);
+        rc = load_pt(out, buf, len, path, params);
     } else {
         char first[8 * 3 + 1] = "";
         for (size_t i = 0, at = 0; i < len && i < 8; i++)

@@ -109,7 +109,7 @@ static void fuzz_sampling(reader *r, const deissn_schedule *s, deissn_normtable 
     double ksum[64], psis[64];
     uint32_t prev_order = 0;
     for (uint32_t i = 0; i < N; i++) {
-        deissn_step_coeffs co;
+        deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
         CHECK(deissn_sampler_coeffs(smp, i, &co) == DEISSN_OK);
         CHECK(co.step == i && co.tau_from > co.tau_to);
         CHECK(co.order <= sp.order && co.order <= i);
@@ -149,7 +149,7 @@ static void fuzz_sampling(reader *r, const deissn_schedule *s, deissn_normtable 
     float x[16], out[16];
     for (size_t i = 0; i < n; i++) x[i] = (float)((int)u8(r) - 128) / 16.0f;
     double bound = 8.0, emax = 0;
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     rc = deissn_sampler_next(smp, &info);
     CHECK(rc == DEISSN_OK && info.step == 0 && info.steps == N);
     uint32_t taken = 0;
@@ -158,7 +158,7 @@ static void fuzz_sampling(reader *r, const deissn_schedule *s, deissn_normtable 
             out[i] = (float)((int)u8(r) - 128) / 12.8f; /* |eps| <= 10 */
             emax = fmax(emax, fabs(out[i]));
         }
-        rc = deissn_step(smp, x, out, n, DEISSN_PREDICT_EPSILON, &info);
+        rc = deissn_step(smp, x, out, n, &info);
         static const int32_t step_st[] = {DEISSN_DONE};
         check_status(rc, step_st, 1);
         if (rc < 0) break; /* only NOMEM (first step): x unchanged, try again below */
@@ -172,7 +172,7 @@ static void fuzz_sampling(reader *r, const deissn_schedule *s, deissn_normtable 
         CHECK((rc == DEISSN_DONE) == (taken == N));
     }
     if (rc == DEISSN_DONE) {
-        CHECK(deissn_step(smp, x, out, n, DEISSN_PREDICT_EPSILON, NULL) == DEISSN_E_STATE);
+        CHECK(deissn_step(smp, x, out, n, NULL) == DEISSN_E_STATE);
         CHECK(deissn_sampler_reset(smp) == DEISSN_OK);
         CHECK(deissn_sampler_next(smp, &info) == DEISSN_OK && info.step == 0);
     }
@@ -276,7 +276,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         deissn_normtable_params tp = DEISSN_NORMTABLE_PARAMS_INIT;
         tp.fingerprint = (u8(&r) & 1) ? deissn_schedule_fingerprint(s) : u32(&r) & 0xff;
         tp.clip = u8(&r) % 4;
-        rc = deissn_normtable_create_ex(&table, tau, rv, n, &tp);
+        rc = deissn_normtable_create(&table, tau, rv, n, &tp);
         static const int32_t table_st[] = {DEISSN_E_INVALID_ARG};
         check_status(rc, table_st, 1);
         if (rc != DEISSN_OK) CHECK(table == NULL);

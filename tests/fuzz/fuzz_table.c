@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc >= 0 || t != NULL || deissn_last_error()[0] == '\0') abort();
         return 0;
     }
-    deissn_normtable_info info;
+    deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
     if (deissn_normtable_get_info(t, &info) != DEISSN_OK || info.n_knots < 2 ||
         info.clip >= info.n_knots || strlen(deissn_normtable_metadata(t)) != t->metadata_len)
         abort();
