@@ -57,10 +57,10 @@ class Sampler(Handle):
         p = _lib.SamplerParams()
         lib.deissn_sampler_params_init(byref(p))
         p.order = order
-        p.lower_order_final = bool(lower_order_final)
+        p.lower_order_final = int(bool(lower_order_final))
         p.method = to_enum(Method, method, "method")
-        p.corrector = bool(corrector)
-        p.allow_table_mismatch = bool(allow_table_mismatch)
+        p.corrector = int(bool(corrector))
+        p.allow_table_mismatch = int(bool(allow_table_mismatch))
         out = c_void_p()
         lib.deissn_sampler_create(byref(out), schedule._handle,
                                   table._handle if table is not None else None, byref(p))
