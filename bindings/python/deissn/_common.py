@@ -1,5 +1,7 @@
 """Shared plumbing: the handle base class, the enums, and the array conversion rules."""
 import enum
+import signal
+import threading
 from ctypes import c_void_p
 
 import numpy as np
@@ -154,3 +156,79 @@ class Handle:
 
     def __del__(self):
         self.close()
+
+
+_calls = threading.local()  # .call: the CallbackScope of the library call on this thread
+
+
+class CallbackScope:
+    """A library call that runs Python callbacks (``with CallbackScope() as scope: ...``).
+
+    ctypes cannot carry an exception through C: when a callback raises, it prints "Exception
+    ignored" and hands C an uninitialised int. So every callback made by :func:`callback`
+    catches BaseException, keeps the first one here and returns 1 (stop); later callbacks
+    return 1 at once. A signal handler may raise at any bytecode, even on entering a callback
+    before its ``try`` (that is how Ctrl-C was lost), so while the scope is active on the main
+    thread each Python signal handler runs inside a wrapper that keeps what it raises here
+    (KeyboardInterrupt from the default SIGINT handler) instead. After the call,
+    :meth:`reraise` raises the kept exception itself; the library has already undone the
+    call's effects (deissn_sample() restores x when a callback fails).
+    """
+
+    def __init__(self):
+        self.exc = None
+        self._handlers = {}
+
+    def keep(self, exc):
+        if self.exc is None:
+            self.exc = exc
+
+    def _guard(self, handler):
+        def guarded(signum, frame):
+            try:
+                handler(signum, frame)
+            except BaseException as e:
+                self.keep(e)
+        return guarded
+
+    def __enter__(self):
+        self._outer = getattr(_calls, "call", None)
+        _calls.call = self
+        if threading.current_thread() is threading.main_thread():
+            for sig in signal.valid_signals():
+                try:
+                    handler = signal.getsignal(sig)
+                except (OSError, ValueError):
+                    continue
+                if callable(handler):
+                    self._handlers[sig] = handler
+                    signal.signal(sig, self._guard(handler))
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        self._handlers = {}
+        _calls.call = self._outer
+
+    def reraise(self):
+        """Raise the exception a callback or signal handler raised, if any."""
+        if self.exc is not None:
+            exc, self.exc = self.exc, None
+            raise exc
+
+
+def callback(fn):
+    """`fn` made safe to call from C inside a :class:`CallbackScope`: it returns what `fn`
+    returns, or 1 without calling `fn` once the scope is stopping, or 1 after keeping the
+    exception `fn` raised."""
+    def thunk(*args):
+        scope = getattr(_calls, "call", None)
+        if scope is None or scope.exc is not None:
+            return 1  # called outside any scope (never, for deissn_sample), or stopping
+        try:
+            return fn(*args)
+        except BaseException as e:
+            scope.keep(e)
+            return 1
+    return thunk

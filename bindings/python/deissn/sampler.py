@@ -5,9 +5,10 @@ from ctypes import byref, c_int64, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import Handle, Method, Prediction, input_array, inplace_array, to_enum
+from ._common import (CallbackScope, Handle, Method, Prediction, callback, input_array,
+                      inplace_array, to_enum)
 from ._lib import c_float_p, lib
-from .errors import CallbackError, SizeMismatch, StateError
+from .errors import Error, SizeMismatch, StateError
 
 DONE = 1
 
@@ -143,7 +144,8 @@ class Sampler(Handle):
         x holds the initial noise (float32, C-contiguous, writable, shape [batch, ...]) and is
         overwritten with the samples; on error it is left as it was. progress, if given, is
         called as ``progress(step, steps)`` after each step; raise in it to stop. Exceptions
-        raised by a Python model or by progress are re-raised here. A :class:`Calibrator`,
+        raised by a Python model or by progress are re-raised here, and so is Ctrl-C
+        (KeyboardInterrupt), at the latest after the step in progress, with x as it was. A :class:`Calibrator`,
         if given, receives every step's eps once the whole sampling has succeeded.
         """
         xa = inplace_array(x, "x")
@@ -151,26 +153,22 @@ class Sampler(Handle):
         opts = _lib.SampleOptions(version=1)
         if calibrator is not None:
             opts.calibrator = calibrator._handle
-        raised = []
-        if progress is not None:
-            def call_progress(user, step, steps):
-                try:
-                    progress(step, steps)
-                    return 0
-                except BaseException as e:
-                    raised.append(e)
-                    return 1
-            opts.progress = _lib.PROGRESS_FN(call_progress)
-        try:
-            lib.deissn_sample(self._handle, model._handle, xa.ctypes.data_as(c_float_p), shape,
-                              xa.ndim, byref(opts))
-        except CallbackError:
-            exc = model._take_exception() or (raised[0] if raised else None)
-            if exc is None:
-                raise
-        else:
-            return x
-        raise exc
+        # Always a progress callback: it gives Python control between steps, so that a
+        # signal (Ctrl-C) is handled then even while a TorchScript model runs.
+        def call_progress(user, step, steps):
+            if progress is not None:
+                progress(step, steps)
+            return 0
+        opts.progress = _lib.PROGRESS_FN(callback(call_progress))
+        with CallbackScope() as scope:
+            try:
+                lib.deissn_sample(self._handle, model._handle, xa.ctypes.data_as(c_float_p),
+                                  shape, xa.ndim, byref(opts))
+            except Error:
+                if scope.exc is None:
+                    raise
+        scope.reraise()
+        return x
 
     def coeffs(self):
         """The coefficients of every step, a list of :class:`StepCoeffs` (c and r trimmed to
