@@ -13,7 +13,7 @@ system. Every failing call raises a subclass of :class:`deissn.Error`.
 from ._common import DType, Method, Noise, Prediction, Spacing, Time
 from ._lib import ABI_VERSION, lib as _clib
 from .calibrate import Calibrator
-from .errors import (CallbackError, Error, FileError, FormatError, InternalError,
+from .errors import (CallbackError, ConcurrentUseError, Error, FileError, FormatError, InternalError,
                      InvalidArgument, Mismatch, ModelError, NonFinite, OutOfMemory, SizeMismatch,
                      StateError, Unsupported)
 from .model import Model
@@ -29,7 +29,7 @@ __all__ = [
     "library_version", "has_torch", "Noise", "Spacing", "Prediction", "Time", "DType", "Method",
     "Error", "InvalidArgument", "OutOfMemory", "SizeMismatch", "NonFinite", "StateError",
     "FileError", "FormatError", "Unsupported", "ModelError", "CallbackError", "Mismatch",
-    "InternalError",
+    "InternalError", "ConcurrentUseError",
 ]
 
 

@@ -1,4 +1,5 @@
 """Shared plumbing: the handle base class, the enums, and the array conversion rules."""
+import contextlib
 import enum
 import signal
 import threading
@@ -6,7 +7,7 @@ from ctypes import c_void_p
 
 import numpy as np
 
-from .errors import InvalidArgument
+from .errors import ConcurrentUseError, InvalidArgument
 
 
 class Noise(enum.IntEnum):
@@ -113,21 +114,31 @@ def input_array(x, dtype=np.float32):
 
 
 class Handle:
-    """Owns one reference to a C object; released by close(), `with`, or garbage collection."""
+    """Owns one reference to a C object; released by close(), `with`, or garbage collection.
+
+    Subclasses with ``_exclusive = True`` (samplers, calibrators: "one thread at a time" in
+    the header) are used through :meth:`_using`, which holds a non-blocking lock for the call
+    and raises :class:`ConcurrentUseError` when another call holds it.
+    """
 
     _free = None  # the deissn_*_free function, set by subclasses
     _ptr = None
+    _exclusive = False
 
     def __init__(self):
         raise TypeError("%s objects are made by its class methods" % type(self).__name__)
 
-    @classmethod
-    def _wrap(cls, ptr, keep=()):
-        self = object.__new__(cls)
+    def _adopt(self, ptr, keep=()):
         self._ptr = ptr
         # Python objects the C object refers to (callbacks) or that users expect to stay
         # reachable from it (its schedule and table), in addition to the C refcounts.
         self._keep = keep
+        self._lock, self._owner = threading.Lock(), None
+
+    @classmethod
+    def _wrap(cls, ptr, keep=()):
+        self = object.__new__(cls)
+        self._adopt(ptr, keep)
         return self
 
     @property
@@ -136,6 +147,23 @@ class Handle:
             raise InvalidArgument("this %s is closed" % type(self).__name__)
         return c_void_p(self._ptr)
 
+    @contextlib.contextmanager
+    def _using(self):
+        """The handle, this object held for the duration (exclusive classes only)."""
+        if not self._lock.acquire(blocking=False):
+            owner = self._owner
+            raise ConcurrentUseError(
+                "%s is in use by %s; a %s is used by one thread at a time (make one per "
+                "thread)" % (type(self).__name__, "a callback of its own sample()"
+                             if owner == threading.get_ident() else "another thread",
+                             type(self).__name__))
+        try:
+            self._owner = threading.get_ident()
+            yield self._handle
+        finally:
+            self._owner = None
+            self._lock.release()
+
     @property
     def closed(self):
         """True after close()."""
@@ -143,7 +171,11 @@ class Handle:
 
     def close(self):
         """Release the C object now (objects that depend on it keep it alive). Idempotent."""
-        ptr, self._ptr = self._ptr, None
+        if self._exclusive and self._ptr:
+            with self._using():
+                ptr, self._ptr = self._ptr, None
+        else:
+            ptr, self._ptr = self._ptr, None
         if ptr:
             type(self)._free(ptr)
         self._keep = ()

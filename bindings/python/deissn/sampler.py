@@ -1,4 +1,5 @@
 """The sampler: the DEIS / DEIS-SN stepping state machine, and the full sampling loop."""
+import contextlib
 from collections import namedtuple
 from ctypes import byref, c_int64, c_void_p
 
@@ -46,12 +47,15 @@ class Sampler(Handle):
 
         x = sampler.sample(model, x)
 
-    The sampler keeps `schedule` and `table` alive. Use it from one thread at a time.
+    The sampler keeps `schedule` and `table` alive. It is used by one thread at a time: a
+    call while another thread's call is using it (or from a callback of its own sample())
+    raises :class:`ConcurrentUseError` rather than waiting, and does nothing.
     Raises :class:`InvalidArgument` (order > 3) or :class:`Mismatch` (the table was made for
     another noise schedule; pass ``allow_table_mismatch=True`` to accept it).
     """
 
     _free = lib.deissn_sampler_free
+    _exclusive = True
 
     def __init__(self, schedule, table=None, *, order=3, lower_order_final=False,
                  method="eps", corrector=False, allow_table_mismatch=False):
@@ -65,7 +69,7 @@ class Sampler(Handle):
         out = c_void_p()
         lib.deissn_sampler_create(byref(out), schedule._handle,
                                   table._handle if table is not None else None, byref(p))
-        self._ptr, self._keep = out.value, ()
+        self._adopt(out.value)
         self.schedule, self.table = schedule, table
 
     @classmethod
@@ -90,7 +94,8 @@ class Sampler(Handle):
 
     def _next(self):
         s = _lib.StepInfo()
-        return lib.deissn_sampler_next(self._handle, byref(s)), s
+        with self._using() as h:
+            return lib.deissn_sampler_next(h, byref(s)), s
 
     @property
     def info(self):
@@ -104,7 +109,8 @@ class Sampler(Handle):
 
     def reset(self):
         """Rewind to step 0 for a new batch (of any size)."""
-        lib.deissn_sampler_reset(self._handle)
+        with self._using() as h:
+            lib.deissn_sampler_reset(h)
 
     def __iter__(self):
         """Start a new run (reset) and yield a :class:`StepInfo` per step; call
@@ -134,8 +140,10 @@ class Sampler(Handle):
         if out.size != xa.size:
             raise SizeMismatch("Sampler.step: model_out has %d elements, x has %d"
                                % (out.size, xa.size), -3)
-        lib.deissn_step(self._handle, xa.ctypes.data_as(c_float_p), out.ctypes.data_as(c_float_p),
-                        xa.size, to_enum(Prediction, prediction, "prediction"), None)
+        prediction = to_enum(Prediction, prediction, "prediction")
+        with self._using() as h:
+            lib.deissn_step(h, xa.ctypes.data_as(c_float_p), out.ctypes.data_as(c_float_p),
+                            xa.size, prediction, None)
         return x
 
     def sample(self, model, x, progress=None, calibrator=None):
@@ -151,8 +159,6 @@ class Sampler(Handle):
         xa = inplace_array(x, "x")
         shape = (c_int64 * xa.ndim)(*xa.shape)
         opts = _lib.SampleOptions(version=1)
-        if calibrator is not None:
-            opts.calibrator = calibrator._handle
         # Always a progress callback: it gives Python control between steps, so that a
         # signal (Ctrl-C) is handled then even while a TorchScript model runs.
         def call_progress(user, step, steps):
@@ -160,10 +166,14 @@ class Sampler(Handle):
                 progress(step, steps)
             return 0
         opts.progress = _lib.PROGRESS_FN(callback(call_progress))
-        with CallbackScope() as scope:
+        with contextlib.ExitStack() as held:
+            h = held.enter_context(self._using())
+            if calibrator is not None:
+                opts.calibrator = held.enter_context(calibrator._using())
+            scope = held.enter_context(CallbackScope())
             try:
-                lib.deissn_sample(self._handle, model._handle, xa.ctypes.data_as(c_float_p),
-                                  shape, xa.ndim, byref(opts))
+                lib.deissn_sample(h, model._handle, xa.ctypes.data_as(c_float_p), shape,
+                                  xa.ndim, byref(opts))
             except Error:
                 if scope.exc is None:
                     raise

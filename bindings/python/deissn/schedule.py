@@ -75,7 +75,7 @@ class Schedule(Handle):
         p.tau_end = tau_end
         out = c_void_p()
         lib.deissn_schedule_create(byref(out), byref(p))  # copies the arrays
-        self._ptr, self._keep = out.value, ()
+        self._adopt(out.value)
 
     @property
     def steps(self):
