@@ -76,7 +76,15 @@ def convert(ctype, value, what):
 
 class CheckedStructure(Structure):
     """A ctypes Structure whose fields are set through :func:`convert` (named by the field),
-    and that refuses names that are not fields (ctypes would add a Python attribute)."""
+    and that refuses names that are not fields (ctypes would add a Python attribute).
+
+    Each is a hand copy of a struct of include/deissn.h: `_c_name_` names it, and
+    `_version_`, where the struct has a version field, is the DEISSN_*_VERSION the copy
+    follows. tests/test_layout.py compiles the header and checks both, every field's name
+    and offset, and the size."""
+
+    _c_name_ = None
+    _version_ = None
 
     def __setattr__(self, name, value):
         ctype = dict(type(self)._fields_).get(name)
@@ -86,6 +94,8 @@ class CheckedStructure(Structure):
 
 
 class ScheduleParams(CheckedStructure):
+    _c_name_ = "deissn_schedule_params"
+    _version_ = 1
     _fields_ = [
         ("version", c_uint32), ("noise", c_int32), ("num_train_steps", c_uint32),
         ("beta_start", c_double), ("beta_end", c_double), ("beta_min", c_double),
@@ -97,23 +107,29 @@ class ScheduleParams(CheckedStructure):
 
 
 class SamplerParams(CheckedStructure):
+    _c_name_ = "deissn_sampler_params"
+    _version_ = 2
     _fields_ = [("version", c_uint32), ("order", c_uint32), ("lower_order_final", c_uint32),
                 ("allow_table_mismatch", c_uint32), ("method", c_int32),
                 ("corrector", c_uint32)]
 
 
 class StepInfo(CheckedStructure):
+    _c_name_ = "deissn_step_info"
     _fields_ = [("step", c_uint32), ("steps", c_uint32), ("tau", c_double),
                 ("model_t", c_double), ("alpha", c_double), ("sigma", c_double)]
 
 
 class StepCoeffs(CheckedStructure):
+    _c_name_ = "deissn_step_coeffs"
     _fields_ = [("step", c_uint32), ("order", c_uint32), ("tau_from", c_double),
                 ("tau_to", c_double), ("model_t", c_double), ("psi", c_double),
                 ("c", c_double * 5), ("r", c_double * 5), ("corrector_order", c_uint32)]
 
 
 class ModelParams(CheckedStructure):
+    _c_name_ = "deissn_model_params"
+    _version_ = 1
     _fields_ = [("version", c_uint32), ("prediction", c_int32), ("time_convention", c_int32),
                 ("device", c_char_p), ("dtype", c_int32), ("num_threads", c_int32)]
 
@@ -124,6 +140,8 @@ PROGRESS_FN = CFUNCTYPE(c_int, c_void_p, c_uint32, c_uint32)
 
 
 class SampleOptions(CheckedStructure):
+    _c_name_ = "deissn_sample_options"
+    _version_ = 1
     _fields_ = [("version", c_uint32), ("progress", PROGRESS_FN), ("progress_user", c_void_p),
                 ("model_seconds", c_double), ("sampler_seconds", c_double),
                 ("calibrator", c_void_p)]

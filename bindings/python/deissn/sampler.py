@@ -158,7 +158,7 @@ class Sampler(Handle):
         """
         xa = inplace_array(x, "x")
         shape = (c_int64 * xa.ndim)(*xa.shape)
-        opts = _lib.SampleOptions(version=1)
+        opts = _lib.SampleOptions(version=_lib.SampleOptions._version_)
         # Always a progress callback: it gives Python control between steps, so that a
         # signal (Ctrl-C) is handled then even while a TorchScript model runs.
         def call_progress(user, step, steps):
