@@ -18,8 +18,10 @@ import numpy as np
 
 from .errors import InvalidArgument, error_for
 
-# The binding speaks the ABI of libdeissn MAJOR.MINOR; any patch release will do.
-ABI_VERSION = (0, 2)
+# The binding works with any libdeissn of this major version (the 0 of its soname,
+# libdeissn.so.0: releases under one soname only add to the ABI) that has every function the
+# binding declares below; which ones are missing is said at import.
+SONAME_MAJOR = 0
 
 c_float_p = POINTER(ctypes.c_float)
 c_double_p = POINTER(c_double)
@@ -178,11 +180,11 @@ _cdll = _load()
 _cdll.deissn_version_number.restype = c_uint32
 _cdll.deissn_version_number.argtypes = []
 _v = _cdll.deissn_version_number()
-if (_v // 10000, _v // 100 % 100) != ABI_VERSION:
-    raise ImportError("deissn: %s is libdeissn %d.%d.%d, but this binding was written for %d.%d.x; "
-                      "use the binding that ships with that library, or set DEISSN_LIB to a "
-                      "%d.%d library" % (_cdll._name, _v // 10000, _v // 100 % 100, _v % 100,
-                                         *ABI_VERSION, *ABI_VERSION))
+if _v // 10000 != SONAME_MAJOR:
+    raise ImportError("deissn: %s is libdeissn %d.%d.%d, but this binding is for libdeissn.so.%d "
+                      "(%d.x.y); use the binding that ships with that library, or set "
+                      "DEISSN_LIB to a libdeissn.so.%d" % (_cdll._name, _v // 10000, _v // 100 % 100,
+                                                           _v % 100, *(SONAME_MAJOR,) * 3))
 
 
 class _Function:
@@ -190,7 +192,7 @@ class _Function:
     "function: argument"."""
 
     def __init__(self, name, argnames, restype, argtypes, errcheck=None):
-        self.name, self.cfunc = name, getattr(_cdll, name)
+        self.name, self.cfunc = name, getattr(_cdll, name)  # present: checked by _bind()
         self.cfunc.restype, self.cfunc.argtypes = restype, list(argtypes)
         if errcheck is not None:
             self.cfunc.errcheck = errcheck
@@ -218,14 +220,31 @@ def _check(status, func, args):
     return status
 
 
+_DECLARED = []  # the _Function arguments of every declaration, bound by _bind()
+
+
 def _declare(name, argnames, restype, *argtypes):
     """Declare C function `name` with its arguments' names (space-separated) and types."""
-    setattr(lib, name, _Function(name, argnames, restype, argtypes))
+    _DECLARED.append((name, argnames, restype, argtypes, None))
 
 
 def _status(name, argnames, *argtypes):
     """Declare a function that returns a status, so that it raises on error."""
-    setattr(lib, name, _Function(name, argnames, c_int32, argtypes, _check))
+    _DECLARED.append((name, argnames, c_int32, argtypes, _check))
+
+
+def _bind():
+    """Make the declared functions attributes of `lib`, or say which the library lacks."""
+    missing = [d[0] for d in _DECLARED if not hasattr(_cdll, d[0])]
+    if missing:
+        raise ImportError("deissn: %s (libdeissn %s) lacks %d function%s this binding needs: %s; "
+                          "it is older than the binding: use a newer libdeissn.so.%d or the "
+                          "binding that ships with it" % (
+                              _cdll._name, "%d.%d.%d" % (_v // 10000, _v // 100 % 100, _v % 100),
+                              len(missing), "s" if len(missing) > 1 else "", ", ".join(missing),
+                              SONAME_MAJOR))
+    for d in _DECLARED:
+        setattr(lib, d[0], _Function(*d))
 
 
 P = POINTER
@@ -293,3 +312,5 @@ _status("deissn_calibrator_add_sums", "calibrator sums counts n samples", c_void
         P(c_uint64), c_size_t, c_uint64)
 _status("deissn_calibrator_finish", "out calibrator clip metadata", P(c_void_p), c_void_p,
         c_uint32, c_char_p)
+
+_bind()
