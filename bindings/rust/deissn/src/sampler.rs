@@ -165,8 +165,23 @@ pub struct Timings {
 /// The DEIS / DEIS-SN stepping state machine over a [`Schedule`], normalised by an optional
 /// [`NormTable`]. All coefficients are computed by [`Sampler::new`], once.
 ///
-/// `Send` but not `Sync`: one thread at a time, as the header requires. It keeps its
+/// `Send` but not `Sync`: one thread at a time, as the header requires. Stepping and
+/// sampling take `&mut self`, and no `&Sampler` can reach another thread, so two threads can
+/// never use one sampler at once (share one through a `Mutex` if you must). It keeps its
 /// schedule and table alive inside the library, so it borrows neither.
+///
+/// A sampler moves to another thread:
+/// ```
+/// fn send<T: Send>(_: T) {}
+/// # fn f(s: deissn::Sampler) {
+/// send(s);
+/// # }
+/// ```
+/// but cannot be shared by threads:
+/// ```compile_fail,E0277
+/// fn shared<T: Sync>() {}
+/// shared::<deissn::Sampler>();
+/// ```
 #[derive(Debug)]
 pub struct Sampler {
     ptr: NonNull<sys::deissn_sampler>,
