@@ -95,6 +95,20 @@ class CheckedStructure(Structure):
         super().__setattr__(name, convert(ctype, value, name))
 
 
+def default_params(cls):
+    """A `cls` (a params struct copy) holding the library's defaults, at `cls._version_`.
+
+    deissn_*_params_init() fills in the loaded library's own version of the struct, which a
+    newer libdeissn.so.0 may have made larger than this copy: it writes into a scratch buffer
+    with room to spare, the copy's part is kept, and its version field says the copy's version
+    so that the library reads no further than the copy goes."""
+    scratch = (c_double * 512)()  # 4 KiB, aligned for any field
+    getattr(lib, cls._c_name_ + "_init")(ctypes.cast(scratch, POINTER(cls)))
+    p = cls.from_buffer_copy(scratch)
+    p.version = cls._version_
+    return p
+
+
 class ScheduleParams(CheckedStructure):
     _c_name_ = "deissn_schedule_params"
     _version_ = 1

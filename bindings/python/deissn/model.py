@@ -10,8 +10,7 @@ from ._lib import lib
 
 
 def _params(prediction, time, device=None, dtype=DType.FLOAT32, threads=0):
-    p = _lib.ModelParams()
-    lib.deissn_model_params_init(byref(p))
+    p = _lib.default_params(_lib.ModelParams)
     p.prediction = to_enum(Prediction, prediction, "prediction")
     p.time_convention = to_enum(Time, time, "time")
     p.device = device.encode() if device else None

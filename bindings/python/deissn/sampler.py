@@ -59,8 +59,7 @@ class Sampler(Handle):
 
     def __init__(self, schedule, table=None, *, order=3, lower_order_final=False,
                  method="eps", corrector=False, allow_table_mismatch=False):
-        p = _lib.SamplerParams()
-        lib.deissn_sampler_params_init(byref(p))
+        p = _lib.default_params(_lib.SamplerParams)
         p.order = order
         p.lower_order_final = int(bool(lower_order_final))
         p.method = to_enum(Method, method, "method")
