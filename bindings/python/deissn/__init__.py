@@ -11,9 +11,9 @@ The library is found through $DEISSN_LIB, then the build tree this package sits 
 system. Every failing call raises a subclass of :class:`deissn.Error`.
 """
 from ._common import DType, Method, Noise, Prediction, Spacing, Time
-from ._lib import ABI_VERSION, lib as _clib
+from ._lib import SONAME_MAJOR, lib as _clib
 from .calibrate import Calibrator
-from .errors import (CallbackError, Error, FileError, FormatError, InternalError,
+from .errors import (CallbackError, ConcurrentUseError, Error, FileError, FormatError, InternalError,
                      InvalidArgument, Mismatch, ModelError, NonFinite, OutOfMemory, SizeMismatch,
                      StateError, Unsupported)
 from .model import Model
@@ -21,7 +21,9 @@ from .sampler import Sampler, StepCoeffs, StepInfo, noise
 from .schedule import Schedule, preset
 from .table import NormTable
 
-__version__ = "%d.%d.0" % ABI_VERSION
+# The version of the loaded libdeissn (one source: the library's DEISSN_VERSION_STRING);
+# the binding works with any libdeissn.so.SONAME_MAJOR that has the functions it needs.
+__version__ = _clib.deissn_version_string().decode()
 
 __all__ = [
     "Schedule", "NormTable", "Model", "Sampler", "Calibrator", "StepInfo", "StepCoeffs", "noise",
@@ -29,7 +31,7 @@ __all__ = [
     "library_version", "has_torch", "Noise", "Spacing", "Prediction", "Time", "DType", "Method",
     "Error", "InvalidArgument", "OutOfMemory", "SizeMismatch", "NonFinite", "StateError",
     "FileError", "FormatError", "Unsupported", "ModelError", "CallbackError", "Mismatch",
-    "InternalError",
+    "InternalError", "ConcurrentUseError",
 ]
 
 

@@ -1,10 +1,13 @@
 """Shared plumbing: the handle base class, the enums, and the array conversion rules."""
+import contextlib
 import enum
+import signal
+import threading
 from ctypes import c_void_p
 
 import numpy as np
 
-from .errors import InvalidArgument
+from .errors import ConcurrentUseError, InvalidArgument
 
 
 class Noise(enum.IntEnum):
@@ -111,21 +114,31 @@ def input_array(x, dtype=np.float32):
 
 
 class Handle:
-    """Owns one reference to a C object; released by close(), `with`, or garbage collection."""
+    """Owns one reference to a C object; released by close(), `with`, or garbage collection.
+
+    Subclasses with ``_exclusive = True`` (samplers, calibrators: "one thread at a time" in
+    the header) are used through :meth:`_using`, which holds a non-blocking lock for the call
+    and raises :class:`ConcurrentUseError` when another call holds it.
+    """
 
     _free = None  # the deissn_*_free function, set by subclasses
     _ptr = None
+    _exclusive = False
 
     def __init__(self):
         raise TypeError("%s objects are made by its class methods" % type(self).__name__)
 
-    @classmethod
-    def _wrap(cls, ptr, keep=()):
-        self = object.__new__(cls)
+    def _adopt(self, ptr, keep=()):
         self._ptr = ptr
         # Python objects the C object refers to (callbacks) or that users expect to stay
         # reachable from it (its schedule and table), in addition to the C refcounts.
         self._keep = keep
+        self._lock, self._owner = threading.Lock(), None
+
+    @classmethod
+    def _wrap(cls, ptr, keep=()):
+        self = object.__new__(cls)
+        self._adopt(ptr, keep)
         return self
 
     @property
@@ -134,6 +147,23 @@ class Handle:
             raise InvalidArgument("this %s is closed" % type(self).__name__)
         return c_void_p(self._ptr)
 
+    @contextlib.contextmanager
+    def _using(self):
+        """The handle, this object held for the duration (exclusive classes only)."""
+        if not self._lock.acquire(blocking=False):
+            owner = self._owner
+            raise ConcurrentUseError(
+                "%s is in use by %s; a %s is used by one thread at a time (make one per "
+                "thread)" % (type(self).__name__, "a callback of its own sample()"
+                             if owner == threading.get_ident() else "another thread",
+                             type(self).__name__))
+        try:
+            self._owner = threading.get_ident()
+            yield self._handle
+        finally:
+            self._owner = None
+            self._lock.release()
+
     @property
     def closed(self):
         """True after close()."""
@@ -141,7 +171,11 @@ class Handle:
 
     def close(self):
         """Release the C object now (objects that depend on it keep it alive). Idempotent."""
-        ptr, self._ptr = self._ptr, None
+        if self._exclusive and self._ptr:
+            with self._using():
+                ptr, self._ptr = self._ptr, None
+        else:
+            ptr, self._ptr = self._ptr, None
         if ptr:
             type(self)._free(ptr)
         self._keep = ()
@@ -154,3 +188,79 @@ class Handle:
 
     def __del__(self):
         self.close()
+
+
+_calls = threading.local()  # .call: the CallbackScope of the library call on this thread
+
+
+class CallbackScope:
+    """A library call that runs Python callbacks (``with CallbackScope() as scope: ...``).
+
+    ctypes cannot carry an exception through C: when a callback raises, it prints "Exception
+    ignored" and hands C an uninitialised int. So every callback made by :func:`callback`
+    catches BaseException, keeps the first one here and returns 1 (stop); later callbacks
+    return 1 at once. A signal handler may raise at any bytecode, even on entering a callback
+    before its ``try`` (that is how Ctrl-C was lost), so while the scope is active on the main
+    thread each Python signal handler runs inside a wrapper that keeps what it raises here
+    (KeyboardInterrupt from the default SIGINT handler) instead. After the call,
+    :meth:`reraise` raises the kept exception itself; the library has already undone the
+    call's effects (deissn_sample() restores x when a callback fails).
+    """
+
+    def __init__(self):
+        self.exc = None
+        self._handlers = {}
+
+    def keep(self, exc):
+        if self.exc is None:
+            self.exc = exc
+
+    def _guard(self, handler):
+        def guarded(signum, frame):
+            try:
+                handler(signum, frame)
+            except BaseException as e:
+                self.keep(e)
+        return guarded
+
+    def __enter__(self):
+        self._outer = getattr(_calls, "call", None)
+        _calls.call = self
+        if threading.current_thread() is threading.main_thread():
+            for sig in signal.valid_signals():
+                try:
+                    handler = signal.getsignal(sig)
+                except (OSError, ValueError):
+                    continue
+                if callable(handler):
+                    self._handlers[sig] = handler
+                    signal.signal(sig, self._guard(handler))
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        self._handlers = {}
+        _calls.call = self._outer
+
+    def reraise(self):
+        """Raise the exception a callback or signal handler raised, if any."""
+        if self.exc is not None:
+            exc, self.exc = self.exc, None
+            raise exc
+
+
+def callback(fn):
+    """`fn` made safe to call from C inside a :class:`CallbackScope`: it returns what `fn`
+    returns, or 1 without calling `fn` once the scope is stopping, or 1 after keeping the
+    exception `fn` raised."""
+    def thunk(*args):
+        scope = getattr(_calls, "call", None)
+        if scope is None or scope.exc is not None:
+            return 1  # called outside any scope (never, for deissn_sample), or stopping
+        try:
+            return fn(*args)
+        except BaseException as e:
+            scope.keep(e)
+            return 1
+    return thunk

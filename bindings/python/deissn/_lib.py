@@ -7,21 +7,111 @@ The library is looked for, in order, at:
 """
 import ctypes
 import ctypes.util
+import numbers
+import operator
 import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_int, c_int32,
                     c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
 from pathlib import Path
 
-from .errors import error_for
+import numpy as np
 
-# The binding speaks the ABI of libdeissn MAJOR.MINOR; any patch release will do.
-ABI_VERSION = (0, 2)
+from .errors import InvalidArgument, error_for
+
+# The binding works with any libdeissn of this major version (the 0 of its soname,
+# libdeissn.so.0: releases under one soname only add to the ABI) that has every function the
+# binding declares below; which ones are missing is said at import.
+SONAME_MAJOR = 0
 
 c_float_p = POINTER(ctypes.c_float)
 c_double_p = POINTER(c_double)
 
+_INT_CODES = "bBhHiIlLqQ"  # the ctypes type codes of C integers (lower case: signed)
 
-class ScheduleParams(Structure):
+
+def convert(ctype, value, what):
+    """`value` checked for C type `ctype`, ready for ctypes, which itself would silently wrap
+    2**32 to 0, take True for 1 and end a string at its first NUL byte.
+
+    Integers take int-like values (numpy integers too, never bool or float) within the C
+    type's range; doubles take real numbers, not bool; strings (const char *) take None, str,
+    bytes or a path, without NUL bytes. Other types (pointers, structs, callbacks) are left to
+    ctypes. Raises TypeError, or InvalidArgument naming `what`.
+    """
+    code = getattr(ctype, "_type_", None)
+    if not isinstance(code, str):
+        return value
+    if code in _INT_CODES:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError("%s must be an integer, not bool" % what)
+        try:
+            v = operator.index(value)
+        except TypeError:
+            raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__)) \
+                from None
+        bits = 8 * ctypes.sizeof(ctype)
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if code.islower() else \
+            (0, (1 << bits) - 1)
+        if not lo <= v <= hi:
+            raise InvalidArgument("%s: %d is out of range for %sint%d (%d..%d)"
+                                  % (what, v, "" if code.islower() else "u", bits, lo, hi))
+        return v
+    if code in "fd":
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError("%s must be a number, not %s" % (what, type(value).__name__))
+        try:
+            return float(value)
+        except OverflowError:
+            raise InvalidArgument("%s: %d is out of range for a double" % (what, value)) \
+                from None
+    if code == "z" and value is not None:
+        if isinstance(value, (str, os.PathLike)):
+            value = os.fsencode(value)
+        if not isinstance(value, bytes):
+            raise TypeError("%s must be a str, bytes or path, not %s"
+                            % (what, type(value).__name__))
+        if b"\0" in value:
+            raise InvalidArgument("%s contains a NUL byte (at byte %d), which would end it "
+                                  "there: %r" % (what, value.index(b"\0"), value))
+    return value
+
+
+class CheckedStructure(Structure):
+    """A ctypes Structure whose fields are set through :func:`convert` (named by the field),
+    and that refuses names that are not fields (ctypes would add a Python attribute).
+
+    Each is a hand copy of a struct of include/deissn.h: `_c_name_` names it, and
+    `_version_`, where the struct has a version field, is the DEISSN_*_VERSION the copy
+    follows. tests/test_layout.py compiles the header and checks both, every field's name
+    and offset, and the size."""
+
+    _c_name_ = None
+    _version_ = None
+
+    def __setattr__(self, name, value):
+        ctype = dict(type(self)._fields_).get(name)
+        if ctype is None:
+            raise AttributeError("%s has no field %r" % (type(self).__name__, name))
+        super().__setattr__(name, convert(ctype, value, name))
+
+
+def default_params(cls):
+    """A `cls` (a params struct copy) holding the library's defaults, at `cls._version_`.
+
+    deissn_*_params_init() fills in the loaded library's own version of the struct, which a
+    newer libdeissn.so.0 may have made larger than this copy: it writes into a scratch buffer
+    with room to spare, the copy's part is kept, and its version field says the copy's version
+    so that the library reads no further than the copy goes."""
+    scratch = (c_double * 512)()  # 4 KiB, aligned for any field
+    getattr(lib, cls._c_name_ + "_init")(ctypes.cast(scratch, POINTER(cls)))
+    p = cls.from_buffer_copy(scratch)
+    p.version = cls._version_
+    return p
+
+
+class ScheduleParams(CheckedStructure):
+    _c_name_ = "deissn_schedule_params"
+    _version_ = 1
     _fields_ = [
         ("version", c_uint32), ("noise", c_int32), ("num_train_steps", c_uint32),
         ("beta_start", c_double), ("beta_end", c_double), ("beta_min", c_double),
@@ -32,24 +122,30 @@ class ScheduleParams(Structure):
     ]
 
 
-class SamplerParams(Structure):
+class SamplerParams(CheckedStructure):
+    _c_name_ = "deissn_sampler_params"
+    _version_ = 2
     _fields_ = [("version", c_uint32), ("order", c_uint32), ("lower_order_final", c_uint32),
                 ("allow_table_mismatch", c_uint32), ("method", c_int32),
                 ("corrector", c_uint32)]
 
 
-class StepInfo(Structure):
+class StepInfo(CheckedStructure):
+    _c_name_ = "deissn_step_info"
     _fields_ = [("step", c_uint32), ("steps", c_uint32), ("tau", c_double),
                 ("model_t", c_double), ("alpha", c_double), ("sigma", c_double)]
 
 
-class StepCoeffs(Structure):
+class StepCoeffs(CheckedStructure):
+    _c_name_ = "deissn_step_coeffs"
     _fields_ = [("step", c_uint32), ("order", c_uint32), ("tau_from", c_double),
                 ("tau_to", c_double), ("model_t", c_double), ("psi", c_double),
                 ("c", c_double * 5), ("r", c_double * 5), ("corrector_order", c_uint32)]
 
 
-class ModelParams(Structure):
+class ModelParams(CheckedStructure):
+    _c_name_ = "deissn_model_params"
+    _version_ = 1
     _fields_ = [("version", c_uint32), ("prediction", c_int32), ("time_convention", c_int32),
                 ("device", c_char_p), ("dtype", c_int32), ("num_threads", c_int32)]
 
@@ -59,7 +155,9 @@ MODEL_FN = CFUNCTYPE(c_int, c_void_p, c_float_p, POINTER(c_int64), c_uint32, c_d
 PROGRESS_FN = CFUNCTYPE(c_int, c_void_p, c_uint32, c_uint32)
 
 
-class SampleOptions(Structure):
+class SampleOptions(CheckedStructure):
+    _c_name_ = "deissn_sample_options"
+    _version_ = 1
     _fields_ = [("version", c_uint32), ("progress", PROGRESS_FN), ("progress_user", c_void_p),
                 ("model_seconds", c_double), ("sampler_seconds", c_double),
                 ("calibrator", c_void_p)]
@@ -92,89 +190,141 @@ def _load():
                       + ("; ".join(tried) or "nothing found"))
 
 
-lib = _load()
-lib.deissn_version_number.restype = c_uint32
-lib.deissn_version_number.argtypes = []
-_v = lib.deissn_version_number()
-if (_v // 10000, _v // 100 % 100) != ABI_VERSION:
-    raise ImportError("deissn: %s is libdeissn %d.%d.%d, but this binding was written for %d.%d.x; "
-                      "use the binding that ships with that library, or set DEISSN_LIB to a "
-                      "%d.%d library" % (lib._name, _v // 10000, _v // 100 % 100, _v % 100,
-                                         *ABI_VERSION, *ABI_VERSION))
+_cdll = _load()
+_cdll.deissn_version_number.restype = c_uint32
+_cdll.deissn_version_number.argtypes = []
+_v = _cdll.deissn_version_number()
+if _v // 10000 != SONAME_MAJOR:
+    raise ImportError("deissn: %s is libdeissn %d.%d.%d, but this binding is for libdeissn.so.%d "
+                      "(%d.x.y); use the binding that ships with that library, or set "
+                      "DEISSN_LIB to a libdeissn.so.%d" % (_cdll._name, _v // 10000, _v // 100 % 100,
+                                                           _v % 100, *(SONAME_MAJOR,) * 3))
+
+
+class _Function:
+    """A C function whose scalar arguments go through :func:`convert`, named in errors as
+    "function: argument"."""
+
+    def __init__(self, name, argnames, restype, argtypes, errcheck=None):
+        self.name, self.cfunc = name, getattr(_cdll, name)  # present: checked by _bind()
+        self.cfunc.restype, self.cfunc.argtypes = restype, list(argtypes)
+        if errcheck is not None:
+            self.cfunc.errcheck = errcheck
+        names = argnames.split()
+        assert len(names) == len(argtypes), name
+        self.args = list(zip(["%s: %s" % (name, n) for n in names], argtypes))
+
+    def __call__(self, *args):
+        if len(args) != len(self.args):
+            raise TypeError("%s takes %d arguments, not %d" % (self.name, len(self.args), len(args)))
+        return self.cfunc(*[convert(t, v, what) for (what, t), v in zip(self.args, args)])
+
+
+class _API:
+    """The declared C functions, as attributes named like them."""
+
+
+lib = _API()
 
 
 def _check(status, func, args):
     """errcheck for functions returning a status: raise on errors, pass OK/DONE through."""
     if status < 0:
-        raise error_for(status, lib.deissn_last_error().decode("utf-8", "replace"))
+        raise error_for(status, _cdll.deissn_last_error().decode("utf-8", "replace"))
     return status
 
 
-def _declare(name, restype, *argtypes):
-    f = getattr(lib, name)
-    f.restype = restype
-    f.argtypes = list(argtypes)
+_DECLARED = []  # the _Function arguments of every declaration, bound by _bind()
 
 
-def _status(name, *argtypes):
+def _declare(name, argnames, restype, *argtypes):
+    """Declare C function `name` with its arguments' names (space-separated) and types."""
+    _DECLARED.append((name, argnames, restype, argtypes, None))
+
+
+def _status(name, argnames, *argtypes):
     """Declare a function that returns a status, so that it raises on error."""
-    _declare(name, c_int32, *argtypes)
-    getattr(lib, name).errcheck = _check
+    _DECLARED.append((name, argnames, c_int32, argtypes, _check))
+
+
+def _bind():
+    """Make the declared functions attributes of `lib`, or say which the library lacks."""
+    missing = [d[0] for d in _DECLARED if not hasattr(_cdll, d[0])]
+    if missing:
+        raise ImportError("deissn: %s (libdeissn %s) lacks %d function%s this binding needs: %s; "
+                          "it is older than the binding: use a newer libdeissn.so.%d or the "
+                          "binding that ships with it" % (
+                              _cdll._name, "%d.%d.%d" % (_v // 10000, _v // 100 % 100, _v % 100),
+                              len(missing), "s" if len(missing) > 1 else "", ", ".join(missing),
+                              SONAME_MAJOR))
+    for d in _DECLARED:
+        setattr(lib, d[0], _Function(*d))
 
 
 P = POINTER
-_declare("deissn_version_string", c_char_p)
-_declare("deissn_has_torch", c_int32)
-_declare("deissn_status_string", c_char_p, c_int32)
-_declare("deissn_last_error", c_char_p)
+_declare("deissn_version_string", "", c_char_p)
+_declare("deissn_has_torch", "", c_int32)
+_declare("deissn_status_string", "status", c_char_p, c_int32)
+_declare("deissn_last_error", "", c_char_p)
 
-_status("deissn_schedule_params_init", P(ScheduleParams))
-_status("deissn_schedule_create", P(c_void_p), P(ScheduleParams))
-_declare("deissn_schedule_free", None, c_void_p)
-_declare("deissn_schedule_steps", c_uint32, c_void_p)
-_declare("deissn_schedule_num_train_steps", c_uint32, c_void_p)
-_status("deissn_schedule_times", c_void_p, c_double_p, c_size_t)
-_declare("deissn_schedule_alpha_bar", c_double, c_void_p, c_double)
-_declare("deissn_schedule_fingerprint", c_uint32, c_void_p)
+_status("deissn_schedule_params_init", "params", P(ScheduleParams))
+_status("deissn_schedule_create", "out params", P(c_void_p), P(ScheduleParams))
+_declare("deissn_schedule_free", "schedule", None, c_void_p)
+_declare("deissn_schedule_steps", "schedule", c_uint32, c_void_p)
+_declare("deissn_schedule_num_train_steps", "schedule", c_uint32, c_void_p)
+_status("deissn_schedule_times", "schedule taus n", c_void_p, c_double_p, c_size_t)
+_declare("deissn_schedule_alpha_bar", "schedule tau", c_double, c_void_p, c_double)
+_declare("deissn_schedule_fingerprint", "schedule", c_uint32, c_void_p)
 
-_status("deissn_normtable_create", P(c_void_p), c_double_p, c_double_p, c_size_t)
-_status("deissn_normtable_from_reference", P(c_void_p), c_float_p, c_float_p,
-         c_size_t, c_uint32)
-_declare("deissn_normtable_free", None, c_void_p)
-_declare("deissn_normtable_eval", c_double, c_void_p, c_double)
-_declare("deissn_normtable_size", c_size_t, c_void_p)
-_status("deissn_normtable_knot", c_void_p, c_size_t, c_double_p, c_double_p)
-_declare("deissn_normtable_fingerprint", c_uint32, c_void_p)
-_status("deissn_normtable_load", P(c_void_p), c_char_p, c_uint32)
+_status("deissn_normtable_create", "out tau r n", P(c_void_p), c_double_p, c_double_p, c_size_t)
+_status("deissn_normtable_from_reference", "out score_abs Ls n clip", P(c_void_p), c_float_p,
+        c_float_p, c_size_t, c_uint32)
+_declare("deissn_normtable_free", "table", None, c_void_p)
+_declare("deissn_normtable_eval", "table tau", c_double, c_void_p, c_double)
+_declare("deissn_normtable_size", "table", c_size_t, c_void_p)
+_status("deissn_normtable_knot", "table i tau r", c_void_p, c_size_t, c_double_p, c_double_p)
+_declare("deissn_normtable_fingerprint", "table", c_uint32, c_void_p)
+_status("deissn_normtable_load", "out path clip", P(c_void_p), c_char_p, c_uint32)
 
-_status("deissn_sampler_params_init", P(SamplerParams))
-_status("deissn_preset_params", c_int32, c_uint32, P(ScheduleParams), P(SamplerParams))
-_status("deissn_sampler_create", P(c_void_p), c_void_p, c_void_p, P(SamplerParams))
-_declare("deissn_sampler_free", None, c_void_p)
-_declare("deissn_sampler_steps", c_uint32, c_void_p)
-_status("deissn_sampler_next", c_void_p, P(StepInfo))
-_status("deissn_step", c_void_p, c_float_p, c_float_p, c_size_t, c_int32, P(StepInfo))
-_status("deissn_sampler_reset", c_void_p)
-_status("deissn_sampler_coeffs", c_void_p, c_uint32, P(StepCoeffs))
+_status("deissn_sampler_params_init", "params", P(SamplerParams))
+_status("deissn_preset_params", "preset nfe schedule sampler", c_int32, c_uint32,
+        P(ScheduleParams), P(SamplerParams))
+_status("deissn_sampler_create", "out schedule table params", P(c_void_p), c_void_p, c_void_p,
+        P(SamplerParams))
+_declare("deissn_sampler_free", "sampler", None, c_void_p)
+_declare("deissn_sampler_steps", "sampler", c_uint32, c_void_p)
+_status("deissn_sampler_next", "sampler info", c_void_p, P(StepInfo))
+_status("deissn_step", "sampler x model_out n prediction info", c_void_p, c_float_p, c_float_p,
+        c_size_t, c_int32, P(StepInfo))
+_status("deissn_sampler_reset", "sampler", c_void_p)
+_status("deissn_sampler_coeffs", "sampler i out", c_void_p, c_uint32, P(StepCoeffs))
 
-_status("deissn_model_params_init", P(ModelParams))
-_status("deissn_model_from_callback", P(c_void_p), MODEL_FN, c_void_p, P(ModelParams))
-_status("deissn_model_load", P(c_void_p), c_char_p, P(ModelParams))
-_declare("deissn_model_free", None, c_void_p)
-_status("deissn_sample", c_void_p, c_void_p, c_float_p, P(c_int64), c_uint32,
-         P(SampleOptions))
+_status("deissn_model_params_init", "params", P(ModelParams))
+_status("deissn_model_from_callback", "out fn user params", P(c_void_p), MODEL_FN, c_void_p,
+        P(ModelParams))
+_status("deissn_model_load", "out path params", P(c_void_p), c_char_p, P(ModelParams))
+_declare("deissn_model_free", "model", None, c_void_p)
+_status("deissn_sample", "sampler model x shape ndim options", c_void_p, c_void_p, c_float_p,
+        P(c_int64), c_uint32, P(SampleOptions))
 
-_status("deissn_fill_noise", c_uint64, c_uint64, c_size_t, c_size_t, c_float_p)
+_status("deissn_fill_noise", "seed first_sample n_samples sample_numel out", c_uint64, c_uint64,
+        c_size_t, c_size_t, c_float_p)
 
-_status("deissn_normtable_save", c_void_p, c_char_p)
-_declare("deissn_normtable_metadata", c_char_p, c_void_p)
+_status("deissn_normtable_save", "table path", c_void_p, c_char_p)
+_declare("deissn_normtable_metadata", "table", c_char_p, c_void_p)
 
-_status("deissn_calibrator_create", P(c_void_p), c_void_p)
-_status("deissn_calibrator_from_table", P(c_void_p), c_void_p)
-_declare("deissn_calibrator_free", None, c_void_p)
-_declare("deissn_calibrator_steps", c_uint32, c_void_p)
-_status("deissn_calibrator_add", c_void_p, c_uint32, c_float_p, c_size_t, c_uint64)
-_status("deissn_calibrator_merge", c_void_p, c_void_p)
-_status("deissn_calibrator_get_sums", c_void_p, P(c_int64), P(c_uint64), c_size_t, P(c_uint64))
-_status("deissn_calibrator_add_sums", c_void_p, P(c_int64), P(c_uint64), c_size_t, c_uint64)
-_status("deissn_calibrator_finish", P(c_void_p), c_void_p, c_uint32, c_char_p)
+_status("deissn_calibrator_create", "out schedule", P(c_void_p), c_void_p)
+_status("deissn_calibrator_from_table", "out table", P(c_void_p), c_void_p)
+_declare("deissn_calibrator_free", "calibrator", None, c_void_p)
+_declare("deissn_calibrator_steps", "calibrator", c_uint32, c_void_p)
+_status("deissn_calibrator_add", "calibrator step eps n samples", c_void_p, c_uint32, c_float_p,
+        c_size_t, c_uint64)
+_status("deissn_calibrator_merge", "calibrator other", c_void_p, c_void_p)
+_status("deissn_calibrator_get_sums", "calibrator sums counts n samples", c_void_p, P(c_int64),
+        P(c_uint64), c_size_t, P(c_uint64))
+_status("deissn_calibrator_add_sums", "calibrator sums counts n samples", c_void_p, P(c_int64),
+        P(c_uint64), c_size_t, c_uint64)
+_status("deissn_calibrator_finish", "out calibrator clip metadata", P(c_void_p), c_void_p,
+        c_uint32, c_char_p)
+
+_bind()

@@ -1,4 +1,5 @@
 """Calibration: measuring a model's normalization table r(tau), mergeable across processes."""
+import contextlib
 from ctypes import POINTER, byref, c_int64, c_uint64, c_void_p
 
 import numpy as np
@@ -17,15 +18,18 @@ class Calibrator(Handle):
     :meth:`finish` into a :class:`NormTable`. The sums are integers (|eps| in fixed point
     with 24 fractional bits), so however the samples are split into batches or processes,
     merged calibrators hold the same bits: reduce :attr:`sums` across processes (e.g. an
-    all_reduce of int64 tensors) and :meth:`add_sums` the result. One thread at a time.
+    all_reduce of int64 tensors) and :meth:`add_sums` the result. One thread at a time: a
+    call while another is using it (a sampling it was passed to included) raises
+    :class:`ConcurrentUseError`.
     """
 
     _free = lib.deissn_calibrator_free
+    _exclusive = True
 
     def __init__(self, schedule):
         out = c_void_p()
         lib.deissn_calibrator_create(byref(out), schedule._handle)  # copies the step times
-        self._ptr, self._keep = out.value, ()
+        self._adopt(out.value)
 
     @classmethod
     def from_table(cls, table):
@@ -44,23 +48,25 @@ class Calibrator(Handle):
         """Add the eps (any shape; converted once to float32 if it is not) used at `step`;
         `samples` is added to the sample count (pass the batch size once per batch)."""
         eps = input_array(eps)
-        lib.deissn_calibrator_add(self._handle, step, eps.ctypes.data_as(c_float_p), eps.size,
-                                  samples)
+        with self._using() as h:
+            lib.deissn_calibrator_add(h, step, eps.ctypes.data_as(c_float_p), eps.size, samples)
 
     def merge(self, other):
         """Add `other`'s sums, counts and samples to this calibrator."""
-        lib.deissn_calibrator_merge(self._handle, other._handle)
+        with self._using() as h, \
+                (contextlib.nullcontext(h) if other is self else other._using()) as o:
+            lib.deissn_calibrator_merge(h, o)
 
     @property
     def sums(self):
         """The raw state ``(sums, counts, samples)``: int64 and uint64 arrays of N values
         (sampling order) and an int."""
-        h = self._handle
-        n = lib.deissn_calibrator_steps(h)
+        n = self.steps
         sums, counts, samples = np.empty(n, np.int64), np.empty(n, np.uint64), c_uint64()
-        lib.deissn_calibrator_get_sums(h, sums.ctypes.data_as(POINTER(c_int64)),
-                                       counts.ctypes.data_as(POINTER(c_uint64)), n,
-                                       byref(samples))
+        with self._using() as h:
+            lib.deissn_calibrator_get_sums(h, sums.ctypes.data_as(POINTER(c_int64)),
+                                           counts.ctypes.data_as(POINTER(c_uint64)), n,
+                                           byref(samples))
         return sums, counts, samples.value
 
     def add_sums(self, sums, counts, samples=0):
@@ -70,17 +76,19 @@ class Calibrator(Handle):
         if sums.size != counts.size:
             raise SizeMismatch("Calibrator.add_sums: %d sums but %d counts"
                                % (sums.size, counts.size), -3)
-        lib.deissn_calibrator_add_sums(self._handle, sums.ctypes.data_as(POINTER(c_int64)),
-                                       counts.ctypes.data_as(POINTER(c_uint64)), sums.size,
-                                       samples)
+        with self._using() as h:
+            lib.deissn_calibrator_add_sums(h, sums.ctypes.data_as(POINTER(c_int64)),
+                                           counts.ctypes.data_as(POINTER(c_uint64)), sums.size,
+                                           samples)
 
     def finish(self, clip=0, metadata=None):
         """Make the table: r = mean |eps| per step at its time, the `clip` knots nearest
         tau = 0 set to the next one's value, `metadata` (a str) kept with it. The calibrator
         is unchanged. Raises :class:`StateError` when a step has no values yet."""
         out = c_void_p()
-        lib.deissn_calibrator_finish(byref(out), self._handle, clip,
-                                     metadata.encode() if metadata else None)
+        with self._using() as h:
+            lib.deissn_calibrator_finish(byref(out), h, clip,
+                                         metadata.encode() if metadata else None)
         return NormTable._wrap(out.value)
 
     def __repr__(self):

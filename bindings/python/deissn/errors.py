@@ -3,7 +3,7 @@
 __all__ = [
     "Error", "InvalidArgument", "OutOfMemory", "SizeMismatch", "NonFinite", "StateError",
     "FileError", "FormatError", "Unsupported", "ModelError", "CallbackError", "Mismatch",
-    "InternalError",
+    "InternalError", "ConcurrentUseError",
 ]
 
 
@@ -48,6 +48,12 @@ class NonFinite(Error, ArithmeticError):
 class StateError(Error, RuntimeError):
     """DEISSN_E_STATE: a call out of sequence, e.g. a step after the last one."""
     status = -5
+
+
+class ConcurrentUseError(StateError):
+    """A :class:`Sampler` or :class:`Calibrator` used while another call is using it (another
+    thread, or a callback of its own sample()). Raised by the binding, which enforces the
+    header's "one thread at a time": the call does nothing. Use one object per thread."""
 
 
 class FileError(Error, OSError):

@@ -1,18 +1,16 @@
 """Models: TorchScript files run by the library, or Python callables."""
 import os
-import threading
 from ctypes import byref, c_void_p
 
 import numpy as np
 
 from . import _lib
-from ._common import DType, Handle, Prediction, Time, to_enum
+from ._common import DType, Handle, Prediction, Time, callback, to_enum
 from ._lib import lib
 
 
 def _params(prediction, time, device=None, dtype=DType.FLOAT32, threads=0):
-    p = _lib.ModelParams()
-    lib.deissn_model_params_init(byref(p))
+    p = _lib.default_params(_lib.ModelParams)
     p.prediction = to_enum(Prediction, prediction, "prediction")
     p.time_convention = to_enum(Time, time, "time")
     p.device = device.encode() if device else None
@@ -23,32 +21,23 @@ def _params(prediction, time, device=None, dtype=DType.FLOAT32, threads=0):
 
 class _Callback:
     """The C-callable side of a Python model. It holds no reference to the Model, so the
-    Model's finaliser is not part of a reference cycle."""
+    Model's finaliser is not part of a reference cycle. What `fn` raises is kept by the
+    :class:`CallbackScope` of the sampling that called it, on that thread."""
 
     def __init__(self, fn):
         self.fn = fn
-        self.pending = threading.local()  # the exception raised by fn, per sampling thread
-        self.thunk = _lib.MODEL_FN(self)
+        self.thunk = _lib.MODEL_FN(callback(self.call))
 
-    def __call__(self, user, x, shape, ndim, t, out):
-        try:
-            shp = tuple(shape[:ndim])
-            xa = np.ctypeslib.as_array(x, shape=shp)
-            xa.flags.writeable = False  # the sampler's state: the model must not change it
-            res = np.asarray(self.fn(xa, t))
-            if res.shape != shp:
-                raise ValueError("the model returned shape %s for an input of shape %s"
-                                 % (res.shape, shp))
-            np.ctypeslib.as_array(out, shape=shp)[...] = res
-            return 0
-        except BaseException as e:  # KeyboardInterrupt too: C cannot unwind, so defer it
-            self.pending.exc = e
-            return 1
-
-    def take_exception(self):
-        exc = getattr(self.pending, "exc", None)
-        self.pending.exc = None
-        return exc
+    def call(self, user, x, shape, ndim, t, out):
+        shp = tuple(shape[:ndim])
+        xa = np.ctypeslib.as_array(x, shape=shp)
+        xa.flags.writeable = False  # the sampler's state: the model must not change it
+        res = np.asarray(self.fn(xa, t))
+        if res.shape != shp:
+            raise ValueError("the model returned shape %s for an input of shape %s"
+                             % (res.shape, shp))
+        np.ctypeslib.as_array(out, shape=shp)[...] = res
+        return 0
 
 
 class Model(Handle):
@@ -96,9 +85,6 @@ class Model(Handle):
         model = cls._wrap(out.value, keep=(cb,))  # the thunk must outlive the C model
         model._callback = cb
         return model
-
-    def _take_exception(self):
-        return self._callback.take_exception() if self._callback else None
 
     def __repr__(self):
         kind = "callable" if self._callback else "torchscript"

@@ -1,13 +1,15 @@
 """The sampler: the DEIS / DEIS-SN stepping state machine, and the full sampling loop."""
+import contextlib
 from collections import namedtuple
 from ctypes import byref, c_int64, c_void_p
 
 import numpy as np
 
 from . import _lib
-from ._common import Handle, Method, Prediction, input_array, inplace_array, to_enum
+from ._common import (CallbackScope, Handle, Method, Prediction, callback, input_array,
+                      inplace_array, to_enum)
 from ._lib import c_float_p, lib
-from .errors import CallbackError, SizeMismatch, StateError
+from .errors import Error, SizeMismatch, StateError
 
 DONE = 1
 
@@ -45,26 +47,28 @@ class Sampler(Handle):
 
         x = sampler.sample(model, x)
 
-    The sampler keeps `schedule` and `table` alive. Use it from one thread at a time.
+    The sampler keeps `schedule` and `table` alive. It is used by one thread at a time: a
+    call while another thread's call is using it (or from a callback of its own sample())
+    raises :class:`ConcurrentUseError` rather than waiting, and does nothing.
     Raises :class:`InvalidArgument` (order > 3) or :class:`Mismatch` (the table was made for
     another noise schedule; pass ``allow_table_mismatch=True`` to accept it).
     """
 
     _free = lib.deissn_sampler_free
+    _exclusive = True
 
     def __init__(self, schedule, table=None, *, order=3, lower_order_final=False,
                  method="eps", corrector=False, allow_table_mismatch=False):
-        p = _lib.SamplerParams()
-        lib.deissn_sampler_params_init(byref(p))
+        p = _lib.default_params(_lib.SamplerParams)
         p.order = order
-        p.lower_order_final = bool(lower_order_final)
+        p.lower_order_final = int(bool(lower_order_final))
         p.method = to_enum(Method, method, "method")
-        p.corrector = bool(corrector)
-        p.allow_table_mismatch = bool(allow_table_mismatch)
+        p.corrector = int(bool(corrector))
+        p.allow_table_mismatch = int(bool(allow_table_mismatch))
         out = c_void_p()
         lib.deissn_sampler_create(byref(out), schedule._handle,
                                   table._handle if table is not None else None, byref(p))
-        self._ptr, self._keep = out.value, ()
+        self._adopt(out.value)
         self.schedule, self.table = schedule, table
 
     @classmethod
@@ -89,7 +93,8 @@ class Sampler(Handle):
 
     def _next(self):
         s = _lib.StepInfo()
-        return lib.deissn_sampler_next(self._handle, byref(s)), s
+        with self._using() as h:
+            return lib.deissn_sampler_next(h, byref(s)), s
 
     @property
     def info(self):
@@ -103,7 +108,8 @@ class Sampler(Handle):
 
     def reset(self):
         """Rewind to step 0 for a new batch (of any size)."""
-        lib.deissn_sampler_reset(self._handle)
+        with self._using() as h:
+            lib.deissn_sampler_reset(h)
 
     def __iter__(self):
         """Start a new run (reset) and yield a :class:`StepInfo` per step; call
@@ -133,8 +139,10 @@ class Sampler(Handle):
         if out.size != xa.size:
             raise SizeMismatch("Sampler.step: model_out has %d elements, x has %d"
                                % (out.size, xa.size), -3)
-        lib.deissn_step(self._handle, xa.ctypes.data_as(c_float_p), out.ctypes.data_as(c_float_p),
-                        xa.size, to_enum(Prediction, prediction, "prediction"), None)
+        prediction = to_enum(Prediction, prediction, "prediction")
+        with self._using() as h:
+            lib.deissn_step(h, xa.ctypes.data_as(c_float_p), out.ctypes.data_as(c_float_p),
+                            xa.size, prediction, None)
         return x
 
     def sample(self, model, x, progress=None, calibrator=None):
@@ -143,34 +151,33 @@ class Sampler(Handle):
         x holds the initial noise (float32, C-contiguous, writable, shape [batch, ...]) and is
         overwritten with the samples; on error it is left as it was. progress, if given, is
         called as ``progress(step, steps)`` after each step; raise in it to stop. Exceptions
-        raised by a Python model or by progress are re-raised here. A :class:`Calibrator`,
+        raised by a Python model or by progress are re-raised here, and so is Ctrl-C
+        (KeyboardInterrupt), at the latest after the step in progress, with x as it was. A :class:`Calibrator`,
         if given, receives every step's eps once the whole sampling has succeeded.
         """
         xa = inplace_array(x, "x")
         shape = (c_int64 * xa.ndim)(*xa.shape)
-        opts = _lib.SampleOptions(version=1)
-        if calibrator is not None:
-            opts.calibrator = calibrator._handle
-        raised = []
-        if progress is not None:
-            def call_progress(user, step, steps):
-                try:
-                    progress(step, steps)
-                    return 0
-                except BaseException as e:
-                    raised.append(e)
-                    return 1
-            opts.progress = _lib.PROGRESS_FN(call_progress)
-        try:
-            lib.deissn_sample(self._handle, model._handle, xa.ctypes.data_as(c_float_p), shape,
-                              xa.ndim, byref(opts))
-        except CallbackError:
-            exc = model._take_exception() or (raised[0] if raised else None)
-            if exc is None:
-                raise
-        else:
-            return x
-        raise exc
+        opts = _lib.SampleOptions(version=_lib.SampleOptions._version_)
+        # Always a progress callback: it gives Python control between steps, so that a
+        # signal (Ctrl-C) is handled then even while a TorchScript model runs.
+        def call_progress(user, step, steps):
+            if progress is not None:
+                progress(step, steps)
+            return 0
+        opts.progress = _lib.PROGRESS_FN(callback(call_progress))
+        with contextlib.ExitStack() as held:
+            h = held.enter_context(self._using())
+            if calibrator is not None:
+                opts.calibrator = held.enter_context(calibrator._using())
+            scope = held.enter_context(CallbackScope())
+            try:
+                lib.deissn_sample(h, model._handle, xa.ctypes.data_as(c_float_p), shape,
+                                  xa.ndim, byref(opts))
+            except Error:
+                if scope.exc is None:
+                    raise
+        scope.reraise()
+        return x
 
     def coeffs(self):
         """The coefficients of every step, a list of :class:`StepCoeffs` (c and r trimmed to

@@ -39,8 +39,7 @@ class Schedule(Handle):
                  beta_start=None, beta_end=None, beta_min=0.1, beta_max=20.0, betas=None,
                  alphas_cumprod=None, taus=None, power=1.0, karras_rho=7.0, tau_min_eval=None,
                  tau_end=0.0):
-        p = _lib.ScheduleParams()
-        lib.deissn_schedule_params_init(byref(p))
+        p = _lib.default_params(_lib.ScheduleParams)
         if betas is not None and alphas_cumprod is not None:
             raise InvalidArgument("Schedule: give betas or alphas_cumprod, not both")
         custom, implied = (betas, Noise.CUSTOM_BETAS) if betas is not None else \
@@ -75,7 +74,7 @@ class Schedule(Handle):
         p.tau_end = tau_end
         out = c_void_p()
         lib.deissn_schedule_create(byref(out), byref(p))  # copies the arrays
-        self._ptr, self._keep = out.value, ()
+        self._adopt(out.value)
 
     @property
     def steps(self):
@@ -128,9 +127,7 @@ def preset(name="best", steps=10):
     """
     if name not in _PRESETS:
         raise InvalidArgument("preset: %r is not one of %s" % (name, ", ".join(_PRESETS)))
-    sp, pp = _lib.ScheduleParams(), _lib.SamplerParams()
-    lib.deissn_schedule_params_init(byref(sp))
-    lib.deissn_sampler_params_init(byref(pp))
+    sp, pp = _lib.default_params(_lib.ScheduleParams), _lib.default_params(_lib.SamplerParams)
     lib.deissn_preset_params(_PRESETS[name], steps, byref(sp), byref(pp))
     schedule_kwargs = dict(spacing=Spacing(sp.spacing).name.lower(), steps=sp.steps,
                            power=sp.power, karras_rho=sp.karras_rho,

@@ -13,7 +13,16 @@ use crate::{NormTable, Schedule};
 /// Feed it with [`Sampler::sample_calibrated`](crate::Sampler::sample_calibrated) or
 /// [`Calibrator::add`]; combine processes with [`Calibrator::merge`] or
 /// [`Calibrator::sums`] / [`Calibrator::add_sums`]; make the table with
-/// [`Calibrator::finish`]. `Send` but not `Sync`: one thread at a time, as the header says.
+/// [`Calibrator::finish`]. `Send` but not `Sync`: one thread at a time, as the header says
+/// (mutation takes `&mut self`, and no `&Calibrator` reaches another thread):
+/// ```compile_fail,E0277
+/// fn shared<T: Sync>() {}
+/// shared::<deissn::Calibrator>();
+/// ```
+/// ```
+/// fn send<T: Send>() {}
+/// send::<deissn::Calibrator>();
+/// ```
 #[derive(Debug)]
 pub struct Calibrator {
     ptr: NonNull<sys::deissn_calibrator>,

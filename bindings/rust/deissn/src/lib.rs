@@ -2,14 +2,14 @@
 //! diffusion models (Zhang & Chen 2022; Xia et al. 2023).
 //!
 //! ```no_run
-//! use deissn::{Model, ModelParams, NormTable, Preset, Sampler, SamplerParams, Schedule};
+//! use deissn::{Model, ModelParams, NormTable, Preset, Sampler, Schedule};
 //!
 //! # fn main() -> deissn::Result<()> {
-//! // The measured best configuration for 10 model evaluations (Preset::Reference: the paper's).
-//! let schedule = Schedule::builder().preset(Preset::Best, 10)?.build()?;
+//! // The measured best configuration for 10 model evaluations (Preset::Reference: the paper's),
+//! // over the default noise schedule (set it on the builder: Schedule::builder().noise(...)).
+//! let (schedule, params) = Preset::Best.apply(Schedule::builder(), 10)?;
 //! let table = NormTable::load("cifar10_Ls_score_abs.pt", 5)?;
-//! let params = SamplerParams::preset(Preset::Best, 10)?;
-//! let mut sampler = Sampler::new(&schedule, Some(&table), &params)?;
+//! let mut sampler = Sampler::new(&schedule.build()?, Some(&table), &params)?;
 //! let model = Model::load("model.pt", &ModelParams::default())?;
 //! let shape = [16, 3, 32, 32];
 //! let mut x = vec![0.0f32; shape.iter().product()];

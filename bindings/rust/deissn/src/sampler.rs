@@ -7,7 +7,7 @@ use deissn_sys as sys;
 
 use crate::error::{check, Error, ErrorKind, Result};
 use crate::model::{set_pending, take_pending, Model, Pending, Prediction};
-use crate::{Calibrator, NormTable, Schedule};
+use crate::{Calibrator, NormTable, Schedule, ScheduleBuilder};
 
 /// Options of [`Sampler::new`]; `SamplerParams::default()` is order 3, the reference's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,32 +60,54 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub(crate) fn raw(self) -> i32 {
+    fn raw(self) -> i32 {
         match self {
             Preset::Best => sys::deissn_preset_DEISSN_PRESET_BEST as i32,
             Preset::Reference => sys::deissn_preset_DEISSN_PRESET_REFERENCE as i32,
         }
     }
+
+    /// The preset for `nfe` model evaluations, applied once to both halves
+    /// (`deissn_preset_params`): `schedule` with its sampling times set (spacing, steps,
+    /// power, karras_rho, tau_min_eval, tau_end; the noise schedule and T are kept, and set
+    /// them first: a log-SNR row computes its tau_min_eval from them), and the sampler's
+    /// params (order, lower_order_final, method, corrector).
+    ///
+    /// ```
+    /// # use deissn::{Noise, Preset, Sampler, Schedule};
+    /// # fn main() -> deissn::Result<()> {
+    /// let (schedule, params) = Preset::Best.apply(Schedule::builder().noise(Noise::Linear), 10)?;
+    /// let sampler = Sampler::new(&schedule.build()?, None, &params)?;
+    /// assert_eq!(sampler.steps(), 10);
+    /// # Ok(())
+    /// # }
+    /// ```
+    /// Errors: `InvalidArgument` (nfe 0 or above the training steps).
+    pub fn apply(self, schedule: ScheduleBuilder, nfe: u32) -> Result<(ScheduleBuilder, SamplerParams)> {
+        let (mut schedule, mut p) = (schedule, raw_params(&SamplerParams::default()));
+        // SAFETY: both structs are initialised; the call writes only their fields.
+        check(unsafe { sys::deissn_preset_params(self.raw(), nfe, schedule.raw_mut(), &mut p) })?;
+        let method = if p.method == Method::Data.raw() { Method::Data } else { Method::Eps };
+        Ok((schedule.preset_applied(),
+            SamplerParams { order: p.order, lower_order_final: p.lower_order_final != 0,
+                            allow_table_mismatch: false, method, corrector: p.corrector != 0 }))
+    }
 }
 
-impl SamplerParams {
-    /// The sampler half of `preset` for `nfe` model evaluations (order, lower_order_final);
-    /// use it with a schedule from [`ScheduleBuilder::preset`](crate::ScheduleBuilder::preset)
-    /// for the same preset and NFE. Errors: `InvalidArgument` for `nfe == 0`.
-    pub fn preset(preset: Preset, nfe: u32) -> Result<SamplerParams> {
-        let mut p = MaybeUninit::uninit();
-        // SAFETY: params_init fills the whole struct; preset_params writes only its fields and
-        // accepts a NULL schedule.
-        let p = unsafe {
-            sys::deissn_sampler_params_init(p.as_mut_ptr());
-            let mut p = p.assume_init();
-            check(sys::deissn_preset_params(preset.raw(), nfe, ptr::null_mut(), &mut p))?;
-            p
-        };
-        let method = if p.method == Method::Data.raw() { Method::Data } else { Method::Eps };
-        Ok(SamplerParams { order: p.order, lower_order_final: p.lower_order_final != 0,
-                           allow_table_mismatch: false, method, corrector: p.corrector != 0 })
-    }
+/// The C params of `params`.
+fn raw_params(params: &SamplerParams) -> sys::deissn_sampler_params {
+    let mut p = MaybeUninit::uninit();
+    // SAFETY: params_init fills the whole struct when given a valid pointer.
+    let mut p = unsafe {
+        sys::deissn_sampler_params_init(p.as_mut_ptr());
+        p.assume_init()
+    };
+    p.order = params.order;
+    p.lower_order_final = params.lower_order_final.into();
+    p.allow_table_mismatch = params.allow_table_mismatch.into();
+    p.method = params.method.raw();
+    p.corrector = params.corrector.into();
+    p
 }
 
 /// Where a sampler stands: the model is to be evaluated at `tau` (model time `model_t` =
@@ -143,8 +165,23 @@ pub struct Timings {
 /// The DEIS / DEIS-SN stepping state machine over a [`Schedule`], normalised by an optional
 /// [`NormTable`]. All coefficients are computed by [`Sampler::new`], once.
 ///
-/// `Send` but not `Sync`: one thread at a time, as the header requires. It keeps its
+/// `Send` but not `Sync`: one thread at a time, as the header requires. Stepping and
+/// sampling take `&mut self`, and no `&Sampler` can reach another thread, so two threads can
+/// never use one sampler at once (share one through a `Mutex` if you must). It keeps its
 /// schedule and table alive inside the library, so it borrows neither.
+///
+/// A sampler moves to another thread:
+/// ```
+/// fn send<T: Send>(_: T) {}
+/// # fn f(s: deissn::Sampler) {
+/// send(s);
+/// # }
+/// ```
+/// but cannot be shared by threads:
+/// ```compile_fail,E0277
+/// fn shared<T: Sync>() {}
+/// shared::<deissn::Sampler>();
+/// ```
 #[derive(Debug)]
 pub struct Sampler {
     ptr: NonNull<sys::deissn_sampler>,
@@ -163,17 +200,7 @@ impl Sampler {
     /// Create a sampler. Errors: `InvalidArgument` (order > 3), `Mismatch` (the table was
     /// made for another noise schedule).
     pub fn new(schedule: &Schedule, table: Option<&NormTable>, params: &SamplerParams) -> Result<Sampler> {
-        let mut p = MaybeUninit::uninit();
-        // SAFETY: params_init fills the whole struct when given a valid pointer.
-        let mut p = unsafe {
-            sys::deissn_sampler_params_init(p.as_mut_ptr());
-            p.assume_init()
-        };
-        p.order = params.order;
-        p.lower_order_final = params.lower_order_final.into();
-        p.allow_table_mismatch = params.allow_table_mismatch.into();
-        p.method = params.method.raw();
-        p.corrector = params.corrector.into();
+        let p = raw_params(params);
         let table = table.map_or(ptr::null(), NormTable::as_ptr);
         let mut out = ptr::null_mut();
         check(unsafe { sys::deissn_sampler_create(&mut out, schedule.as_ptr(), table, &p) })?;

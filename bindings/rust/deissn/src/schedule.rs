@@ -146,17 +146,14 @@ impl ScheduleBuilder {
         self.raw.tau_end = tau;
         self
     }
-    /// The sampling times of `preset` for `nfe` model evaluations: sets the spacing, steps,
-    /// power, karras_rho, tau_min_eval and tau_end, and leaves the noise schedule as it is.
-    /// Pair it with [`SamplerParams::preset`](crate::SamplerParams::preset).
-    /// Errors: `InvalidArgument` (nfe 0 or above the training steps).
-    pub fn preset(mut self, preset: crate::Preset, nfe: u32) -> Result<Self> {
-        let mut raw = self.raw;
-        // SAFETY: raw is an initialised params struct; the call writes only its fields.
-        check(unsafe { sys::deissn_preset_params(preset.raw(), nfe, &mut raw, ptr::null_mut()) })?;
-        self.raw = raw;
+    /// The C params, for [`Preset::apply`](crate::Preset::apply).
+    pub(crate) fn raw_mut(&mut self) -> &mut sys::deissn_schedule_params {
+        &mut self.raw
+    }
+    /// After a preset set the sampling times: custom taus no longer apply.
+    pub(crate) fn preset_applied(mut self) -> Self {
         self.taus = None;
-        Ok(self)
+        self
     }
 
     /// Create the schedule. Errors: [`ErrorKind::InvalidArgument`](crate::ErrorKind) for bad
