@@ -192,8 +192,8 @@ int32_t check_forward(const char *fn, const char *path, const torch::jit::Module
     for (size_t i = 3; i < args.size(); i++)
         if (!args[i].default_value())
             return FAIL(DEISSN_E_MODEL,
-                        "%s: %s: forward's argument %zu ('%s') has no default; libdeissn passes "
-                        "only (x, t)", fn, path, i - 1, args[i].name().c_str());
+                        "%s: %s: forward's input %zu ('%s') has no default; libdeissn passes "
+                        "only (x, t)", fn, path, i, args[i].name().c_str());
     return DEISSN_OK;
 }
 

@@ -289,6 +289,53 @@ static void test_bad_models(const char *tmpdir) {
     expect_sample_error("wrong_shape.pt", DEISSN_E_MODEL, "shape");
     expect_sample_error("wrong_dtype.pt", DEISSN_E_MODEL, "int64");
     expect_sample_error("returns_nan.pt", DEISSN_E_NONFINITE, "step");
+    /* Finite outputs that overflow: the state after the update is checked on this path too
+     * (it once returned Inf samples with status OK), and a float64 output beyond float32 is
+     * named as such rather than as a NaN the model never produced. */
+    expect_sample_error("huge_output.pt", DEISSN_E_NONFINITE, "the state became");
+    expect_sample_error("float64_huge.pt", DEISSN_E_NONFINITE, "overflows float32");
+    expect_load_error("needs_cond.pt -> MODEL naming the argument without a default",
+                      model_path("needs_cond.pt"), NULL, DEISSN_DTYPE_FLOAT32, DEISSN_E_MODEL,
+                      "'c'");
+}
+
+/* Models that misbehave in ways the sampler must not notice: one that writes into its
+ * inputs (it gets a copy of the state and a fresh time tensor), one whose forward has a
+ * further argument with a default. Both must give gaussian_eps.pt's samples, bit for bit. */
+static void test_harmless_models(void) {
+    deissn_schedule *sched = make_schedule(10);
+    deissn_normtable *table = make_table();
+    deissn_model *ref = NULL;
+    if (load(&ref, model_path("gaussian_eps.pt"), NULL, DEISSN_DTYPE_FLOAT32)) {
+        check(0, "load gaussian_eps.pt", "%s", deissn_last_error());
+        return;
+    }
+    const char *files[] = {"edits_input.pt", "default_arg.pt"};
+    for (int f = 0; f < 2; f++) {
+        deissn_model *m = NULL;
+        int32_t st = load(&m, model_path(files[f]), NULL, DEISSN_DTYPE_FLOAT32);
+        check(st == DEISSN_OK, files[f], "load: %s", deissn_last_error());
+        if (st) continue;
+        for (uint32_t order = 0; order <= 3; order++) {
+            deissn_sampler *smp = make_sampler(sched, order ? table : NULL, order);
+            float a[NUMEL], b[NUMEL];
+            deissn_fill_noise(11, 0, 3, 16, a);
+            memcpy(b, a, sizeof a);
+            int32_t s1 = deissn_sample(smp, ref, a, SHAPE, 4, NULL);
+            int32_t s2 = deissn_sample(smp, m, b, SHAPE, 4, NULL);
+            char name[200];
+            snprintf(name, sizeof name, "%s, order %u: the same samples as gaussian_eps.pt",
+                     files[f], order);
+            check(s1 == DEISSN_OK && s2 == DEISSN_OK && memcmp(a, b, sizeof a) == 0, name,
+                  "status %d/%d, max |diff| %.3g (%s)", s1, s2, max_abs_diff(a, b, NUMEL),
+                  deissn_last_error());
+            deissn_sampler_free(smp);
+        }
+        deissn_model_free(m);
+    }
+    deissn_model_free(ref);
+    deissn_normtable_free(table);
+    deissn_schedule_free(sched);
 }
 
 static void test_truncated(const char *tmpdir) {
@@ -494,6 +541,7 @@ int main(int argc, char **argv) {
         }
         test_matches_callback();
         test_bad_models(tmp);
+        test_harmless_models();
         test_truncated(tmp);
         test_devices();
         test_progress_and_determinism();

@@ -25,6 +25,13 @@ Bad models (each must be rejected with a precise status):
   wrong_dtype.pt   returns an int64 tensor of x's shape
   returns_nan.pt   returns NaN once t < 500 (finite before)
   not_a_model.pt   a torch.save'd tensor: a valid zip archive, but not TorchScript
+  huge_output.pt   returns 3.4e38 everywhere: finite, but the state overflows float32
+  float64_huge.pt  returns 1e300 in float64: finite there, not in float32
+  needs_cond.pt    forward(x, t, c) with c required: libdeissn passes only (x, t)
+
+Models that misbehave in ways the sampler must survive (samples equal gaussian_eps.pt's):
+  edits_input.pt   gaussian_eps.pt that then zeroes its input in place (x.mul_(0))
+  default_arg.pt   gaussian_eps.pt with a third argument that has a default, forward(x, t, c=1)
 """
 import os
 import sys
@@ -109,6 +116,42 @@ class ReturnsNan(torch.nn.Module):
         return 0.5 * x
 
 
+class HugeOutput(torch.nn.Module):
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return torch.full_like(x, 3.4e38)
+
+
+class Float64Huge(torch.nn.Module):
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return torch.full_like(x, 1e300, dtype=torch.float64)
+
+
+class NeedsCond(torch.nn.Module):
+    def forward(self, x: Tensor, t: Tensor, c: Tensor) -> Tensor:
+        return x * c
+
+
+class EditsInput(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = Gaussian(0)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        out = self.inner(x, t)
+        x.mul_(0.0)
+        t.mul_(0.0)
+        return out
+
+
+class DefaultArg(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = Gaussian(0)
+
+    def forward(self, x: Tensor, t: Tensor, scale: float = 1.0) -> Tensor:
+        return self.inner(x, t) * scale
+
+
 def main() -> None:
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     os.makedirs(out_dir, exist_ok=True)
@@ -121,6 +164,11 @@ def main() -> None:
         "wrong_shape.pt": WrongShape(),
         "wrong_dtype.pt": WrongDtype(),
         "returns_nan.pt": ReturnsNan(),
+        "huge_output.pt": HugeOutput(),
+        "float64_huge.pt": Float64Huge(),
+        "needs_cond.pt": NeedsCond(),
+        "edits_input.pt": EditsInput(),
+        "default_arg.pt": DefaultArg(),
     }
     for name, module in modules.items():
         path = os.path.join(out_dir, name)
