@@ -145,7 +145,7 @@ fn callback_errors_and_panics() {
 #[test]
 fn torchscript_model_matches_the_closure() {
     if !deissn::has_torch() {
-        println!("skipped: this libdeissn was built without libtorch");
+        println!("skipped: torchscript_model_matches_the_closure: this libdeissn was built without libtorch");
         return;
     }
     let model = Model::load(repo().join("tests/models/gaussian_eps.pt"), &ModelParams::default()).unwrap();
@@ -191,7 +191,7 @@ fn table_knots_and_schedule_times() {
 #[test]
 fn example_builds_and_runs() {
     if !deissn::has_torch() {
-        println!("skipped: this libdeissn was built without libtorch");
+        println!("skipped: example_builds_and_runs: this libdeissn was built without libtorch");
         return;
     }
     // cargo builds the examples before the tests; they live next to deps/.

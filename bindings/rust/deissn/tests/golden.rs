@@ -63,7 +63,7 @@ fn golden_cases() {
         ran += 1;
     }
     for s in &skipped {
-        println!("SKIP {s}");
+        println!("SKIP golden_cases: case {s}");
     }
     assert!(ran > 0);
     println!("{ran} golden cases passed, {} skipped", skipped.len());
