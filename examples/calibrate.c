@@ -246,7 +246,7 @@ static int calibrate(const options *o)
              (long long)o->shape[0], (long long)o->shape[1], (long long)o->shape[2], o->seed,
              o->steps, deissn_version_string());
     if (status == 0 &&
-        (rc = deissn_calibrator_finish(&table, cal, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, o->clip, o->metadata ? o->metadata : meta})))
+        (rc = deissn_calibrator_finish(&table, cal, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = o->clip, .metadata = o->metadata ? o->metadata : meta})))
         status = fail("making the table", rc);
     if (status == 0 && (rc = deissn_normtable_save(table, out)) != DEISSN_OK)
         status = fail("saving the table", rc);
@@ -317,7 +317,7 @@ static int export_csv(const options *o)
         return 2;
     }
     deissn_normtable *t = NULL;
-    int32_t rc = deissn_normtable_load(&t, o->csv, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, o->clip, NULL});
+    int32_t rc = deissn_normtable_load(&t, o->csv, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = o->clip, .metadata = NULL});
     if (rc != DEISSN_OK) return fail(o->csv, rc);
     rc = deissn_normtable_export_csv(t, o->out);
     deissn_normtable_free(t);

@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     deissn_schedule *sched = NULL;
     deissn_sampler *s = NULL;
     int32_t rc;
-    if (table_path && (rc = deissn_normtable_load(&table, table_path, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, clip, NULL})) != DEISSN_OK)
+    if (table_path && (rc = deissn_normtable_load(&table, table_path, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = clip, .metadata = NULL})) != DEISSN_OK)
         return fail("loading the table", rc);
     if ((rc = deissn_schedule_create(&sched, &sp)) != DEISSN_OK)
         return fail("schedule", rc);

@@ -9,7 +9,7 @@ int main(void) {
     deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
     deissn_schedule *schedule;
     deissn_sampler *sampler;
-    if (deissn_preset_params(DEISSN_PRESET_BEST, 10, &sp, &pp) != DEISSN_OK || /* 10 NFE */
+    if (deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, &sp, &pp, NULL) != DEISSN_OK || /* 10 NFE */
         deissn_schedule_create(&schedule, &sp) != DEISSN_OK ||
         deissn_sampler_create(&sampler, schedule, NULL, &pp) != DEISSN_OK) {
         fprintf(stderr, "deissn: %s\n", deissn_last_error());

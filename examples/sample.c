@@ -255,7 +255,7 @@ int main(int argc, char **argv)
     deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
     deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
     int32_t preset = strcmp(o.preset, "best") ? DEISSN_PRESET_REFERENCE : DEISSN_PRESET_BEST;
-    if ((rc = deissn_preset_params(preset, o.steps, &sp, &pp)) != DEISSN_OK)
+    if ((rc = deissn_preset_params(preset, o.steps, NULL, &sp, &pp, NULL)) != DEISSN_OK)
         return fail("preset", rc);
     int sampler_given = o.sampler != NULL;
     if (!sampler_given) o.sampler = pp.method == DEISSN_METHOD_DATA ? "x0" : "deis-sn";

@@ -138,7 +138,7 @@ typedef enum deissn_enum {
     DEISSN_ENUM_PREDICTION = 3, /* deissn_prediction: epsilon, sample, v_prediction */
     DEISSN_ENUM_TIME = 4,       /* deissn_time_convention: model_index, tau, tau_1000, sigma */
     DEISSN_ENUM_DTYPE = 5,      /* deissn_dtype: float32, float16, bfloat16 */
-    DEISSN_ENUM_PRESET = 6      /* deissn_preset: best, reference */
+    DEISSN_ENUM_PRESET = 6      /* deissn_preset: best, reference, tuned */
 } deissn_enum;
 
 /* The canonical name of `value` of enum `kind` (the spellings above: diffusers' where it has
@@ -270,10 +270,38 @@ typedef struct deissn_normtable deissn_normtable;
 /* The longest metadata string a table carries, in bytes (not counting the NUL). */
 #define DEISSN_NORMTABLE_METADATA_MAX 65535
 
+/* A tuned plan: how to sample one model with exactly `nfe` model evaluations, learned by the
+ * calibration run (deissn-calibrate; docs/tuning.md) and stored in the model's table. The
+ * times are free (not a named spacing). An output struct when read from a table: set
+ * `version` (DEISSN_PLAN_INIT) first. */
+#define DEISSN_PLAN_MAX_NFE 64
+#define DEISSN_PLAN_VERSION 1
+typedef struct deissn_plan {
+    uint32_t version;           /* DEISSN_PLAN_VERSION */
+    uint32_t nfe;               /* model evaluations, 1..DEISSN_PLAN_MAX_NFE */
+    int32_t method;             /* deissn_method */
+    uint32_t order;             /* 0..3 */
+    uint32_t corrector;         /* 1: METHOD_DATA with the corrector */
+    uint32_t lower_order_final; /* as in deissn_sampler_params */
+    uint32_t uses_table;        /* 1: METHOD_EPS normalised by the table the plan is in */
+    uint32_t samples;           /* held-out samples the errors were measured on */
+    double tau_end;             /* where sampling stops */
+    double taus[DEISSN_PLAN_MAX_NFE]; /* tau_N > ... > tau_1 > tau_end; the first nfe */
+    double error;               /* held-out RMSE of the samples against a converged solution
+                                   of the same ODE from the same noise */
+    double error_low, error_high; /* its 95 % bootstrap interval */
+    double best_error;          /* the same measure, same samples, for DEISSN_PRESET_BEST */
+} deissn_plan;
+
+#define DEISSN_PLAN_INIT { DEISSN_PLAN_VERSION, 0, 0, 0, 0, 0, 0, 0, 0.0, {0}, 0.0, 0.0, 0.0, 0.0 }
+
+/* The most plans a table holds. */
+#define DEISSN_NORMTABLE_MAX_PLANS 64
+
 /* What a table records beside its knots. Every function that makes a table takes one (NULL:
  * the defaults), so a fingerprint, a clip or metadata is set the same way everywhere; zero
  * and NULL mean "what the source has" (nothing for deissn_normtable_create()). */
-#define DEISSN_NORMTABLE_PARAMS_VERSION 1
+#define DEISSN_NORMTABLE_PARAMS_VERSION 2
 typedef struct deissn_normtable_params {
     uint32_t version;      /* DEISSN_NORMTABLE_PARAMS_VERSION */
     uint32_t fingerprint;  /* deissn_schedule_fingerprint() of the schedule the values were
@@ -286,9 +314,15 @@ typedef struct deissn_normtable_params {
     const char *metadata;  /* UTF-8 text kept with the table (model, settings, command...),
                               at most DEISSN_NORMTABLE_METADATA_MAX bytes; copied, not kept.
                               NULL (default): the source's; "": none */
+    /* Version 2: */
+    const deissn_plan *plans; /* the table's tuned plans, n_plans of them with distinct nfe
+                                 (copied; any order), at most DEISSN_NORMTABLE_MAX_PLANS.
+                                 NULL (default): the source's; n_plans 0 with a non-NULL
+                                 pointer: none */
+    size_t n_plans;
 } deissn_normtable_params;
 
-#define DEISSN_NORMTABLE_PARAMS_INIT { DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, NULL }
+#define DEISSN_NORMTABLE_PARAMS_INIT { DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, NULL, NULL, 0 }
 
 /* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()). */
 DEISSN_API int32_t deissn_normtable_params_init(deissn_normtable_params *params, uint32_t version);
@@ -324,6 +358,14 @@ DEISSN_API int32_t deissn_normtable_from_reference(deissn_normtable **out,
  *            deissn_normtable_create()); DEISSN_E_NOMEM. */
 DEISSN_API int32_t deissn_normtable_copy(deissn_normtable **out, const deissn_normtable *table,
                                          const deissn_normtable_params *params);
+
+/* The number of tuned plans the table holds (0 when table is NULL). */
+DEISSN_API size_t deissn_normtable_plan_count(const deissn_normtable *table);
+
+/* Plan i (0..count-1, in increasing nfe) into *plan (its version set by the caller).
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, i out of range, plan->version unknown). */
+DEISSN_API int32_t deissn_normtable_plan(const deissn_normtable *table, size_t i,
+                                         deissn_plan *plan);
 
 /* Release a reference to a table. NULL is allowed. */
 DEISSN_API void deissn_normtable_free(deissn_normtable *table);
@@ -670,35 +712,41 @@ typedef enum deissn_preset {
     DEISSN_PRESET_BEST = 0,      /* the configuration with the lowest error at this NFE in
                                     libdeissn's evaluation on two models (docs/presets.md):
                                     the spacing, order, lower_order_final, tau_end, method
-                                    and corrector chosen per NFE. Rows with METHOD_DATA do not
-                                    use the table */
-    DEISSN_PRESET_REFERENCE = 1  /* the reference implementation's DEIS-SN setup, for
+                                    and corrector chosen per NFE */
+    DEISSN_PRESET_REFERENCE = 1, /* the reference implementation's DEIS-SN setup, for
                                     reproducing the paper: quadratic spacing, tau_end 0,
                                     order 3, no lower_order_final (the structs' defaults) */
+    DEISSN_PRESET_TUNED = 2      /* the plan tuned on this model and stored in its table
+                                    (deissn_plan, deissn-calibrate): the table's plan for
+                                    this NFE, or for the nearest tuned NFE below it; BEST when
+                                    the table has no plans or none at or below this NFE */
 } deissn_preset;
 
 /* Set the sampling fields of `schedule` and `sampler` to `preset` for `nfe` model
  * evaluations. Both structs must have been initialised (DEISSN_*_PARAMS_INIT or *_init());
- * only these fields are written:
- *   schedule: spacing, steps (= nfe), power, karras_rho, tau_min_eval, tau_end;
- *   sampler:  order, lower_order_final, method, corrector (a version-1 sampler struct, from
- *             an older header, gets order and lower_order_final only).
- * Everything else (the noise schedule, T, custom arrays, allow_table_mismatch) is left as the
- * caller set it, so a preset combines with any noise schedule; a LOGSNR row that stops at
- * tau_end > 0 computes tau_min_eval from it (nfe evaluations and tau_end uniform in log-SNR).
- * Either pointer may be NULL (that struct is not touched). A table, when the caller has one,
- * is given to deissn_sampler_create() as usual: the METHOD_EPS rows were chosen with one
- * (DEIS-SN), METHOD_DATA rows ignore it. Any nfe from 1 to T is accepted; BEST was measured
- * at 5, 6, 8, 10, 15 and 20, and an nfe in between uses the row below it (5 below 5, 20
- * above 20).
+ * only these fields are written, as far as each struct's version has them:
+ *   schedule: spacing, steps, power, karras_rho, tau_min_eval, tau_end, custom_taus;
+ *   sampler:  order, lower_order_final, method, corrector.
+ * Everything else (the noise schedule, T, allow_table_mismatch, prediction) is left as the
+ * caller set it, so BEST and REFERENCE combine with any noise schedule; a LOGSNR row that
+ * stops at tau_end > 0 computes tau_min_eval from it. `table` (may be NULL) is the table the
+ * caller samples with: TUNED reads its plans, and then schedule->custom_taus points into the
+ * table (valid while the table lives) and schedule->steps is the plan's NFE, which is below
+ * `nfe` when the table has no plan for exactly `nfe`. *use_table (may be NULL) says whether
+ * to give the table to deissn_sampler_create(): 1 for the DEIS-SN rows and plans, 0 for the
+ * others (they were measured without it). BEST was measured at 5, 6, 8, 10, 15 and 20; an nfe
+ * in between uses the row below it (5 below 5, 20 above 20).
  * Threads:   reentrant.
  * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (unknown preset, nfe 0 or above
- *            schedule->num_train_steps, a struct of an unknown version, both pointers NULL, a
- *            noise schedule deissn_schedule_create() refuses when a LOGSNR row needs it). On
+ *            schedule->num_train_steps, a struct of an unknown version, both struct pointers
+ *            NULL, a noise schedule deissn_schedule_create() refuses when a row needs it);
+ *            DEISSN_E_MISMATCH (TUNED: the table's plans were tuned for another noise
+ *            schedule than `schedule` describes, unless sampler->allow_table_mismatch). On
  *            error neither struct is changed. */
 DEISSN_API int32_t deissn_preset_params(int32_t preset, uint32_t nfe,
+                                        const deissn_normtable *table,
                                         deissn_schedule_params *schedule,
-                                        deissn_sampler_params *sampler);
+                                        deissn_sampler_params *sampler, int32_t *use_table);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Models and the full sampling loop                                                          */

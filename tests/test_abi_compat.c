@@ -136,7 +136,7 @@ static void test_sampler_params(void)
                      "a struct followed by 0xAB bytes is read as far as its version goes");
         deissn_sampler_free(s);
         /* Presets write only what the version has. */
-        CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, (deissn_sampler_params *)p),
+        CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, NULL, (deissn_sampler_params *)p, NULL),
                      DEISSN_OK, "preset into an older struct");
         CHECK(canary_intact(p, sizes[v]), "deissn_preset_params writes nothing past version %u",
               v);
@@ -166,7 +166,7 @@ static void test_schedule_and_table_params(void)
     deissn_schedule *s = NULL;
     CHECK_STATUS(deissn_schedule_create(&s, (deissn_schedule_params *)p), DEISSN_OK,
                  "schedule from a version-1 struct");
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 12, (deissn_schedule_params *)p, NULL),
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 12, NULL, (deissn_schedule_params *)p, NULL, NULL),
                  DEISSN_OK, "preset into a version-1 schedule struct");
     CHECK(canary_intact(p, sizeof(schedule_params_v1)), "preset writes nothing past version 1");
     free(p);

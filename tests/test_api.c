@@ -143,9 +143,9 @@ static void test_table_errors(void)
     deissn_normtable_free(t);
 
     float sa[4] = {1, 1, 1, 1}, ls[4] = {0.8f, 0.8f, 0.8f, 0.5f};
-    CHECK_STATUS(deissn_normtable_from_reference(&t, sa, ls, 4, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 4, NULL}), DEISSN_E_INVALID_ARG, "clip >= n");
+    CHECK_STATUS(deissn_normtable_from_reference(&t, sa, ls, 4, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 4, .metadata = NULL}), DEISSN_E_INVALID_ARG, "clip >= n");
     CHECK_MSG("clip 4", "clip >= n");
-    CHECK_STATUS(deissn_normtable_from_reference(&t, sa, ls, 4, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, NULL}), DEISSN_OK, "reference arrays");
+    CHECK_STATUS(deissn_normtable_from_reference(&t, sa, ls, 4, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 1, .metadata = NULL}), DEISSN_OK, "reference arrays");
     double r0, r1;
     deissn_normtable_knot(t, 0, NULL, &r0);
     deissn_normtable_knot(t, 1, NULL, &r1);

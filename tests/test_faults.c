@@ -96,7 +96,7 @@ static int32_t run_op(cycle *c, int op)
     case OP_REF_TABLE: {
         float sa[8], ls[8];
         for (int i = 0; i < 8; i++) sa[i] = 0.8f - 0.02f * (float)i, ls[i] = 1.0f;
-        return deissn_normtable_from_reference(&c->ref_table, sa, ls, 8, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, NULL});
+        return deissn_normtable_from_reference(&c->ref_table, sa, ls, 8, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 1, .metadata = NULL});
     }
     case OP_SAMPLER: return deissn_sampler_create(&c->sampler, c->schedule, c->table, NULL);
     case OP_DDIM: {

@@ -75,7 +75,7 @@ static void run_case(int ci, const cJSON *c, const char *tables_dir)
         }
         fclose(f);
         uint32_t clip = (uint32_t)num(c, "clip_normalizer_steps");
-        CHECK_STATUS(deissn_normtable_load(&table, path, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, clip, NULL}), DEISSN_OK, path);
+        CHECK_STATUS(deissn_normtable_load(&table, path, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = clip, .metadata = NULL}), DEISSN_OK, path);
         if (!table) return;
     }
 

@@ -75,7 +75,7 @@ static void test_reference(void)
         deissn_schedule_params sp;
         deissn_sampler_params mp;
         marked(&sp, &mp);
-        CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, nfe, &sp, &mp), DEISSN_OK,
+        CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, nfe, NULL, &sp, &mp, NULL), DEISSN_OK,
                      "reference");
         CHECK(sp.spacing == DEISSN_SPACING_QUADRATIC && sp.steps == nfe && sp.tau_end == 0.0 &&
                   sp.tau_min_eval == 0.0 && sp.power == 1.0 && sp.karras_rho == 7.0,
@@ -91,7 +91,7 @@ static void test_reference(void)
     deissn_schedule_params_init(&dsp, DEISSN_SCHEDULE_PARAMS_VERSION);
     deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
     deissn_sampler_params_init(&dmp, DEISSN_SAMPLER_PARAMS_VERSION);
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, 10, &sp, &mp), DEISSN_OK, "ref 10");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, 10, NULL, &sp, &mp, NULL), DEISSN_OK, "ref 10");
     CHECK(sp.spacing == dsp.spacing && sp.steps == dsp.steps && sp.power == dsp.power &&
               sp.karras_rho == dsp.karras_rho && sp.tau_min_eval == dsp.tau_min_eval &&
               sp.tau_end == dsp.tau_end, "reference at 10 NFE differs from the defaults");
@@ -106,7 +106,7 @@ static void test_best(void)
         deissn_schedule_params sp;
         deissn_sampler_params mp;
         marked(&sp, &mp);
-        CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, e->nfe, &sp, &mp), DEISSN_OK,
+        CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, e->nfe, NULL, &sp, &mp, NULL), DEISSN_OK,
                      "best");
         CHECK(sp.spacing == e->spacing && sp.steps == e->nfe && sp.tau_end == e->tau_end &&
                   sp.power == e->power && sp.karras_rho == 7.0,
@@ -153,7 +153,7 @@ static void test_presets_build(void)
             deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
             deissn_schedule *s = NULL;
             deissn_sampler *m = NULL;
-            if (deissn_preset_params(preset, nfe, &sp, &mp) != DEISSN_OK ||
+            if (deissn_preset_params(preset, nfe, NULL, &sp, &mp, NULL) != DEISSN_OK ||
                 deissn_schedule_create(&s, &sp) != DEISSN_OK ||
                 deissn_sampler_create(&m, s, NULL, &mp) != DEISSN_OK ||
                 deissn_sampler_steps(m) != nfe) {
@@ -173,9 +173,9 @@ static void test_one_struct(void)
     deissn_schedule_params sp;
     deissn_sampler_params mp;
     marked(&sp, &mp);
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, &sp, NULL), DEISSN_OK, "no sampler");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, NULL, &sp, NULL, NULL), DEISSN_OK, "no sampler");
     CHECK(sp.steps == 8 && sp.spacing == DEISSN_SPACING_TRAILING, "schedule only");
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, NULL, &mp), DEISSN_OK, "no schedule");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 8, NULL, NULL, &mp, NULL), DEISSN_OK, "no schedule");
     CHECK(mp.order == 1 && mp.method == DEISSN_METHOD_EPS, "sampler only"); /* the 8 row */
     /* a version-1 struct (an older header's) ends before method and corrector: they are
      * not written */
@@ -184,11 +184,11 @@ static void test_one_struct(void)
     v1.version = 1;
     v1.method = 77;
     v1.corrector = 77;
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, &v1), DEISSN_OK, "v1");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, NULL, &v1, NULL), DEISSN_OK, "v1");
     CHECK(v1.order == 1 && v1.method == 77 && v1.corrector == 77,
           "v1 struct: order %u, method %d, corrector %u", v1.order, (int)v1.method, v1.corrector);
     /* without a schedule struct there is no T to check nfe against */
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, 5000, NULL, &mp), DEISSN_OK,
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_REFERENCE, 5000, NULL, NULL, &mp, NULL), DEISSN_OK,
                  "large nfe, sampler only");
 }
 
@@ -199,23 +199,23 @@ static void test_errors(void)
     marked(&sp, &mp);
     sp0 = sp;
     mp0 = mp;
-    CHECK_STATUS(deissn_preset_params(2, 10, &sp, &mp), DEISSN_E_INVALID_ARG, "preset 2");
-    CHECK(strstr(deissn_last_error(), "preset 2") != NULL, "message: %s", deissn_last_error());
-    CHECK_STATUS(deissn_preset_params(-1, 10, &sp, &mp), DEISSN_E_INVALID_ARG, "preset -1");
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 0, &sp, &mp), DEISSN_E_INVALID_ARG,
+    CHECK_STATUS(deissn_preset_params(3, 10, NULL, &sp, &mp, NULL), DEISSN_E_INVALID_ARG, "preset 3");
+    CHECK(strstr(deissn_last_error(), "preset 3") != NULL, "message: %s", deissn_last_error());
+    CHECK_STATUS(deissn_preset_params(-1, 10, NULL, &sp, &mp, NULL), DEISSN_E_INVALID_ARG, "preset -1");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 0, NULL, &sp, &mp, NULL), DEISSN_E_INVALID_ARG,
                  "nfe 0");
     CHECK(strstr(deissn_last_error(), "nfe") != NULL, "message: %s", deissn_last_error());
     /* marked() has T = 500 */
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 501, &sp, &mp), DEISSN_E_INVALID_ARG,
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 501, NULL, &sp, &mp, NULL), DEISSN_E_INVALID_ARG,
                  "nfe > T");
     CHECK(strstr(deissn_last_error(), "501") != NULL, "message: %s", deissn_last_error());
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 500, &sp, &mp), DEISSN_OK, "nfe = T");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 500, NULL, &sp, &mp, NULL), DEISSN_OK, "nfe = T");
     sp = sp0;
     mp = mp0;
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, NULL), DEISSN_E_INVALID_ARG,
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, NULL, NULL, NULL), DEISSN_E_INVALID_ARG,
                  "both NULL");
     sp.version = 99;
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, &sp, &mp), DEISSN_E_INVALID_ARG,
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, &sp, &mp, NULL), DEISSN_E_INVALID_ARG,
                  "schedule version");
     CHECK(mp.order == mp0.order && mp.lower_order_final == mp0.lower_order_final,
           "a failing call changed the sampler params");
@@ -223,16 +223,96 @@ static void test_errors(void)
     sp = sp0;
     mp = mp0;
     sp.beta_start = -1;
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 15, &sp, &mp), DEISSN_E_INVALID_ARG,
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 15, NULL, &sp, &mp, NULL), DEISSN_E_INVALID_ARG,
                  "bad noise schedule");
     CHECK(sp.spacing == sp0.spacing && sp.steps == sp0.steps && mp.order == mp0.order,
           "a failing call changed the params");
     sp = sp0;
     mp.version = 0;
-    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, &sp, &mp), DEISSN_E_INVALID_ARG,
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, &sp, &mp, NULL), DEISSN_E_INVALID_ARG,
                  "sampler version");
     CHECK(sp.spacing == sp0.spacing && sp.steps == sp0.steps && sp.tau_end == sp0.tau_end &&
               sp.tau_min_eval == sp0.tau_min_eval, "a failing call changed the schedule params");
+}
+
+/* TUNED: the table's plan for the NFE or the nearest below; BEST without one; refused on
+ * another noise schedule. */
+static void test_tuned(void)
+{
+    deissn_schedule_params lin = DEISSN_SCHEDULE_PARAMS_INIT;
+    lin.steps = 1;
+    deissn_schedule *s = NULL;
+    deissn_schedule_create(&s, &lin);
+    const double tau[] = {0.0, 1.0}, r[] = {0.6, 0.8};
+    deissn_plan plans[2] = {DEISSN_PLAN_INIT, DEISSN_PLAN_INIT};
+    for (int i = 0; i < 2; i++) {
+        plans[i].nfe = i ? 10 : 5;
+        plans[i].method = i ? DEISSN_METHOD_DATA : DEISSN_METHOD_EPS;
+        plans[i].order = (uint32_t)(i + 1);
+        plans[i].corrector = (uint32_t)i;
+        plans[i].uses_table = (uint32_t)!i;
+        plans[i].tau_end = i ? 1e-3 : 0.0;
+        for (uint32_t k = 0; k < plans[i].nfe; k++)
+            plans[i].taus[k] = pow(1.0 - (double)k / plans[i].nfe, 1.7 + i);
+    }
+    deissn_normtable_params tp = DEISSN_NORMTABLE_PARAMS_INIT;
+    tp.fingerprint = deissn_schedule_fingerprint(s);
+    tp.plans = plans;
+    tp.n_plans = 2;
+    deissn_normtable *t = NULL, *plain = NULL;
+    CHECK_STATUS(deissn_normtable_create(&t, tau, r, 2, &tp), DEISSN_OK, "table with plans");
+    deissn_normtable_create(&plain, tau, r, 2, NULL);
+
+    const uint32_t asked[] = {10, 12, 7, 5, 3};
+    const uint32_t want[] = {10, 10, 5, 5, 0}; /* 0: no plan at or below: BEST */
+    for (int i = 0; i < 5; i++) {
+        deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
+        deissn_sampler_params mp = DEISSN_SAMPLER_PARAMS_INIT;
+        int32_t use = -1;
+        CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, asked[i], t, &sp, &mp, &use),
+                     DEISSN_OK, "tuned");
+        if (!want[i]) {
+            deissn_schedule_params bp = DEISSN_SCHEDULE_PARAMS_INIT;
+            deissn_sampler_params bm = DEISSN_SAMPLER_PARAMS_INIT;
+            deissn_preset_params(DEISSN_PRESET_BEST, asked[i], NULL, &bp, &bm, NULL);
+            CHECK(sp.spacing == bp.spacing && sp.steps == asked[i] && mp.order == bm.order &&
+                      mp.method == bm.method,
+                  "TUNED at %u NFE, below every plan, is BEST", asked[i]);
+            continue;
+        }
+        const deissn_plan *pl = want[i] == 10 ? &plans[1] : &plans[0];
+        deissn_schedule *made = NULL;
+        CHECK_STATUS(deissn_schedule_create(&made, &sp), DEISSN_OK, "the plan's schedule");
+        double times[11] = {0};
+        deissn_schedule_times(made, times, 11);
+        CHECK(sp.spacing == DEISSN_SPACING_CUSTOM && sp.steps == want[i] &&
+                  deissn_schedule_steps(made) == want[i] && times[0] == pl->taus[0] &&
+                  times[want[i] - 1] == pl->taus[want[i] - 1] && times[want[i]] == pl->tau_end &&
+                  mp.method == pl->method && mp.order == pl->order &&
+                  mp.corrector == pl->corrector && use == (int32_t)pl->uses_table,
+              "TUNED at %u NFE uses the %u-NFE plan: its times, method, order, table use", asked[i],
+              want[i]);
+        deissn_schedule_free(made);
+    }
+    deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
+    deissn_sampler_params mp = DEISSN_SAMPLER_PARAMS_INIT;
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, 10, plain, &sp, &mp, NULL), DEISSN_OK,
+                 "tuned, table without plans");
+    CHECK(sp.spacing != DEISSN_SPACING_CUSTOM, "a table without plans gives BEST");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, 10, NULL, &sp, &mp, NULL), DEISSN_OK,
+                 "tuned, no table");
+    deissn_schedule_params cos = DEISSN_SCHEDULE_PARAMS_INIT, before;
+    cos.noise = DEISSN_NOISE_SQUAREDCOS_CAP_V2;
+    before = cos;
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, 10, t, &cos, &mp, NULL),
+                 DEISSN_E_MISMATCH, "plans tuned on the linear schedule, asked for cosine");
+    CHECK(!memcmp(&cos, &before, sizeof cos), "a refused preset leaves the struct alone");
+    mp.allow_table_mismatch = 1;
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, 10, t, &cos, &mp, NULL), DEISSN_OK,
+                 "allow_table_mismatch");
+    deissn_normtable_free(t);
+    deissn_normtable_free(plain);
+    deissn_schedule_free(s);
 }
 
 int main(void)
@@ -242,5 +322,6 @@ int main(void)
     test_presets_build();
     test_one_struct();
     test_errors();
+    test_tuned();
     TEST_SUMMARY();
 }

@@ -148,7 +148,7 @@ static void test_round_trip(void)
     }
     const char *meta = "model: gaussian \xce\xb5 (s = 0.5), sha256 0123abcd";
     deissn_normtable *t = NULL, *back = NULL;
-    CHECK_STATUS(deissn_calibrator_finish(&t, cal, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 2, meta}), DEISSN_OK, "finish");
+    CHECK_STATUS(deissn_calibrator_finish(&t, cal, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 2, .metadata = meta}), DEISSN_OK, "finish");
     deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
     CHECK_STATUS(deissn_normtable_get_info(t, &info), DEISSN_OK, "get_info");
     CHECK(info.n_knots == 6 && info.clip == 2 && info.steps == 6 && info.samples == 3 &&
@@ -175,10 +175,10 @@ static void test_round_trip(void)
 
     /* Relabel, plain tables, and a CSV. */
     deissn_normtable *relabel = NULL;
-    CHECK_STATUS(deissn_normtable_copy(&relabel, back, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, ""}), DEISSN_OK, "relabel");
+    CHECK_STATUS(deissn_normtable_copy(&relabel, back, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 0, .metadata = ""}), DEISSN_OK, "relabel");
     CHECK(relabel && deissn_normtable_metadata(relabel)[0] == '\0', "metadata removed");
     deissn_normtable_free(relabel);
-    CHECK_STATUS(deissn_normtable_copy(&relabel, back, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, "\xc0\xaf"}),
+    CHECK_STATUS(deissn_normtable_copy(&relabel, back, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 0, .metadata = "\xc0\xaf"}),
                  DEISSN_E_INVALID_ARG, "overlong UTF-8 metadata");
     CHECK(relabel == NULL, "*out NULL on error");
 
@@ -263,7 +263,7 @@ static void test_reference_tables(void)
             continue;
         }
         deissn_normtable *t = NULL, *back = NULL;
-        CHECK_STATUS(deissn_normtable_load(&t, path, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, rc->clip, NULL}), DEISSN_OK, rc->file);
+        CHECK_STATUS(deissn_normtable_load(&t, path, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = rc->clip, .metadata = NULL}), DEISSN_OK, rc->file);
         if (!t) continue;
         deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
         deissn_normtable_get_info(t, &info);
@@ -321,8 +321,8 @@ static void test_merge_exact(void)
     CHECK_STATUS(calibrate_batch(b, sp, m, 3, 7, 33), DEISSN_OK, "second part");
     CHECK_STATUS(deissn_calibrator_merge(a, b), DEISSN_OK, "merge");
     deissn_normtable *tf = NULL, *tm = NULL, *tb = NULL, *back = NULL;
-    deissn_calibrator_finish(&tf, full, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, "m"});
-    deissn_calibrator_finish(&tm, a, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, "m"});
+    deissn_calibrator_finish(&tf, full, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 1, .metadata = "m"});
+    deissn_calibrator_finish(&tm, a, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 1, .metadata = "m"});
     CHECK(tf && tm && same_table(tf, tm), "3 + 7 samples merged = 10 samples, bit for bit");
     deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
     deissn_normtable_get_info(tm, &info);
@@ -339,7 +339,7 @@ static void test_merge_exact(void)
     CHECK_STATUS(deissn_calibrator_merge(a2, bf), DEISSN_OK, "merge from file");
     deissn_normtable_free(tm);
     tm = NULL;
-    deissn_calibrator_finish(&tm, a2, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, "m"});
+    deissn_calibrator_finish(&tm, a2, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 1, .metadata = "m"});
     CHECK(tm && same_table(tf, tm), "merging through a file is bit-exact too");
 
     /* Raw sums, as a distributed reduction would use them. */
@@ -353,7 +353,7 @@ static void test_merge_exact(void)
     CHECK_STATUS(deissn_calibrator_add_sums(raw, sums, counts, 25, samples), DEISSN_OK, "add_sums");
     deissn_normtable_free(tm);
     tm = NULL;
-    deissn_calibrator_finish(&tm, raw, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 1, "m"});
+    deissn_calibrator_finish(&tm, raw, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 1, .metadata = "m"});
     CHECK(tm && same_table(tf, tm), "raw sums give the same table");
 
     /* Everything that must fail, and leave the calibrator as it was. */
@@ -394,7 +394,7 @@ static void test_merge_exact(void)
     deissn_normtable *none = NULL;
     CHECK_STATUS(deissn_calibrator_finish(&none, wrong, NULL), DEISSN_E_STATE,
                  "finish with no values");
-    CHECK_STATUS(deissn_calibrator_finish(&none, full, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, 25, NULL}), DEISSN_E_INVALID_ARG,
+    CHECK_STATUS(deissn_calibrator_finish(&none, full, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = 25, .metadata = NULL}), DEISSN_E_INVALID_ARG,
                  "clip >= steps");
 
     deissn_normtable_free(tf);
@@ -701,7 +701,7 @@ static void test_corrupt(void)
 
     craft(bad, 2, 1, raw, n);
     expect_load_error(bad, DEISSN_E_FORMAT, "future version", "newer");
-    craft(bad, 1, 3, raw, n);
+    craft(bad, 1, 5, raw, n);
     expect_load_error(bad, DEISSN_E_FORMAT, "unknown flag", "flags");
     craft(bad, 1, 0, raw, n);
     expect_load_error(bad, DEISSN_E_FORMAT, "sums present, flag absent", "cannot hold");
@@ -761,6 +761,137 @@ static void test_corrupt(void)
     free(file);
 }
 
+/* Tuned plans: kept by copies, saved and loaded bit for bit, refused when invalid, in a file
+ * or from a caller; a table without plans still reads as before. */
+static deissn_plan make_plan(uint32_t nfe, int32_t method)
+{
+    deissn_plan p = DEISSN_PLAN_INIT;
+    p.nfe = nfe;
+    p.method = method;
+    p.order = 2;
+    p.corrector = method == DEISSN_METHOD_DATA;
+    p.uses_table = method == DEISSN_METHOD_EPS;
+    p.samples = 256;
+    p.tau_end = 1e-3;
+    for (uint32_t k = 0; k < nfe; k++) p.taus[k] = 1.0 - 0.99 * k / nfe;
+    p.error = 0.05 + 0.001 * nfe;
+    p.error_low = p.error * 0.9;
+    p.error_high = p.error * 1.1;
+    p.best_error = p.error * 1.3;
+    return p;
+}
+
+static void test_plans(const char *dir)
+{
+    const double tau[] = {0.0, 0.5, 1.0}, r[] = {0.5, 0.7, 0.8};
+    deissn_normtable *t = NULL, *tp = NULL, *back = NULL, *none = NULL;
+    CHECK_STATUS(deissn_normtable_create(&t, tau, r, 3, NULL), DEISSN_OK, "plain table");
+    CHECK(deissn_normtable_plan_count(t) == 0, "a new table has no plans");
+    deissn_plan plans[3] = {make_plan(10, DEISSN_METHOD_DATA), make_plan(5, DEISSN_METHOD_EPS),
+                            make_plan(DEISSN_PLAN_MAX_NFE, DEISSN_METHOD_DATA)};
+    deissn_normtable_params p = DEISSN_NORMTABLE_PARAMS_INIT;
+    p.plans = plans;
+    p.n_plans = 3;
+    CHECK_STATUS(deissn_normtable_copy(&tp, t, &p), DEISSN_OK, "a copy with plans");
+    CHECK(deissn_normtable_plan_count(tp) == 3, "three plans");
+    deissn_plan got = DEISSN_PLAN_INIT;
+    CHECK_STATUS(deissn_normtable_plan(tp, 0, &got), DEISSN_OK, "plan 0");
+    CHECK(got.nfe == 5 && !memcmp(got.taus, plans[1].taus, sizeof got.taus),
+          "plans are kept in increasing nfe, values as given");
+    CHECK_STATUS(deissn_normtable_plan(tp, 3, &got), DEISSN_E_INVALID_ARG, "plan 3 of 3");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/plans.dsn", dir);
+    CHECK_STATUS(deissn_normtable_save(tp, path), DEISSN_OK, "save with plans");
+    CHECK_STATUS(deissn_normtable_load(&back, path, NULL), DEISSN_OK, "load with plans");
+    int same = back && deissn_normtable_plan_count(back) == 3;
+    for (size_t i = 0; same && i < 3; i++) {
+        deissn_plan a = DEISSN_PLAN_INIT, b = DEISSN_PLAN_INIT;
+        deissn_normtable_plan(tp, i, &a);
+        deissn_normtable_plan(back, i, &b);
+        same = !memcmp(&a, &b, sizeof a);
+    }
+    CHECK(same, "plans round-trip through a file bit for bit");
+    /* A further copy keeps them unless told otherwise; an empty list removes them. */
+    deissn_normtable_params keep = DEISSN_NORMTABLE_PARAMS_INIT;
+    keep.metadata = "relabelled";
+    deissn_normtable_free(back);
+    back = NULL;
+    CHECK_STATUS(deissn_normtable_copy(&back, tp, &keep), DEISSN_OK, "relabel");
+    CHECK(deissn_normtable_plan_count(back) == 3, "a relabelled copy keeps the plans");
+    deissn_normtable_params drop = DEISSN_NORMTABLE_PARAMS_INIT;
+    drop.plans = plans;
+    drop.n_plans = 0;
+    CHECK_STATUS(deissn_normtable_copy(&none, tp, &drop), DEISSN_OK, "drop the plans");
+    CHECK(deissn_normtable_plan_count(none) == 0, "n_plans 0 removes them");
+    /* A version-1 params struct (no plans field) keeps the source's. */
+    deissn_normtable_params v1;
+    deissn_normtable_params_init(&v1, 1);
+    deissn_normtable_free(none);
+    none = NULL;
+    CHECK_STATUS(deissn_normtable_copy(&none, tp, &v1), DEISSN_OK, "version-1 params");
+    CHECK(deissn_normtable_plan_count(none) == 3, "version-1 params keep the plans");
+
+    deissn_plan wrong[2] = {make_plan(8, DEISSN_METHOD_DATA), make_plan(8, DEISSN_METHOD_EPS)};
+    p.plans = wrong;
+    p.n_plans = 2;
+    deissn_normtable *x = NULL;
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "two plans, one nfe");
+    wrong[1].nfe = 9;
+    wrong[1].taus[3] = wrong[1].taus[2];
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "repeated time");
+    CHECK(strstr(deissn_last_error(), "plan 1 (nfe 9)") != NULL, "the message names the plan: %s",
+          deissn_last_error());
+    wrong[1] = make_plan(9, DEISSN_METHOD_EPS);
+    wrong[1].corrector = 1;
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "corrector with eps");
+    wrong[1] = make_plan(9, DEISSN_METHOD_EPS);
+    wrong[1].error = NAN;
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "NaN error");
+    wrong[1] = make_plan(9, DEISSN_METHOD_EPS);
+    wrong[1].taus[0] = 1.5;
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "time above 1");
+    wrong[1] = make_plan(9, DEISSN_METHOD_EPS);
+    wrong[1].nfe = DEISSN_PLAN_MAX_NFE + 1;
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "nfe above the maximum");
+    CHECK(x == NULL, "nothing made on error");
+
+    /* Every truncation and every flipped bit of a file with plans is refused. */
+    FILE *f = fopen(path, "rb");
+    unsigned char file[1 << 16];
+    size_t len = f ? fread(file, 1, sizeof file, f) : 0;
+    if (f) fclose(f);
+    int refused = 1;
+    char cut[1100];
+    snprintf(cut, sizeof cut, "%s/plans_cut.dsn", dir);
+    for (size_t k = 0; k < len; k++) {
+        f = fopen(cut, "wb");
+        fwrite(file, 1, k, f);
+        fclose(f);
+        deissn_normtable *y = NULL;
+        if (deissn_normtable_load(&y, cut, NULL) != DEISSN_E_FORMAT || y) refused = 0;
+        deissn_normtable_free(y);
+    }
+    CHECK(refused, "all %zu truncations of a table with plans are refused", len);
+    refused = 1;
+    for (size_t k = 0; k < len * 8; k += 7) {
+        file[k / 8] ^= (unsigned char)(1u << (k % 8));
+        f = fopen(cut, "wb");
+        fwrite(file, 1, len, f);
+        fclose(f);
+        file[k / 8] ^= (unsigned char)(1u << (k % 8));
+        deissn_normtable *y = NULL;
+        if (deissn_normtable_load(&y, cut, NULL) != DEISSN_E_FORMAT || y) refused = 0;
+        deissn_normtable_free(y);
+    }
+    CHECK(refused, "every 7th flipped bit of a table with plans is refused");
+    remove(cut);
+    remove(path);
+    deissn_normtable_free(t);
+    deissn_normtable_free(tp);
+    deissn_normtable_free(back);
+    deissn_normtable_free(none);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "%s/deissn-tables-XXXXXX", env_or("TMPDIR", "/tmp"));
@@ -774,6 +905,7 @@ int main(void)
     test_gaussian_calibration();
     test_torch_calibration();
     test_corrupt();
+    test_plans(tmpdir);
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -47,7 +47,8 @@ static const name_entry dtype_names[] = {
     {"float32", DEISSN_DTYPE_FLOAT32}, {"float16", DEISSN_DTYPE_FLOAT16},
     {"bfloat16", DEISSN_DTYPE_BFLOAT16}, END};
 static const name_entry preset_names[] = {
-    {"best", DEISSN_PRESET_BEST}, {"reference", DEISSN_PRESET_REFERENCE}, END};
+    {"best", DEISSN_PRESET_BEST}, {"reference", DEISSN_PRESET_REFERENCE},
+    {"tuned", DEISSN_PRESET_TUNED}, END};
 
 static const alias_entry noise_aliases[] = {
     {"cosine", "squaredcos_cap_v2"}, {"vp", "continuous_vp"}, {NULL, NULL}};

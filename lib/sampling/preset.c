@@ -1,6 +1,7 @@
 /* preset.c - named sampling configurations per NFE (docs/presets.md has the measurements). */
 #include "maths/schedule.h"
 #include "sampling/sampler.h"
+#include "tables/normtable.h"
 
 #include <stddef.h>
 
@@ -59,15 +60,48 @@ static const best_row *best_for(uint32_t nfe)
     return row;
 }
 
-int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_params *schedule,
-                             deissn_sampler_params *sampler)
+/* The table's plan for nfe, or the nearest tuned nfe below it; NULL when it has none. */
+static const deissn_plan *tuned_for(const deissn_normtable *t, uint32_t nfe)
+{
+    const deissn_plan *best = NULL;
+    for (size_t i = 0; t && i < t->n_plans; i++)
+        if (t->plans[i].nfe <= nfe) best = &t->plans[i]; /* sorted by nfe */
+    return best;
+}
+
+/* DEISSN_E_MISMATCH unless the noise schedule of `caller` is the one the table was made for. */
+static int32_t check_plan_schedule(const deissn_normtable *t, const deissn_schedule_params *caller,
+                                   const char *fn)
+{
+    if (!t->fingerprint) return DEISSN_OK;
+    deissn_schedule_params p = *caller;
+    p.spacing = DEISSN_SPACING_TRAILING;
+    p.steps = 1;
+    p.tau_end = 0;
+    p.custom_taus = NULL;
+    deissn_schedule *s = NULL;
+    int32_t rc = deissn_schedule_create(&s, &p);
+    if (rc) return rc;
+    uint32_t f = s->fingerprint;
+    deissn_schedule_free(s);
+    if (f != t->fingerprint)
+        return dsn_error(DEISSN_E_MISMATCH, "%s: the table's plans were tuned for a noise schedule "
+                         "with fingerprint %08x, this one's is %08x (set allow_table_mismatch to "
+                         "use them anyway)", fn, t->fingerprint, f);
+    return DEISSN_OK;
+}
+
+int32_t deissn_preset_params(int32_t preset, uint32_t nfe, const deissn_normtable *table,
+                             deissn_schedule_params *schedule, deissn_sampler_params *sampler,
+                             int32_t *use_table)
 {
     const char *fn = "deissn_preset_params";
     if (!schedule && !sampler)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: schedule and sampler are both NULL", fn);
-    if (preset != DEISSN_PRESET_BEST && preset != DEISSN_PRESET_REFERENCE)
+    if (preset != DEISSN_PRESET_BEST && preset != DEISSN_PRESET_REFERENCE &&
+        preset != DEISSN_PRESET_TUNED)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: unknown preset %d (DEISSN_PRESET_BEST = 0, "
-                         "DEISSN_PRESET_REFERENCE = 1)", fn, (int)preset);
+                         "DEISSN_PRESET_REFERENCE = 1, DEISSN_PRESET_TUNED = 2)", fn, (int)preset);
     /* Both structs are the caller's, of the version they carry: read and written through
      * copies of the current layout, so nothing past that version is touched. */
     deissn_schedule_params caller_schedule;
@@ -85,7 +119,23 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_param
     /* the reference's configuration: the structs' defaults */
     deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
     deissn_sampler_params mp = DEISSN_SAMPLER_PARAMS_INIT;
-    if (preset == DEISSN_PRESET_BEST) {
+    int32_t wants_table = 1;
+    const deissn_plan *plan = preset == DEISSN_PRESET_TUNED ? tuned_for(table, nfe) : NULL;
+    if (plan) {
+        if (schedule && !(sampler && caller_sampler.allow_table_mismatch)) {
+            rc = check_plan_schedule(table, &caller_schedule, fn);
+            if (rc) return rc;
+        }
+        sp.spacing = DEISSN_SPACING_CUSTOM;
+        sp.custom_taus = plan->taus;
+        sp.tau_end = plan->tau_end;
+        nfe = plan->nfe;
+        mp.order = plan->order;
+        mp.lower_order_final = plan->lower_order_final;
+        mp.method = plan->method;
+        mp.corrector = plan->corrector;
+        wants_table = (int32_t)plan->uses_table;
+    } else if (preset != DEISSN_PRESET_REFERENCE) { /* BEST, and TUNED without a plan */
         const best_row *row = best_for(nfe);
         sp.spacing = row->spacing;
         if (row->spacing == DEISSN_SPACING_POWER) sp.power = row->power;
@@ -94,6 +144,7 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_param
         mp.lower_order_final = row->lower_order_final;
         mp.method = row->method;
         mp.corrector = row->corrector;
+        wants_table = row->method == DEISSN_METHOD_EPS;
     }
     if (schedule && sp.spacing == DEISSN_SPACING_LOGSNR && sp.tau_end > 0 && nfe > 1) {
         rc = logsnr_min_eval(&caller_schedule, nfe, sp.tau_end, &sp.tau_min_eval);
@@ -106,6 +157,7 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_param
         caller_schedule.karras_rho = sp.karras_rho;
         caller_schedule.tau_min_eval = sp.tau_min_eval;
         caller_schedule.tau_end = sp.tau_end;
+        caller_schedule.custom_taus = sp.custom_taus;
         dsn_schedule_params_write(schedule, &caller_schedule);
     }
     if (sampler) {
@@ -115,5 +167,6 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, deissn_schedule_param
         caller_sampler.corrector = mp.corrector;
         dsn_sampler_params_write(sampler, &caller_sampler);
     }
+    if (use_table) *use_table = wants_table;
     return DEISSN_OK;
 }

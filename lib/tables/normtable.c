@@ -3,7 +3,9 @@
 #include "tables/normtable.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 double dsn_fixed_mean(int64_t sum, uint64_t count)
@@ -44,6 +46,7 @@ int32_t dsn_table_alloc(deissn_normtable **out, size_t n, int with_sums, size_t 
 void deissn_normtable_free(deissn_normtable *t)
 {
     if (!t || !dsn_unref(&t->refs)) return;
+    dsn_free(t->plans);
     dsn_free(t->tau);
     dsn_free(t);
 }
@@ -117,8 +120,81 @@ int32_t dsn_table_check(deissn_normtable *t, int32_t status, const char *what)
     return rc;
 }
 
+/* Version 1 ends before the plans. */
 static const size_t params_size[DEISSN_NORMTABLE_PARAMS_VERSION + 1] = {
-    0, sizeof(deissn_normtable_params)};
+    0, offsetof(deissn_normtable_params, plans), sizeof(deissn_normtable_params)};
+static const size_t plan_size[DEISSN_PLAN_VERSION + 1] = {0, sizeof(deissn_plan)};
+
+int32_t dsn_plans_check(const deissn_plan *plans, size_t n, int32_t status, const char *what)
+{
+    if (n > DEISSN_NORMTABLE_MAX_PLANS)
+        return dsn_error(status, "%s: %zu plans, a table holds at most %d", what, n,
+                         DEISSN_NORMTABLE_MAX_PLANS);
+    for (size_t i = 0; i < n; i++) {
+        const deissn_plan *p = &plans[i];
+        const char *bad = NULL;
+        if (p->nfe < 1 || p->nfe > DEISSN_PLAN_MAX_NFE) bad = "nfe outside 1..DEISSN_PLAN_MAX_NFE";
+        else if (p->method != DEISSN_METHOD_EPS && p->method != DEISSN_METHOD_DATA)
+            bad = "unknown method";
+        else if (p->order > 3) bad = "order above 3";
+        else if (p->corrector > 1 || (p->corrector && p->method != DEISSN_METHOD_DATA))
+            bad = "the corrector needs METHOD_DATA";
+        else if (p->uses_table > 1 || (p->uses_table && p->method != DEISSN_METHOD_EPS))
+            bad = "only METHOD_EPS uses the table";
+        else if (p->lower_order_final > 1) bad = "lower_order_final is not 0 or 1";
+        else if (!(p->tau_end >= 0 && p->tau_end < 1)) bad = "tau_end outside [0, 1)";
+        else if (!(p->error >= 0 && p->error_low >= 0 && p->error_high >= 0 &&
+                   p->best_error >= 0) || !isfinite(p->error) || !isfinite(p->error_high) ||
+                 !isfinite(p->best_error))
+            bad = "an error that is negative or not finite";
+        for (uint32_t k = 0; !bad && k < p->nfe; k++) {
+            double hi = k ? p->taus[k - 1] : 1.0;
+            if (!(p->taus[k] > p->tau_end && (k ? p->taus[k] < hi : p->taus[k] <= hi)))
+                bad = "times not strictly decreasing in (tau_end, 1]";
+        }
+        for (size_t j = 0; !bad && j < i; j++)
+            if (plans[j].nfe == p->nfe) bad = "a second plan for the same nfe";
+        if (bad)
+            return dsn_error(status, "%s: plan %zu (nfe %u): %s", what, i, p->nfe, bad);
+    }
+    return DEISSN_OK;
+}
+
+static int by_nfe(const void *a, const void *b)
+{
+    uint32_t x = ((const deissn_plan *)a)->nfe, y = ((const deissn_plan *)b)->nfe;
+    return x < y ? -1 : x > y;
+}
+
+int32_t dsn_table_set_plans(deissn_normtable *t, const deissn_plan *plans, size_t n,
+                            const char *fn)
+{
+    dsn_free(t->plans);
+    t->plans = NULL;
+    t->n_plans = 0;
+    if (n == 0) return DEISSN_OK;
+    t->plans = dsn_malloc(n * sizeof *t->plans);
+    if (!t->plans) return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for %zu plans", fn, n);
+    memcpy(t->plans, plans, n * sizeof *t->plans);
+    for (size_t i = 0; i < n; i++) t->plans[i].version = DEISSN_PLAN_VERSION;
+    qsort(t->plans, n, sizeof *t->plans, by_nfe);
+    t->n_plans = n;
+    return DEISSN_OK;
+}
+
+size_t deissn_normtable_plan_count(const deissn_normtable *t) { return t ? t->n_plans : 0; }
+
+int32_t deissn_normtable_plan(const deissn_normtable *t, size_t i, deissn_plan *plan)
+{
+    const char *fn = "deissn_normtable_plan";
+    if (!t || !plan) return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, t ? "plan" : "table");
+    int32_t rc = dsn_check_version(plan->version, DEISSN_PLAN_VERSION, fn, "plan");
+    if (rc) return rc;
+    if (i >= t->n_plans)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: plan %zu of %zu", fn, i, t->n_plans);
+    dsn_write_versioned(plan, &t->plans[i], plan_size, plan->version);
+    return DEISSN_OK;
+}
 
 int32_t deissn_normtable_params_init(deissn_normtable_params *params, uint32_t version)
 {
@@ -163,6 +239,14 @@ int32_t dsn_table_derive(deissn_normtable **out, const deissn_normtable *src,
     t->clip = clip;
     t->steps = src->steps;
     t->samples = src->samples;
+    const deissn_plan *plans = p.plans ? p.plans : src->plans;
+    size_t n_plans = p.plans ? p.n_plans : src->n_plans;
+    rc = dsn_plans_check(plans, n_plans, DEISSN_E_INVALID_ARG, fn);
+    if (rc == DEISSN_OK) rc = dsn_table_set_plans(t, plans, n_plans, fn);
+    if (rc != DEISSN_OK) {
+        deissn_normtable_free(t);
+        return rc;
+    }
     rc = dsn_table_check(t, DEISSN_E_INVALID_ARG, fn);
     if (rc == DEISSN_OK) *out = t;
     return rc;

@@ -19,6 +19,8 @@ struct deissn_normtable {
     uint32_t clip;
     uint32_t steps;         /* of the runs that measured it; 0 = unknown */
     uint64_t samples;       /* that those runs made; 0 = unknown */
+    deissn_plan *plans;     /* tuned plans in increasing nfe (own allocation), or NULL */
+    size_t n_plans;
 };
 
 /* Calibration sums are fixed point with 24 fractional bits: each |eps| adds
@@ -56,6 +58,16 @@ int32_t dsn_table_alloc(deissn_normtable **out, size_t n, int with_sums, size_t 
  * clip < n, metadata UTF-8, and with sums: counts > 0, sums >= 0 and r consistent with them
  * and the clip. On failure frees t and returns `status` with a message naming `what`. */
 int32_t dsn_table_check(deissn_normtable *t, int32_t status, const char *what);
+
+/* Check n plans: each valid (nfe 1..DEISSN_PLAN_MAX_NFE, times strictly decreasing in
+ * (tau_end, 1], tau_end in [0, 1), a known method, order <= 3, the corrector only with
+ * METHOD_DATA, the table only with METHOD_EPS, errors not negative), nfe distinct, n <=
+ * DEISSN_NORMTABLE_MAX_PLANS. `status` and `what` as for dsn_table_check(). */
+int32_t dsn_plans_check(const deissn_plan *plans, size_t n, int32_t status, const char *what);
+
+/* Give t a sorted copy of plans[0..n) (n 0: none). DEISSN_E_NOMEM naming fn. */
+int32_t dsn_table_set_plans(deissn_normtable *t, const deissn_plan *plans, size_t n,
+                            const char *fn);
 
 /* Check that s[0..len) is UTF-8 without NUL, at most DEISSN_NORMTABLE_METADATA_MAX bytes. */
 int32_t dsn_check_metadata(const char *s, size_t len, int32_t status, const char *what);

@@ -22,6 +22,8 @@ static const unsigned char magic[8] = {0x89, 'D', 'S', 'N', 'T', 'B', 'L', '\n'}
 
 #define FORMAT_VERSION 1u
 #define FLAG_HAS_SUMS 1u
+#define FLAG_HAS_PLANS 2u
+#define PLAN_FIXED 64u /* a plan record's fields before its times */
 #define HEADER_SIZE 44u
 #define PAYLOAD_FIXED 32u /* the payload's fields before the arrays */
 /* deflate cannot compress better than 1032:1, so a header that claims more lies. */
@@ -148,6 +150,10 @@ int32_t deissn_normtable_save(const deissn_normtable *t, const char *path)
                          path, t->n, DSN_TABLE_MAX_KNOTS);
     size_t arrays = t->sums ? 4 : 2;
     size_t raw_len = PAYLOAD_FIXED + t->n * arrays * 8 + t->metadata_len;
+    if (t->n_plans) {
+        raw_len += 4;
+        for (size_t i = 0; i < t->n_plans; i++) raw_len += PLAN_FIXED + 8 * (size_t)t->plans[i].nfe;
+    }
     uLong comp_cap = compressBound((uLong)raw_len);
     unsigned char *raw = dsn_malloc(raw_len), *comp = dsn_malloc(comp_cap);
     if (!raw || !comp) {
@@ -169,6 +175,27 @@ int32_t deissn_normtable_save(const deissn_normtable *t, const char *path)
         for (size_t i = 0; i < t->n; i++, p += 8) put_u64(p, t->counts[i]);
     }
     memcpy(p, t->metadata, t->metadata_len);
+    p += t->metadata_len;
+    if (t->n_plans) {
+        put_u32(p, (uint32_t)t->n_plans);
+        p += 4;
+        for (size_t i = 0; i < t->n_plans; i++) {
+            const deissn_plan *pl = &t->plans[i];
+            put_u32(p, pl->nfe);
+            put_u32(p + 4, (uint32_t)pl->method);
+            put_u32(p + 8, pl->order);
+            put_u32(p + 12, pl->corrector | pl->lower_order_final << 1 | pl->uses_table << 2);
+            put_u32(p + 16, pl->samples);
+            put_u32(p + 20, 0);
+            put_f64(p + 24, pl->tau_end);
+            put_f64(p + 32, pl->error);
+            put_f64(p + 40, pl->error_low);
+            put_f64(p + 48, pl->error_high);
+            put_f64(p + 56, pl->best_error);
+            p += PLAN_FIXED;
+            for (uint32_t k = 0; k < pl->nfe; k++, p += 8) put_f64(p, pl->taus[k]);
+        }
+    }
 
     int32_t rc = DEISSN_OK;
     uLongf comp_len = comp_cap;
@@ -179,7 +206,7 @@ int32_t deissn_normtable_save(const deissn_normtable *t, const char *path)
         unsigned char h[HEADER_SIZE];
         memcpy(h, magic, sizeof magic);
         put_u32(h + 8, FORMAT_VERSION);
-        put_u32(h + 12, t->sums ? FLAG_HAS_SUMS : 0);
+        put_u32(h + 12, (t->sums ? FLAG_HAS_SUMS : 0) | (t->n_plans ? FLAG_HAS_PLANS : 0));
         put_u64(h + 16, comp_len);
         put_u64(h + 24, raw_len);
         put_u32(h + 32, crc_of(raw, raw_len));
@@ -220,6 +247,67 @@ int32_t deissn_normtable_export_csv(const deissn_normtable *t, const char *path)
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
+/* The plans section (docs/table-format.md): exactly `len` bytes at p. */
+static int32_t parse_plans(const unsigned char *p, uint64_t len, const char *what,
+                           deissn_plan **out, uint32_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    uint32_t n = get_u32(p);
+    if (n < 1 || n > DEISSN_NORMTABLE_MAX_PLANS)
+        return dsn_error(DEISSN_E_FORMAT, "%s: %u plans (a table holds 1 to %d)", what, n,
+                         DEISSN_NORMTABLE_MAX_PLANS);
+    deissn_plan *plans = dsn_calloc(n, sizeof *plans);
+    if (!plans) return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for %u plans", what, n);
+    uint64_t at = 4;
+    int32_t rc = DEISSN_OK;
+    for (uint32_t i = 0; rc == DEISSN_OK && i < n; i++) {
+        deissn_plan *pl = &plans[i];
+        if (len - at < PLAN_FIXED) {
+            rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u is cut off at byte %llu of the plans",
+                           what, i, (unsigned long long)at);
+            break;
+        }
+        const unsigned char *q = p + at;
+        pl->version = DEISSN_PLAN_VERSION;
+        pl->nfe = get_u32(q);
+        pl->method = (int32_t)get_u32(q + 4);
+        pl->order = get_u32(q + 8);
+        uint32_t flags = get_u32(q + 12);
+        pl->corrector = flags & 1;
+        pl->lower_order_final = flags >> 1 & 1;
+        pl->uses_table = flags >> 2 & 1;
+        pl->samples = get_u32(q + 16);
+        pl->tau_end = get_f64(q + 24);
+        pl->error = get_f64(q + 32);
+        pl->error_low = get_f64(q + 40);
+        pl->error_high = get_f64(q + 48);
+        pl->best_error = get_f64(q + 56);
+        if ((flags >> 3) != 0 || get_u32(q + 20) != 0)
+            rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u: reserved bits set", what, i);
+        else if (pl->nfe < 1 || pl->nfe > DEISSN_PLAN_MAX_NFE)
+            rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u: nfe %u (1 to %d)", what, i, pl->nfe,
+                           DEISSN_PLAN_MAX_NFE);
+        else if ((len - at - PLAN_FIXED) / 8 < pl->nfe)
+            rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u: its %u times are cut off", what, i,
+                           pl->nfe);
+        if (rc != DEISSN_OK) break;
+        for (uint32_t k = 0; k < pl->nfe; k++) pl->taus[k] = get_f64(q + PLAN_FIXED + 8 * k);
+        at += PLAN_FIXED + 8 * (uint64_t)pl->nfe;
+    }
+    if (rc == DEISSN_OK && at != len)
+        rc = dsn_error(DEISSN_E_FORMAT, "%s: %llu bytes after the last plan", what,
+                       (unsigned long long)(len - at));
+    if (rc == DEISSN_OK) rc = dsn_plans_check(plans, n, DEISSN_E_FORMAT, what);
+    if (rc != DEISSN_OK) {
+        dsn_free(plans);
+        return rc;
+    }
+    *out = plans;
+    *count = n;
+    return DEISSN_OK;
+}
+
 int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
                         deissn_normtable **out)
 {
@@ -240,15 +328,17 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
         return dsn_error(DEISSN_E_FORMAT, "%s: table format version %u; this libdeissn reads "
                          "version %u%s", what, version, FORMAT_VERSION,
                          version > FORMAT_VERSION ? " (the file is newer: upgrade libdeissn)" : "");
-    if (flags & ~FLAG_HAS_SUMS)
+    if (flags & ~(FLAG_HAS_SUMS | FLAG_HAS_PLANS))
         return dsn_error(DEISSN_E_FORMAT, "%s: unknown flags 0x%08x in the header", what, flags);
     if (comp_len != len - HEADER_SIZE)
         return dsn_error(DEISSN_E_FORMAT, "%s: %s: the header announces %llu bytes of payload, "
                          "the file has %zu", what, comp_len > len - HEADER_SIZE ? "truncated" :
                          "trailing bytes", (unsigned long long)comp_len, len - HEADER_SIZE);
-    int has_sums = (flags & FLAG_HAS_SUMS) != 0;
+    int has_sums = (flags & FLAG_HAS_SUMS) != 0, has_plans = (flags & FLAG_HAS_PLANS) != 0;
+    uint64_t max_plans = has_plans ? 4 + (uint64_t)DEISSN_NORMTABLE_MAX_PLANS *
+                                             (PLAN_FIXED + 8 * DEISSN_PLAN_MAX_NFE) : 0;
     uint64_t max_raw = PAYLOAD_FIXED + (uint64_t)DSN_TABLE_MAX_KNOTS * (has_sums ? 32 : 16) +
-                       DEISSN_NORMTABLE_METADATA_MAX;
+                       DEISSN_NORMTABLE_METADATA_MAX + max_plans;
     if (raw_len < PAYLOAD_FIXED || raw_len > max_raw || raw_len / MAX_RATIO > comp_len)
         return dsn_error(DEISSN_E_FORMAT, "%s: an uncompressed payload of %llu bytes is "
                          "impossible (from %llu compressed bytes; at most %llu)", what,
@@ -283,11 +373,16 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
     if (rc == DEISSN_OK && (n < 2 || n > DSN_TABLE_MAX_KNOTS))
         rc = dsn_error(DEISSN_E_FORMAT, "%s: %llu knots (a table has 2 to %u)", what,
                        (unsigned long long)n, DSN_TABLE_MAX_KNOTS);
-    else if (rc == DEISSN_OK &&
-             raw_len != PAYLOAD_FIXED + n * (has_sums ? 32 : 16) + (uint64_t)meta_len)
+    uint64_t base = PAYLOAD_FIXED + n * (has_sums ? 32 : 16) + (uint64_t)meta_len;
+    if (rc == DEISSN_OK && (has_plans ? raw_len < base + 4 : raw_len != base))
         rc = dsn_error(DEISSN_E_FORMAT, "%s: a payload of %llu bytes cannot hold %llu knots%s "
-                       "and %u bytes of metadata", what, (unsigned long long)raw_len,
-                       (unsigned long long)n, has_sums ? " with sums" : "", meta_len);
+                       "and %u bytes of metadata%s", what, (unsigned long long)raw_len,
+                       (unsigned long long)n, has_sums ? " with sums" : "", meta_len,
+                       has_plans ? " and plans" : "");
+    deissn_plan *plans = NULL;
+    uint32_t n_plans = 0;
+    if (rc == DEISSN_OK && has_plans) rc = parse_plans(raw + base, raw_len - base, what, &plans,
+                                                       &n_plans);
     deissn_normtable *t = NULL;
     if (rc == DEISSN_OK) rc = dsn_table_alloc(&t, (size_t)n, has_sums, meta_len, what);
     if (rc == DEISSN_OK) {
@@ -303,8 +398,11 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
             for (size_t i = 0; i < n; i++, p += 8) t->counts[i] = get_u64(p);
         }
         memcpy(t->metadata, p, meta_len);
-        rc = dsn_table_check(t, DEISSN_E_FORMAT, what);
+        rc = dsn_table_set_plans(t, plans, n_plans, what);
+        if (rc == DEISSN_OK) rc = dsn_table_check(t, DEISSN_E_FORMAT, what);
+        else deissn_normtable_free(t);
     }
+    dsn_free(plans);
     dsn_free(raw);
     if (rc == DEISSN_OK) *out = t;
     return rc;
