@@ -892,6 +892,58 @@ DEISSN_API int32_t deissn_sample(deissn_sampler *sampler, deissn_model *model, f
                                  const deissn_sample_options *options);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Tuning: learning the plans that sample one model best                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* What deissn_tune() measures and searches (docs/tuning.md). */
+#define DEISSN_TUNE_PARAMS_VERSION 1
+typedef struct deissn_tune_params {
+    uint32_t version;         /* DEISSN_TUNE_PARAMS_VERSION */
+    uint32_t nfe_min, nfe_max; /* the NFE range to tune, 2 <= min <= max <= 64; default 3, 25 */
+    uint32_t grid_steps;      /* evaluation times of the reference solves (DEIS order 3 on
+                                 tau = tau_last + (1 - tau_last) u^1.5, u uniform, then the
+                                 step to 0); plans choose among every other one; default 400 */
+    uint32_t fit_samples;     /* reference trajectories that choose the plans; default 64 */
+    uint32_t holdout_samples; /* further trajectories that only measure them; default 256 */
+    uint32_t batch;           /* samples per model evaluation in the reference solves;
+                                 default 64 */
+    uint64_t seed;            /* trajectory k starts from deissn_fill_noise(seed, k); default 0 */
+    int32_t prediction;       /* deissn_prediction: what the model predicts; default EPSILON */
+    deissn_progress_fn progress; /* NULL: none. Called with (work done, total work) in
+                                    model evaluations of a batch; non-zero stops with
+                                    DEISSN_E_CALLBACK */
+    void *progress_user;
+} deissn_tune_params;
+
+#define DEISSN_TUNE_PARAMS_INIT \
+    { DEISSN_TUNE_PARAMS_VERSION, 3, 25, 400, 64, 256, 64, 0, DEISSN_PREDICT_EPSILON, NULL, NULL }
+
+/* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()). */
+DEISSN_API int32_t deissn_tune_params_init(deissn_tune_params *params, uint32_t version);
+
+/* Learn, for each NFE of the range, the plan with the lowest error on `model`: solve the
+ * model's probability-flow ODE accurately from fit + holdout seeds (recording the states and
+ * eps along the way, and calibrating r(tau) from the same evaluations), search the
+ * evaluation times, method, order and final-step policy on the fit trajectories (dynamic
+ * programming over the grid on teacher-forced local errors, then real runs and a refinement
+ * of the times against the true error), and measure each chosen plan, and BEST, on the
+ * hold-out trajectories only. *out is a table that carries the plans: a copy of `table`
+ * (its plans replaced; the DEIS-SN candidates use it), or, when table is NULL, the table the
+ * reference solves calibrated (their evaluation times as knots, with calibration sums).
+ * `noise` is the model's noise schedule (its sampling fields are ignored); sample_shape has
+ * sample_ndim dimensions, without the batch. Costs about (fit + holdout) * grid_steps model
+ * evaluations for the references and as much again for the search, on the model's device.
+ * Ownership: the caller owns *out.
+ * Threads:   reentrant; the model is used by this thread only during the call.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, ranges, unknown version, a table for
+ *            another noise schedule); DEISSN_E_MODEL; DEISSN_E_NONFINITE; DEISSN_E_CALLBACK
+ *            (the progress callback stopped it); DEISSN_E_NOMEM. On error *out is NULL. */
+DEISSN_API int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
+                               const deissn_schedule_params *noise,
+                               const deissn_normtable *table, const int64_t *sample_shape,
+                               uint32_t sample_ndim, const deissn_tune_params *params);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Noise                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 

@@ -35,4 +35,14 @@ const dsn_backend *dsn_callback_backend(void);
  * when it cannot be loaded; DEISSN_E_INVALID_ARG for a name that is not a plain word. */
 int32_t dsn_plugin_backend(const char *name, const dsn_backend **out, const char *fn);
 
+/* deissn_sample() that hands `record` host copies of the state each step evaluated the
+ * model at, and of the eps there, after the step (the tuner's reference runs). A non-zero
+ * return stops the sampling with DEISSN_E_CALLBACK. record NULL: deissn_sample(). */
+typedef int (*dsn_record_fn)(void *user, uint32_t step, const float *x, const float *eps,
+                             size_t n);
+int32_t dsn_sample_recorded(deissn_sampler *sampler, deissn_model *model, float *x,
+                            const int64_t *shape, uint32_t ndim,
+                            const deissn_sample_options *options, dsn_record_fn record,
+                            void *record_user);
+
 #endif

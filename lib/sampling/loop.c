@@ -58,9 +58,18 @@ static int32_t check_finite(run_buffers *r, const void *buf, size_t n, uint32_t 
                      "tau %.6g)", fn, isnan(value) ? "NaN" : "Inf", at, step, st->tau_from);
 }
 
+/* What a recorder gets: host copies of the state the model was evaluated at and of the eps
+ * there (the sampler's history conversion, whatever the prediction), per step. */
+typedef struct {
+    dsn_record_fn fn;
+    void *user;
+    float *x, *eps; /* host buffers of numel floats */
+} recorder;
+
 static int32_t run(deissn_model *m, deissn_sampler *sp, run_buffers *r, float *x,
                    const int64_t *shape, uint32_t ndim, size_t numel,
-                   const deissn_sample_options *opt, int64_t *sums, double *model_s)
+                   const deissn_sample_options *opt, int64_t *sums, recorder *rec,
+                   double *model_s)
 {
     const char *fn = "deissn_sample";
     const dsn_backend *be = r->be;
@@ -75,7 +84,7 @@ static int32_t run(deissn_model *m, deissn_sampler *sp, run_buffers *r, float *x
     if (!rc) rc = be->alloc(r->impl, numel, &r->x_in);
     if (!rc) rc = be->alloc(r->impl, numel, &r->out);
     for (uint32_t j = 0; !rc && j < slots; j++) rc = be->alloc(r->impl, numel, &r->hist[j]);
-    if (!rc && sums) rc = be->alloc(r->impl, numel, &r->ecopy);
+    if (!rc && (sums || rec)) rc = be->alloc(r->impl, numel, &r->ecopy);
     if (!rc) rc = be->upload(r->impl, r->x, x, numel);
 
     for (uint32_t i = 0; !rc && i < n; i++) {
@@ -98,8 +107,12 @@ static int32_t run(deissn_model *m, deissn_sampler *sp, run_buffers *r, float *x
         for (uint32_t j = 1; j <= st->depth; j++) u.hist[j - 1] = r->hist[(i - j) % slots];
         u.save = keep[i] ? r->hist[i % slots] : NULL;
         int direct = u.a == 0.0 && u.b == 1.0; /* eps is the output itself */
-        u.ecopy = sums && !direct ? r->ecopy : NULL;
-        rc = be->update(r->impl, &u, numel);
+        u.ecopy = (sums || rec) && !direct ? r->ecopy : NULL;
+        if (rec) rc = be->download(r->impl, rec->x, r->x, numel);
+        if (!rc) rc = be->update(r->impl, &u, numel);
+        if (!rc && rec) rc = be->download(r->impl, rec->eps, direct ? r->out : r->ecopy, numel);
+        if (!rc && rec && rec->fn(rec->user, i, rec->x, rec->eps, numel))
+            rc = dsn_error(DEISSN_E_CALLBACK, "%s: the recorder stopped at step %u", fn, i);
         if (!rc) rc = check_finite(r, r->x, numel, i, st, 1, fn);
 
         if (!rc && sums) {
@@ -121,6 +134,13 @@ static int32_t run(deissn_model *m, deissn_sampler *sp, run_buffers *r, float *x
 
 int32_t deissn_sample(deissn_sampler *sp, deissn_model *m, float *x, const int64_t *shape,
                       uint32_t ndim, const deissn_sample_options *options)
+{
+    return dsn_sample_recorded(sp, m, x, shape, ndim, options, NULL, NULL);
+}
+
+int32_t dsn_sample_recorded(deissn_sampler *sp, deissn_model *m, float *x, const int64_t *shape,
+                            uint32_t ndim, const deissn_sample_options *options,
+                            dsn_record_fn record, void *record_user)
 {
     const char *fn = "deissn_sample";
     if (!sp || !m || !x || !shape)
@@ -167,7 +187,17 @@ int32_t deissn_sample(deissn_sampler *sp, deissn_model *m, float *x, const int64
     r.impl = m->impl;
     double t_model = 0.0, t_start = dsn_now();
     deissn_sampler_reset(sp);
-    int32_t rc = run(m, sp, &r, x, shape, ndim, numel, &opt, sums, &t_model);
+    recorder rec = {record, record_user, NULL, NULL};
+    int32_t rc = DEISSN_OK;
+    if (record) {
+        rec.x = dsn_malloc(bytes);
+        rec.eps = dsn_malloc(bytes);
+        if (!rec.x || !rec.eps) rc = dsn_error(DEISSN_E_NOMEM, "%s: out of memory", fn);
+    }
+    if (!rc) rc = run(m, sp, &r, x, shape, ndim, numel, &opt, sums, record ? &rec : NULL,
+                      &t_model);
+    dsn_free(rec.x);
+    dsn_free(rec.eps);
     /* The one copy back. With a calibrator, through a host buffer of the loop's, so that x
      * and the calibrator change together or not at all. */
     float *result = NULL;
