@@ -48,7 +48,7 @@ TORCH_LIBS := -L$(TORCH_LIBDIR) -Wl,-rpath,$(TORCH_LIBDIR) -Wl,--no-as-needed \
               -ltorch -ltorch_cpu -lc10 -Wl,--as-needed
 
 B        := build
-LIB_SRC  := $(wildcard lib/*.c)
+LIB_SRC  := $(wildcard lib/*.c) $(wildcard lib/tune/*.c)
 LIB_OBJ  := $(patsubst lib/%.c,$(B)/obj/%.o,$(LIB_SRC))
 SHIM_OBJ :=
 LINK     := $(CC)
@@ -100,7 +100,8 @@ demo: deps
 
 lib: $(LIB)
 
-$(B)/obj/%.o: lib/%.c include/deissn.h $(wildcard lib/*.h) | $(B)/obj
+$(B)/obj/%.o: lib/%.c include/deissn.h $(wildcard lib/*.h lib/tune/*.h) | $(B)/obj
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) -DDEISSN_BUILDING_LIBRARY -c $< -o $@
 
 $(B)/obj/torch_model.o: shim/torch_model.cpp include/deissn.h lib/model.h lib/internal.h | $(B)/obj
@@ -184,7 +185,8 @@ check-rust: lib
 # so that dsn_fail_after(k) makes the k-th following allocation fail.
 FAULT_OBJ := $(patsubst lib/%.c,$(B)/obj-faults/%.o,$(LIB_SRC))
 LIB_FAULTS := $(B)/lib/libdeissn_faults.a
-$(B)/obj-faults/%.o: lib/%.c include/deissn.h $(wildcard lib/*.h) | $(B)/obj-faults
+$(B)/obj-faults/%.o: lib/%.c include/deissn.h $(wildcard lib/*.h lib/tune/*.h) | $(B)/obj-faults
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(filter-out -DDEISSN_WITH_TORCH,$(LIB_CFLAGS)) -DDEISSN_BUILDING_LIBRARY \
 	    -DDEISSN_FAULT_INJECTION -c $< -o $@
 $(LIB_FAULTS): $(FAULT_OBJ) | $(B)/lib
@@ -245,7 +247,8 @@ FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all \
 FUZZERS      := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_OBJ     := $(patsubst lib/%.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRC))
 fuzz: $(FUZZERS)
-$(FUZZ_DIR)/obj/%.o: lib/%.c include/deissn.h $(wildcard lib/*.h) | $(FUZZ_DIR)/obj
+$(FUZZ_DIR)/obj/%.o: lib/%.c include/deissn.h $(wildcard lib/*.h lib/tune/*.h) | $(FUZZ_DIR)/obj
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link,address,undefined \
 	    $(filter-out -DDEISSN_WITH_TORCH,$(LIB_CFLAGS)) -c $< -o $@
 $(FUZZ_DIR)/libdeissn_fuzz.a: $(FUZZ_OBJ)
