@@ -1,0 +1,571 @@
+/* tune.c - the tuned-plan search (tune.h has the algorithm). Uses the public API only. */
+#include "tune.h"
+
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define FN "dsn_tune_search"
+#define MAX_W (2 * DEISSN_MAX_TERMS + 4) /* basis vectors one step's error touches */
+
+typedef struct variant {
+    int32_t method;
+    uint32_t use_table, corrector, order, lof;
+    uint32_t end; /* 0: tau_end = 0 (node M); 1: tau_end = taus[M-1] (node M-1) */
+} variant;
+
+/* One candidate plan: grid nodes (or explicit times for a preset), its variant, its scores. */
+typedef struct cand {
+    variant v;
+    uint32_t nodes[DSN_TUNE_MAX_NFE];
+    double taus[DSN_TUNE_MAX_NFE];
+    double tau_end;
+    int from_preset;
+    double surrogate, sel_rmse, fit_rmse;
+} cand;
+
+typedef struct ctx {
+    const dsn_tune_reference *ref;
+    const dsn_tune_params *par;
+    const deissn_schedule_params *noise;
+    const deissn_normtable *table;
+    const deissn_schedule *sched; /* the noise schedule, for alpha_bar */
+    size_t M, K, D, nb;   /* nb = 2M + 1 basis vectors: x_0..x_M, then eps_0..eps_{M-1} */
+    double *G;            /* nb x nb over the fit trajectories */
+    double *alpha, *sigma, *node_tau; /* at nodes 0..M (node M: tau = 0) */
+    double n_values;      /* n_fit * D */
+    float *x, *e;         /* work buffers: K * D */
+    uint64_t evals;
+} ctx;
+
+/* ---- the Gram matrix and the teacher-forced local errors -------------------------------- */
+
+static const float *vec(const ctx *c, size_t b, size_t k)
+{
+    size_t M = c->M, K = c->K, D = c->D;
+    if (b <= M) return c->ref->x + (b * K + k) * D;
+    return c->ref->eps + ((b - M - 1) * K + k) * D;
+}
+
+static void gram(ctx *c)
+{
+    size_t nb = c->nb, D = c->D;
+    for (size_t a = 0; a < nb; a++)
+        for (size_t b = a; b < nb; b++) {
+            double s = 0;
+            for (size_t k = 0; k < c->ref->n_fit; k++) {
+                const float *u = vec(c, a, k), *w = vec(c, b, k);
+                for (size_t i = 0; i < D; i++) s += (double)u[i] * (double)w[i];
+            }
+            c->G[a * nb + b] = c->G[b * nb + a] = s;
+        }
+}
+
+typedef struct wvec {
+    size_t n;
+    size_t idx[MAX_W];
+    double w[MAX_W];
+} wvec;
+
+static void wadd(wvec *v, size_t b, double w)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (v->idx[i] == b) {
+            v->w[i] += w;
+            return;
+        }
+    v->idx[v->n] = b;
+    v->w[v->n++] = w;
+}
+
+static double wrms(const ctx *c, const wvec *v)
+{
+    double q = 0;
+    for (size_t i = 0; i < v->n; i++)
+        for (size_t j = 0; j < v->n; j++) q += v->w[i] * v->w[j] * c->G[v->idx[i] * c->nb + v->idx[j]];
+    return sqrt(q > 0 ? q / c->n_values : 0);
+}
+
+/* ---- plans through the public API -------------------------------------------------------- */
+
+static int32_t make_sampler(const ctx *c, const cand *p, uint32_t nfe, deissn_sampler **out)
+{
+    deissn_schedule_params sp = *c->noise;
+    sp.spacing = DEISSN_SPACING_CUSTOM;
+    sp.steps = nfe;
+    sp.custom_taus = p->taus;
+    sp.tau_end = p->tau_end;
+    deissn_schedule *s = NULL;
+    int32_t rc = deissn_schedule_create(&s, &sp);
+    if (rc != DEISSN_OK) return rc;
+    deissn_sampler_params mp;
+    deissn_sampler_params_init(&mp);
+    mp.order = p->v.order;
+    mp.lower_order_final = p->v.lof;
+    mp.method = p->v.method;
+    mp.corrector = p->v.corrector;
+    mp.allow_table_mismatch = 1; /* the caller vouches for its table */
+    rc = deissn_sampler_create(out, s, p->v.use_table ? c->table : NULL, &mp);
+    deissn_schedule_free(s);
+    return rc;
+}
+
+static void set_times(const ctx *c, cand *p, uint32_t nfe)
+{
+    for (uint32_t i = 0; i < nfe; i++) p->taus[i] = c->node_tau[p->nodes[i]];
+    p->tau_end = p->v.end ? c->node_tau[c->M - 1] : 0.0;
+}
+
+/* The surrogate: the sum over the plan's steps of the local RMSE of its actual step from the
+ * true state, with the true data at its earlier nodes. INFINITY for a plan the library
+ * refuses (times too close). */
+static double surrogate(const ctx *c, cand *p, uint32_t nfe)
+{
+    set_times(c, p, nfe);
+    deissn_sampler *smp = NULL;
+    if (make_sampler(c, p, nfe, &smp) != DEISSN_OK) return INFINITY;
+    size_t M = c->M, end = p->v.end ? M - 1 : M;
+    double tot = 0;
+    for (uint32_t i = 0; i < nfe; i++) {
+        deissn_step_coeffs co;
+        deissn_sampler_coeffs(smp, i, &co);
+        size_t from = p->nodes[i], to = i + 1 < nfe ? p->nodes[i + 1] : end;
+        wvec v = {0};
+        wadd(&v, from, co.psi);
+        wadd(&v, to, -1.0);
+        for (uint32_t j = 0; j < DEISSN_MAX_TERMS && j <= i; j++) {
+            if (co.c[j] == 0) continue;
+            size_t nd = p->nodes[i - j];
+            if (p->v.method == DEISSN_METHOD_EPS) {
+                wadd(&v, M + 1 + nd, co.c[j] / co.r[j]);
+            } else { /* x0 = (x - sigma eps) / alpha */
+                wadd(&v, nd, co.c[j] / c->alpha[nd]);
+                wadd(&v, M + 1 + nd, -co.c[j] * c->sigma[nd] / c->alpha[nd]);
+            }
+        }
+        tot += wrms(c, &v);
+    }
+    deissn_sampler_free(smp);
+    return tot;
+}
+
+/* RMSE of a real run of plan p on trajectories [k0, k0 + n) against the reference at its end. */
+static int32_t true_rmse(ctx *c, const cand *p, uint32_t nfe, size_t k0, size_t n, double *out)
+{
+    deissn_sampler *smp = NULL;
+    int32_t rc = make_sampler(c, p, nfe, &smp);
+    if (rc != DEISSN_OK) {
+        *out = INFINITY;
+        return DEISSN_OK; /* a plan the library refuses is not a candidate */
+    }
+    size_t D = c->D, nv = n * D;
+    memcpy(c->x, vec(c, 0, k0), nv * sizeof(float));
+    deissn_step_info info;
+    rc = deissn_sampler_next(smp, &info);
+    while (rc == DEISSN_OK) {
+        int cb = c->par->eval(c->par->user, c->x, n, D, info.tau, c->e);
+        c->evals += n;
+        if (cb != 0) {
+            deissn_sampler_free(smp);
+            return dsn_error(DEISSN_E_CALLBACK, "%s: params->eval returned %d at tau %.17g", FN,
+                             cb, info.tau);
+        }
+        rc = deissn_step(smp, c->x, c->e, nv, DEISSN_PREDICT_EPSILON, &info);
+    }
+    deissn_sampler_free(smp);
+    if (rc != DEISSN_DONE) return rc; /* deissn_step left the message */
+    const float *want = vec(c, p->v.end ? c->M - 1 : c->M, k0);
+    double s = 0;
+    for (size_t i = 0; i < nv; i++) {
+        double d = (double)c->x[i] - (double)want[i];
+        s += d * d;
+    }
+    *out = sqrt(s / (double)nv);
+    return DEISSN_OK;
+}
+
+/* ---- DP and coordinate descent ------------------------------------------------------------ */
+
+static double ddim_cost(const ctx *c, size_t i, size_t k)
+{
+    double p = c->alpha[k] / c->alpha[i], q = c->sigma[k] - p * c->sigma[i];
+    wvec v = {0};
+    wadd(&v, i, p);
+    wadd(&v, c->M + 1 + i, q);
+    wadd(&v, k, -1.0);
+    return wrms(c, &v);
+}
+
+/* The nfe nodes 0 = n_0 < ... < n_{nfe-1} < end with the lowest sum of DDIM costs. */
+static int32_t dp(const ctx *c, const double *cost, uint32_t nfe, size_t end, uint32_t *nodes)
+{
+    size_t S = c->M + 1;
+    double *D = dsn_malloc((size_t)(nfe + 1) * S * sizeof(double));
+    uint32_t *arg = dsn_malloc((size_t)(nfe + 1) * S * sizeof(uint32_t));
+    if (!D || !arg) {
+        dsn_free(D);
+        dsn_free(arg);
+        return dsn_error(DEISSN_E_NOMEM, "%s: no memory for the DP", FN);
+    }
+    for (size_t k = 0; k < S; k++) D[k] = k == 0 ? 0.0 : INFINITY;
+    for (uint32_t n = 1; n <= nfe; n++)
+        for (size_t k = 0; k < S; k++) {
+            double best = INFINITY;
+            uint32_t bi = 0;
+            for (size_t i = 0; i < k; i++) {
+                double v = D[(n - 1) * S + i] + cost[i * S + k];
+                if (v < best) {
+                    best = v;
+                    bi = (uint32_t)i;
+                }
+            }
+            D[n * S + k] = best;
+            arg[n * S + k] = bi;
+        }
+    size_t at = end;
+    for (uint32_t n = nfe; n >= 1; n--) {
+        at = arg[n * S + at];
+        nodes[n - 1] = (uint32_t)at;
+    }
+    dsn_free(D);
+    dsn_free(arg);
+    return DEISSN_OK;
+}
+
+static void descend(const ctx *c, cand *p, uint32_t nfe)
+{
+    size_t end = p->v.end ? c->M - 1 : c->M;
+    p->surrogate = surrogate(c, p, nfe);
+    uint32_t step = (uint32_t)(c->M / (4 * (size_t)nfe));
+    if (step < 1) step = 1;
+    for (;;) {
+        for (int sweep = 0; sweep < 4; sweep++) {
+            int improved = 0;
+            for (uint32_t i = 1; i < nfe; i++) {
+                uint32_t lo = p->nodes[i - 1] + 1;
+                uint32_t hi = (uint32_t)(i + 1 < nfe ? p->nodes[i + 1] : end) - 1;
+                uint32_t orig = p->nodes[i];
+                uint32_t tries[2] = {orig >= step ? orig - step : 0, orig + step};
+                for (int t = 0; t < 2; t++) {
+                    uint32_t cnd = tries[t];
+                    if ((t == 0 && orig < step) || cnd < lo || cnd > hi) continue;
+                    uint32_t keep = p->nodes[i];
+                    p->nodes[i] = cnd;
+                    double v = surrogate(c, p, nfe);
+                    if (v < p->surrogate) {
+                        p->surrogate = v;
+                        improved = 1;
+                    } else {
+                        p->nodes[i] = keep;
+                    }
+                }
+            }
+            if (!improved) break;
+        }
+        if (step == 1) break;
+        step /= 2;
+    }
+    set_times(c, p, nfe);
+}
+
+/* BEST's configuration as a candidate, when its end is one of the two ends. */
+static int preset_cand(const ctx *c, uint32_t nfe, cand *p)
+{
+    deissn_schedule_params sp = *c->noise;
+    deissn_sampler_params mp;
+    deissn_sampler_params_init(&mp);
+    if (deissn_preset_params(DEISSN_PRESET_BEST, nfe, &sp, &mp) != DEISSN_OK) return 0;
+    deissn_schedule *s = NULL;
+    if (deissn_schedule_create(&s, &sp) != DEISSN_OK) return 0;
+    double t[DSN_TUNE_MAX_NFE + 1];
+    deissn_schedule_times(s, t, nfe + 1);
+    deissn_schedule_free(s);
+    memset(p, 0, sizeof *p);
+    if (t[nfe] == 0.0) p->v.end = 0;
+    else if (fabs(t[nfe] - c->node_tau[c->M - 1]) <= 1e-12) p->v.end = 1;
+    else return 0;
+    memcpy(p->taus, t, nfe * sizeof(double));
+    p->tau_end = t[nfe];
+    p->v.method = mp.method;
+    p->v.use_table = mp.method == DEISSN_METHOD_EPS && c->table != NULL;
+    p->v.corrector = mp.corrector;
+    p->v.order = mp.order;
+    p->v.lof = mp.lower_order_final;
+    p->from_preset = 1;
+    p->surrogate = NAN;
+    return 1;
+}
+
+/* ---- refinement on the true error -------------------------------------------------------- */
+
+static double lambda_of(const ctx *c, double tau)
+{
+    double ab = deissn_schedule_alpha_bar(c->sched, tau);
+    return 0.5 * (log(ab) - log1p(-ab));
+}
+
+/* The tau in (0, 1] with lambda_of(tau) = lam (alpha_bar is decreasing: bisection). */
+static double tau_of_lambda(const ctx *c, double lam)
+{
+    double lo = 0.0, hi = 1.0;
+    for (int i = 0; i < 100; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (lambda_of(c, mid) > lam) lo = mid;
+        else hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+/* Coordinate descent of tau_{N-1}..tau_1 (tau_N stays at the start) on the true RMSE over
+ * the first n trajectories: each time moves a fraction f (0.25, then 0.08) of the way to a
+ * neighbour in lambda (the last one's later neighbour: tau_end, or for tau_end = 0 a virtual
+ * node one lambda gap beyond), the earlier neighbour tried first; the first move that lowers
+ * the error is kept; one sweep per f. p->sel_rmse holds the error of p->taus on return. */
+static int32_t refine(ctx *c, cand *p, uint32_t nfe, size_t n)
+{
+    static const double fracs[2] = {0.25, 0.08};
+    int32_t rc = true_rmse(c, p, nfe, 0, n, &p->sel_rmse);
+    if (rc != DEISSN_OK) return rc;
+    for (int fi = 0; fi < 2; fi++)
+        for (uint32_t i = 1; i < nfe; i++) {
+            double li = lambda_of(c, p->taus[i]), lprev = lambda_of(c, p->taus[i - 1]), lnext;
+            if (i + 1 < nfe) lnext = lambda_of(c, p->taus[i + 1]);
+            else if (p->tau_end > 0) lnext = lambda_of(c, p->tau_end);
+            else lnext = li + (li - lprev);
+            const double targets[2] = {lprev, lnext};
+            for (int t = 0; t < 2; t++) {
+                double keep = p->taus[i], v;
+                double tau = tau_of_lambda(c, li + fracs[fi] * (targets[t] - li));
+                double later = i + 1 < nfe ? p->taus[i + 1] : p->tau_end;
+                if (!(tau < p->taus[i - 1] && tau > later)) continue;
+                p->taus[i] = tau;
+                rc = true_rmse(c, p, nfe, 0, n, &v);
+                if (rc != DEISSN_OK) return rc;
+                if (v < p->sel_rmse) {
+                    p->sel_rmse = v;
+                    break;
+                }
+                p->taus[i] = keep;
+            }
+        }
+    return DEISSN_OK;
+}
+
+/* ---- the search --------------------------------------------------------------------------- */
+
+static int32_t check_args(dsn_tune_plan *plans, size_t capacity,
+                          const deissn_schedule_params *noise, const dsn_tune_reference *ref,
+                          const dsn_tune_params *par)
+{
+    if (!plans) return dsn_error(DEISSN_E_INVALID_ARG, "%s: plans is NULL", FN);
+    if (!noise) return dsn_error(DEISSN_E_INVALID_ARG, "%s: noise is NULL", FN);
+    if (!ref) return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref is NULL", FN);
+    if (!par) return dsn_error(DEISSN_E_INVALID_ARG, "%s: params is NULL", FN);
+    if (!par->eval) return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->eval is NULL", FN);
+    if (!ref->taus || !ref->x || !ref->eps)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->%s is NULL", FN,
+                         !ref->taus ? "taus" : !ref->x ? "x" : "eps");
+    if (ref->n_times < 3)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->n_times %zu is below 3", FN,
+                         ref->n_times);
+    if (ref->sample_numel == 0)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->sample_numel is 0", FN);
+    if (ref->n_fit == 0 || ref->n_fit > ref->n_traj)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->n_fit %zu must be in 1..n_traj (%zu)",
+                         FN, ref->n_fit, ref->n_traj);
+    for (size_t m = 0; m < ref->n_times; m++) {
+        double t = ref->taus[m];
+        if (!(t > 0 && t <= 1) || (m > 0 && !(t < ref->taus[m - 1])))
+            return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->taus[%zu] = %.17g: the times must "
+                             "be strictly decreasing in (0, 1]", FN, m, t);
+    }
+    if (par->nfe_min < 2 || par->nfe_min > par->nfe_max || par->nfe_max > DSN_TUNE_MAX_NFE ||
+        par->nfe_max + 2 > ref->n_times)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: NFE range %u..%u must satisfy 2 <= min <= "
+                         "max <= %d and max <= n_times - 2 (%zu)", FN, par->nfe_min,
+                         par->nfe_max, DSN_TUNE_MAX_NFE, ref->n_times - 2);
+    if (par->top == 0) return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->top is 0", FN);
+    if (capacity < (size_t)(par->nfe_max - par->nfe_min + 1))
+        return dsn_error(DEISSN_E_SIZE, "%s: capacity %zu is below the %u plans of NFE %u..%u",
+                         FN, capacity, par->nfe_max - par->nfe_min + 1, par->nfe_min,
+                         par->nfe_max);
+    size_t t;
+    if (!dsn_mul_size(ref->n_traj, ref->sample_numel, &t) || !dsn_mul_size(t, ref->n_times + 1, &t)
+        || !dsn_mul_size(t, sizeof(float), &t))
+        return dsn_error(DEISSN_E_SIZE, "%s: n_times x n_traj x sample_numel overflows", FN);
+    return DEISSN_OK;
+}
+
+static int cand_cmp(const cand *a, const cand *b, int by_fit)
+{
+    double x = by_fit ? a->fit_rmse : a->sel_rmse, y = by_fit ? b->fit_rmse : b->sel_rmse;
+    return x < y; /* strict: ties keep the earlier (stable) */
+}
+
+static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands, size_t ncap,
+                          dsn_tune_plan *out)
+{
+    const dsn_tune_params *par = c->par;
+    size_t nfit = c->ref->n_fit;
+    size_t nsel = par->n_select == 0 || par->n_select > nfit ? nfit : par->n_select;
+    uint64_t evals0 = c->evals;
+    size_t n = 0;
+    int32_t rc;
+    for (uint32_t end = 0; end < 2; end++) {
+        uint32_t init[DSN_TUNE_MAX_NFE];
+        rc = dp(c, cost, nfe, end ? c->M - 1 : c->M, init);
+        if (rc != DEISSN_OK) return rc;
+        for (int m = 0; m < 4; m++) {
+            if (m == 0 && !c->table) continue;
+            for (uint32_t order = 1; order <= 3; order++)
+                for (uint32_t lof = 0; lof < 2; lof++) {
+                    cand *p = &cands[n++];
+                    memset(p, 0, sizeof *p);
+                    p->v.method = m < 2 ? DEISSN_METHOD_EPS : DEISSN_METHOD_DATA;
+                    p->v.use_table = m == 0;
+                    p->v.corrector = m == 3;
+                    p->v.order = order;
+                    p->v.lof = lof;
+                    p->v.end = end;
+                    memcpy(p->nodes, init, nfe * sizeof(uint32_t));
+                    descend(c, p, nfe);
+                    if (isfinite(p->surrogate)) {
+                        rc = true_rmse(c, p, nfe, 0, nsel, &p->sel_rmse);
+                        if (rc != DEISSN_OK) return rc;
+                    } else {
+                        p->sel_rmse = INFINITY;
+                    }
+                }
+        }
+    }
+    /* the `top` best distinct plans on the selection trajectories, then BEST's */
+    size_t chosen[64], nc = 0;
+    for (size_t t = 0; t < par->top && t < 63; t++) {
+        size_t bi = n;
+        for (size_t i = 0; i < n; i++) {
+            int used = 0;
+            for (size_t j = 0; j < nc; j++)
+                if (chosen[j] == i || (cands[chosen[j]].sel_rmse == cands[i].sel_rmse &&
+                                       !memcmp(cands[chosen[j]].taus, cands[i].taus,
+                                               nfe * sizeof(double))))
+                    used = 1;
+            if (!used && isfinite(cands[i].sel_rmse) && (bi == n || cand_cmp(&cands[i], &cands[bi], 0)))
+                bi = i;
+        }
+        if (bi == n) break;
+        chosen[nc++] = bi;
+    }
+    if (n < ncap && preset_cand(c, nfe, &cands[n])) chosen[nc++] = n++;
+    if (nc == 0)
+        return dsn_error(DEISSN_E_NONFINITE, "%s: at NFE %u no candidate plan gave a finite "
+                         "error", FN, nfe);
+    size_t win = chosen[0];
+    for (size_t j = 0; j < nc; j++) {
+        cand *p = &cands[chosen[j]];
+        rc = true_rmse(c, p, nfe, 0, nfit, &p->fit_rmse);
+        if (rc != DEISSN_OK) return rc;
+        if (cand_cmp(p, &cands[win], 1)) win = chosen[j];
+    }
+    const cand *w = &cands[win];
+    if (par->n_refine > 0) { /* the true-error refinement, kept if it helps on all fit */
+        cand r = *w;
+        r.from_preset = 0;
+        rc = refine(c, &r, nfe, par->n_refine < nfit ? par->n_refine : nfit);
+        if (rc != DEISSN_OK) return rc;
+        rc = true_rmse(c, &r, nfe, 0, nfit, &r.fit_rmse);
+        if (rc != DEISSN_OK) return rc;
+        if (r.fit_rmse < w->fit_rmse) {
+            r.surrogate = NAN; /* the times left the grid */
+            cands[win] = r;
+        }
+    }
+    memset(out, 0, sizeof *out);
+    out->nfe = nfe;
+    memcpy(out->taus, w->taus, nfe * sizeof(double));
+    out->tau_end = w->tau_end;
+    out->method = w->v.method;
+    out->use_table = w->v.use_table;
+    out->order = w->v.order;
+    out->lower_order_final = w->v.lof;
+    out->corrector = w->v.corrector;
+    out->from_preset = (uint32_t)w->from_preset;
+    out->refined = isnan(w->surrogate) && !w->from_preset;
+    out->surrogate = w->surrogate;
+    out->fit_rmse = w->fit_rmse;
+    out->fit_samples = nfit;
+    out->holdout_rmse = NAN;
+    if (c->K > nfit) {
+        rc = true_rmse(c, w, nfe, nfit, c->K - nfit, &out->holdout_rmse);
+        if (rc != DEISSN_OK) return rc;
+        out->holdout_samples = c->K - nfit;
+    }
+    out->evaluations = c->evals - evals0;
+    return DEISSN_OK;
+}
+
+int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
+                        const deissn_schedule_params *noise, const deissn_normtable *table,
+                        const dsn_tune_reference *ref, const dsn_tune_params *params)
+{
+    int32_t rc = check_args(plans, capacity, noise, ref, params);
+    if (rc != DEISSN_OK) return rc;
+    deissn_schedule_params sp = *noise;
+    sp.spacing = DEISSN_SPACING_POWER;
+    sp.steps = 1;
+    sp.tau_end = 0;
+    deissn_schedule *sched = NULL;
+    rc = deissn_schedule_create(&sched, &sp);
+    if (rc != DEISSN_OK) return rc; /* the noise schedule is invalid: its message */
+
+    ctx c = {0};
+    c.ref = ref;
+    c.par = params;
+    c.noise = noise;
+    c.table = table;
+    c.sched = sched;
+    c.M = ref->n_times;
+    c.K = ref->n_traj;
+    c.D = ref->sample_numel;
+    c.nb = 2 * c.M + 1;
+    c.n_values = (double)ref->n_fit * (double)c.D;
+    size_t nplans = params->nfe_max - params->nfe_min + 1, S = c.M + 1;
+    size_t ncap = 2 * 4 * 3 * 2 + 1;
+    dsn_tune_plan *res = dsn_calloc(nplans, sizeof *res);
+    c.G = dsn_malloc(c.nb * c.nb * sizeof(double));
+    c.alpha = dsn_malloc(3 * S * sizeof(double));
+    c.x = dsn_malloc(c.K * c.D * sizeof(float));
+    c.e = dsn_malloc(c.K * c.D * sizeof(float));
+    double *cost = dsn_malloc(S * S * sizeof(double));
+    cand *cands = dsn_malloc(ncap * sizeof(cand));
+    if (!res || !c.G || !c.alpha || !c.x || !c.e || !cost || !cands) {
+        rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory for the Gram matrix and the work buffers",
+                       FN);
+        goto done;
+    }
+    c.sigma = c.alpha + S;
+    c.node_tau = c.alpha + 2 * S;
+    for (size_t m = 0; m < S; m++) {
+        double t = m < c.M ? ref->taus[m] : 0.0, ab = deissn_schedule_alpha_bar(sched, t);
+        c.node_tau[m] = t;
+        c.alpha[m] = sqrt(ab);
+        c.sigma[m] = sqrt(1 - ab);
+    }
+    gram(&c);
+    for (size_t i = 0; i < S; i++)
+        for (size_t k = 0; k < S; k++)
+            cost[i * S + k] = k > i && i < c.M ? ddim_cost(&c, i, k) : INFINITY;
+    for (size_t i = 0; i < nplans && rc == DEISSN_OK; i++)
+        rc = search_one(&c, params->nfe_min + (uint32_t)i, cost, cands, ncap, &res[i]);
+    if (rc == DEISSN_OK) memcpy(plans, res, nplans * sizeof *res);
+done:
+    deissn_schedule_free(sched);
+    dsn_free(res);
+    dsn_free(c.G);
+    dsn_free(c.alpha);
+    dsn_free(c.x);
+    dsn_free(c.e);
+    dsn_free(cost);
+    dsn_free(cands);
+    return rc;
+}

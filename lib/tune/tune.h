@@ -1,0 +1,106 @@
+/* tune.h - tuned sampling plans (issue #14): learn, per NFE, the sampling plan with the
+ * lowest error on one model from reference trajectories of that model. Internal (not
+ * installed); the public API it is meant to back is sketched in tools/tune/README.md.
+ *
+ * A plan is everything deissn_schedule_params / deissn_sampler_params leave open for a given
+ * NFE N: the evaluation times tau_N > ... > tau_1 (free, on the reference grid), the end time
+ * tau_end (0 or the grid's last time), the method (DEIS-SN = METHOD_EPS with the table, DEIS
+ * = METHOD_EPS without, METHOD_DATA with or without the corrector), the order (1..3) and
+ * lower_order_final.
+ *
+ * The search, per NFE (every candidate plan is run through the public API: a CUSTOM-spacing
+ * schedule, deissn_sampler_create, deissn_sampler_coeffs, deissn_step):
+ *   1. Gram matrix G of the recorded vectors (x and eps at every grid time, x at 0) over the
+ *      fit trajectories. Every step of every method is linear in those vectors, so the
+ *      teacher-forced local error of a step (from the true state, with the true history at
+ *      the plan's earlier nodes, to the true state at the next node) is a quadratic form in
+ *      G: no model evaluation.
+ *   2. Dynamic programming over the grid (GITS, arXiv 2405.11326): for each end, the N
+ *      nodes from the first grid time minimising the sum of the local RMSEs of the order-0
+ *      exponential step (DDIM; the same for both methods).
+ *   3. For each variant (method x order x lower_order_final x end): coordinate descent over
+ *      the grid nodes of the plan's surrogate error, the sum over its steps of the local
+ *      RMSE of its actual steps (its coefficients, its history); node moves of s grid
+ *      points, s halving from grid/(4N) to 1, a move kept when it lowers the surrogate.
+ *   4. Every variant's plan is run for real (params->eval) on the first n_select fit
+ *      trajectories and scored by the RMSE to the reference at its end; the `top` best
+ *      distinct plans, and the BEST preset's configuration when its end time is one of the
+ *      two ends, are run on all fit trajectories; the lowest fit RMSE is the plan.
+ *   5. Refinement on the true error: coordinate descent of tau_{N-1}..tau_1 in lambda =
+ *      log(alpha/sigma) on the first n_refine fit trajectories (each time moved 25 %, then
+ *      8 %, of the way to a neighbour; a move kept when the RMSE falls), kept when it also
+ *      lowers the RMSE on all fit trajectories.
+ *   6. Its RMSE is then measured on the hold-out trajectories (n_fit..K-1), never used for
+ *      any choice.
+ * Deterministic: the same input gives the same plans, bit for bit (no threads, fixed
+ * order, ties broken by the order of the variants). */
+#ifndef DEISSN_TUNE_H
+#define DEISSN_TUNE_H
+
+#include "deissn.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DSN_TUNE_MAX_NFE 64
+
+/* The model: eps for n_samples states x (n_samples * sample_numel floats) at time tau, into
+ * eps_out. Return 0 on success; anything else stops the search with DEISSN_E_CALLBACK. */
+typedef int (*dsn_tune_eval_fn)(void *user, const float *x, size_t n_samples,
+                                size_t sample_numel, double tau, float *eps_out);
+
+/* Reference trajectories of the probability-flow ODE, solved accurately (the calibration
+ * run's), recorded at M grid times. Host float32, trajectory-major within a time. */
+typedef struct dsn_tune_reference {
+    size_t n_times;       /* M >= 3 */
+    const double *taus;   /* M grid times, strictly decreasing in (0, 1]; taus[0] is where
+                             the trajectories start (the noise), taus[M-1] the other end */
+    size_t n_traj;        /* K */
+    size_t sample_numel;  /* D */
+    const float *x;       /* (M + 1) * K * D: x(taus[m]) of trajectory k at
+                             x[(m*K + k)*D], m < M; x(0) at m = M */
+    const float *eps;     /* M * K * D: the model's eps at (x(taus[m]), taus[m]) */
+    size_t n_fit;         /* trajectories 0..n_fit-1 choose the plan (>= 1), n_fit..K-1
+                             measure it (may be none) */
+} dsn_tune_reference;
+
+typedef struct dsn_tune_params {
+    uint32_t nfe_min, nfe_max; /* 2 <= nfe_min <= nfe_max <= min(DSN_TUNE_MAX_NFE, M - 2) */
+    uint32_t n_select;         /* fit trajectories every variant runs on (0 or > n_fit: all) */
+    uint32_t top;              /* plans then run on all fit trajectories (>= 1) */
+    uint32_t n_refine;         /* fit trajectories of the true-error refinement (0: none) */
+    dsn_tune_eval_fn eval;     /* the model (required) */
+    void *user;
+} dsn_tune_params;
+
+typedef struct dsn_tune_plan {
+    uint32_t nfe;
+    double taus[DSN_TUNE_MAX_NFE]; /* tau_N, ..., tau_1 (nfe values) */
+    double tau_end;
+    int32_t method;                /* deissn_method */
+    uint32_t use_table;            /* METHOD_EPS with the table (DEIS-SN) */
+    uint32_t order;
+    uint32_t lower_order_final;
+    uint32_t corrector;
+    uint32_t from_preset;          /* 1: BEST's configuration won (its times, not the grid's) */
+    uint32_t refined;              /* 1: the refinement moved the times (off the grid) */
+    double surrogate;              /* sum of teacher-forced local RMSEs (NaN for a preset) */
+    double fit_rmse;               /* RMSE to the reference at tau_end, fit trajectories */
+    size_t fit_samples;
+    double holdout_rmse;           /* the same on the hold-out trajectories (NaN if none) */
+    size_t holdout_samples;
+    uint64_t evaluations;          /* sample-evaluations of the model this NFE's search made */
+} dsn_tune_plan;
+
+/* Search plans for nfe_min..nfe_max; plans[i] is the plan for nfe_min + i.
+ * `noise` gives the noise schedule (its sampling fields are ignored); `table` (may be NULL:
+ * no DEIS-SN candidates) is the model's normalization table.
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, sizes, unsorted times, NFE range, no eval:
+ * the message names the argument); DEISSN_E_SIZE (capacity below the NFE count, sizes that
+ * overflow); DEISSN_E_CALLBACK (eval failed); DEISSN_E_NONFINITE; DEISSN_E_NOMEM. On error
+ * `plans` is left untouched. */
+int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
+                        const deissn_schedule_params *noise, const deissn_normtable *table,
+                        const dsn_tune_reference *ref, const dsn_tune_params *params);
+
+#endif

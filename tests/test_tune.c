@@ -1,0 +1,262 @@
+/* test_tune.c - the tuned-plan search (lib/tune/tune.h) on an analytic model: data with
+ * independent Gaussian coordinates of standard deviations s_d from 0.02 to 1, so that eps
+ * changes fast near tau = 0 in some coordinates and slowly in others, as an image model's
+ * does. Its probability-flow ODE has the exact solution
+ *   x_d(tau) = x_d(1) sqrt(abar(tau) s_d^2 + sigma(tau)^2) / sqrt(abar(1) s_d^2 + sigma(1)^2),
+ * so the reference trajectories are exact. */
+#include "deissn.h"
+#include "testlib.h"
+#include "tune/tune.h"
+
+#include <string.h>
+
+#define D 8
+#define K 24
+#define NFIT 16
+#define M 60
+static const double SD[D] = {0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0};
+
+typedef struct model {
+    deissn_schedule *s;
+    int fail_at;  /* the call that fails (0: none) */
+    int calls;
+} model;
+
+static double abar(const model *m, double tau) { return deissn_schedule_alpha_bar(m->s, tau); }
+
+static void eps_of(const model *m, const float *x, size_t n, double tau, float *out)
+{
+    double ab = abar(m, tau), s2 = 1 - ab;
+    for (size_t k = 0; k < n; k++)
+        for (size_t d = 0; d < D; d++)
+            out[k * D + d] = (float)(sqrt(s2) * x[k * D + d] / (ab * SD[d] * SD[d] + s2));
+}
+
+static int eval_cb(void *user, const float *x, size_t n, size_t numel, double tau, float *out)
+{
+    model *m = user;
+    if (numel != D) return 7;
+    if (m->fail_at && ++m->calls == m->fail_at) return 42;
+    eps_of(m, x, n, tau, out);
+    return 0;
+}
+
+static double exact_scale(const model *m, size_t d, double tau)
+{
+    double a1 = abar(m, 1.0), at = abar(m, tau);
+    return sqrt(at * SD[d] * SD[d] + 1 - at) / sqrt(a1 * SD[d] * SD[d] + 1 - a1);
+}
+
+typedef struct fixture {
+    model m;
+    double taus[M];
+    float x[(M + 1) * K * D], eps[M * K * D], x1[K * D];
+    deissn_normtable *table;
+    dsn_tune_reference ref;
+    deissn_schedule_params noise;
+} fixture;
+
+static void setup(fixture *f)
+{
+    memset(&f->m, 0, sizeof f->m);
+    deissn_schedule_params_init(&f->noise);
+    f->noise.steps = 1;
+    f->noise.spacing = DEISSN_SPACING_POWER;
+    CHECK_STATUS(deissn_schedule_create(&f->m.s, &f->noise), DEISSN_OK, "schedule");
+    CHECK_STATUS(deissn_fill_noise(5, 0, K, D, f->x1), DEISSN_OK, "noise");
+    for (size_t i = 0; i < M; i++) {
+        double u = 1.0 - (double)i / (M - 1);
+        f->taus[i] = 1e-3 + (1 - 1e-3) * pow(u, 1.5);
+    }
+    double kt[M], kr[M];
+    for (size_t i = 0; i <= M; i++) {
+        double tau = i < M ? f->taus[i] : 0.0, sum = 0;
+        for (size_t k = 0; k < K; k++)
+            for (size_t d = 0; d < D; d++)
+                f->x[(i * K + k) * D + d] = (float)(f->x1[k * D + d] * exact_scale(&f->m, d, tau));
+        if (i == M) break;
+        eps_of(&f->m, f->x + i * K * D, K, tau, f->eps + i * K * D);
+        for (size_t j = 0; j < K * D; j++) sum += fabs(f->eps[i * K * D + j]);
+        kt[M - 1 - i] = tau;
+        kr[M - 1 - i] = sum / (K * D);
+    }
+    CHECK_STATUS(deissn_normtable_create(&f->table, kt, kr, M), DEISSN_OK, "table");
+    f->ref = (dsn_tune_reference){M, f->taus, K, D, f->x, f->eps, NFIT};
+}
+
+static void teardown(fixture *f)
+{
+    deissn_normtable_free(f->table);
+    deissn_schedule_free(f->m.s);
+}
+
+static dsn_tune_params params_for(fixture *f, uint32_t lo, uint32_t hi)
+{
+    dsn_tune_params p = {lo, hi, 8, 3, 8, eval_cb, &f->m};
+    return p;
+}
+
+/* RMSE on the hold-out trajectories of a named configuration against the exact solution. */
+static double holdout_rmse(fixture *f, const deissn_schedule_params *sp,
+                           const deissn_sampler_params *mp, const deissn_normtable *table)
+{
+    deissn_schedule *s = NULL;
+    deissn_sampler *smp = NULL;
+    if (deissn_schedule_create(&s, sp) != DEISSN_OK ||
+        deissn_sampler_create(&smp, s, table, mp) != DEISSN_OK) {
+        deissn_schedule_free(s);
+        return INFINITY;
+    }
+    double t[DSN_TUNE_MAX_NFE + 1];
+    deissn_schedule_times(s, t, sp->steps + 1);
+    size_t n = K - NFIT;
+    float x[K * D], e[K * D];
+    memcpy(x, f->x1 + NFIT * D, n * D * sizeof(float));
+    deissn_step_info info;
+    int32_t rc = deissn_sampler_next(smp, &info);
+    while (rc == DEISSN_OK) {
+        eps_of(&f->m, x, n, info.tau, e);
+        rc = deissn_step(smp, x, e, n * D, DEISSN_PREDICT_EPSILON, &info);
+    }
+    double err = 0;
+    for (size_t k = 0; k < n; k++)
+        for (size_t d = 0; d < D; d++) {
+            double want = f->x1[(NFIT + k) * D + d] * exact_scale(&f->m, d, t[sp->steps]);
+            err += (x[k * D + d] - want) * (x[k * D + d] - want);
+        }
+    deissn_sampler_free(smp);
+    deissn_schedule_free(s);
+    return sqrt(err / (double)(n * D));
+}
+
+/* The tuned plan beats every named spacing (with every order, lower_order_final, method and
+ * corrector, stopping at the
+ * plan's tau_end, scored against the exact solution there) on the hold-out trajectories, reports its hold-out error, and reproduces that error when run again. */
+static void test_tuned_beats_named(fixture *f)
+{
+    dsn_tune_plan plans[3];
+    dsn_tune_params p = params_for(f, 4, 6);
+    CHECK_STATUS(dsn_tune_search(plans, 3, &f->noise, f->table, &f->ref, &p), DEISSN_OK,
+                 "search");
+    const int spacings[] = {DEISSN_SPACING_QUADRATIC, DEISSN_SPACING_TRAILING,
+                            DEISSN_SPACING_POWER, DEISSN_SPACING_LOGSNR, DEISSN_SPACING_KARRAS};
+    for (int i = 0; i < 3; i++) {
+        const dsn_tune_plan *pl = &plans[i];
+        CHECK(pl->nfe == (uint32_t)(4 + i), "nfe %u", pl->nfe);
+        CHECK(pl->holdout_samples == K - NFIT && pl->fit_samples == NFIT, "samples %zu %zu",
+              pl->holdout_samples, pl->fit_samples);
+        CHECK(isfinite(pl->holdout_rmse) && pl->holdout_rmse > 0, "holdout %g", pl->holdout_rmse);
+        CHECK(pl->evaluations > 0, "evaluations");
+        int sorted = pl->taus[0] == f->taus[0] || pl->from_preset;
+        for (uint32_t j = 1; j < pl->nfe; j++) sorted &= pl->taus[j] < pl->taus[j - 1];
+        sorted &= pl->tau_end < pl->taus[pl->nfe - 1];
+        CHECK(sorted, "NFE %u: times not decreasing", pl->nfe);
+
+        /* the plan run again through the public API gives the reported hold-out error */
+        deissn_schedule_params sp = f->noise;
+        sp.spacing = DEISSN_SPACING_CUSTOM;
+        sp.steps = pl->nfe;
+        sp.custom_taus = pl->taus;
+        sp.tau_end = pl->tau_end;
+        deissn_sampler_params mp;
+        deissn_sampler_params_init(&mp);
+        mp.order = pl->order;
+        mp.lower_order_final = pl->lower_order_final;
+        mp.method = pl->method;
+        mp.corrector = pl->corrector;
+        double again = holdout_rmse(f, &sp, &mp, pl->use_table ? f->table : NULL);
+        CHECK(tl_close(again, pl->holdout_rmse, 1e-5, 0), "NFE %u: hold-out %.6g, rerun %.6g",
+              pl->nfe, pl->holdout_rmse, again);
+
+        double best_named = INFINITY;
+        for (size_t si = 0; si < sizeof spacings / sizeof *spacings; si++)
+            for (int method = 0; method < 4; method++) /* DEIS, DEIS-SN, x0, x0 + corrector */
+                for (uint32_t order = 1; order <= 6; order++) {
+                    sp = f->noise;
+                    sp.spacing = spacings[si];
+                    sp.steps = pl->nfe;
+                    sp.tau_end = pl->tau_end; /* the same end, the same reference */
+                    if (pl->tau_end > 0) sp.tau_min_eval = 2 * pl->tau_end;
+                    deissn_sampler_params_init(&mp);
+                    mp.order = (order + 1) / 2;
+                    mp.lower_order_final = order % 2;
+                    mp.method = method >= 2 ? DEISSN_METHOD_DATA : DEISSN_METHOD_EPS;
+                    mp.corrector = method == 3;
+                    double r = holdout_rmse(f, &sp, &mp, method == 1 ? f->table : NULL);
+                    if (r < best_named) best_named = r;
+                }
+        printf("# NFE %u: tuned hold-out RMSE %.3g (method %d%s order %u%s%s, tau_end %g), "
+               "best named spacing %.3g\n", pl->nfe, pl->holdout_rmse, pl->method,
+               pl->use_table ? "+table" : "", pl->order, pl->lower_order_final ? " lof" : "",
+               pl->corrector ? " corr" : "", pl->tau_end, best_named);
+        CHECK(pl->holdout_rmse < best_named, "NFE %u: tuned %.4g, best named %.4g", pl->nfe,
+              pl->holdout_rmse, best_named);
+    }
+
+    /* deterministic: the same input gives the same plans, bit for bit */
+    dsn_tune_plan again[3];
+    CHECK_STATUS(dsn_tune_search(again, 3, &f->noise, f->table, &f->ref, &p), DEISSN_OK,
+                 "search again");
+    CHECK(memcmp(plans, again, sizeof plans) == 0, "two searches differ");
+}
+
+static void test_bad_args(fixture *f)
+{
+    dsn_tune_plan plans[2], keep[2];
+    memset(plans, 0x5a, sizeof plans);
+    memcpy(keep, plans, sizeof plans);
+    dsn_tune_params p = params_for(f, 4, 5);
+    struct {
+        const char *what, *needle;
+        int32_t status;
+    } cases[] = {
+        {"NULL plans", "plans", DEISSN_E_INVALID_ARG},
+        {"NULL eval", "params->eval", DEISSN_E_INVALID_ARG},
+        {"n_fit 0", "n_fit", DEISSN_E_INVALID_ARG},
+        {"n_fit > n_traj", "n_fit", DEISSN_E_INVALID_ARG},
+        {"unsorted taus", "ref->taus[3]", DEISSN_E_INVALID_ARG},
+        {"nfe range", "NFE range", DEISSN_E_INVALID_ARG},
+        {"capacity", "capacity", DEISSN_E_SIZE},
+        {"NULL x", "ref->x", DEISSN_E_INVALID_ARG},
+        {"top 0", "params->top", DEISSN_E_INVALID_ARG},
+        {"eval fails", "returned 42", DEISSN_E_CALLBACK},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        dsn_tune_reference r = f->ref;
+        dsn_tune_params q = p;
+        double taus[M];
+        memcpy(taus, f->taus, sizeof taus);
+        size_t cap = 2;
+        dsn_tune_plan *out = plans;
+        f->m.fail_at = 0;
+        f->m.calls = 0;
+        switch (i) {
+        case 0: out = NULL; break;
+        case 1: q.eval = NULL; break;
+        case 2: r.n_fit = 0; break;
+        case 3: r.n_fit = K + 1; break;
+        case 4: taus[3] = taus[2]; r.taus = taus; break;
+        case 5: q.nfe_max = M; break;
+        case 6: cap = 1; break;
+        case 7: r.x = NULL; break;
+        case 8: q.top = 0; break;
+        case 9: f->m.fail_at = 50; break;
+        }
+        int32_t rc = dsn_tune_search(out, cap, &f->noise, f->table, &r, &q);
+        CHECK_STATUS(rc, cases[i].status, cases[i].what);
+        CHECK(strstr(deissn_last_error(), cases[i].needle) != NULL, "%s: message \"%s\"",
+              cases[i].what, deissn_last_error());
+        CHECK(memcmp(plans, keep, sizeof plans) == 0, "%s: plans changed", cases[i].what);
+    }
+    f->m.fail_at = 0;
+}
+
+int main(void)
+{
+    static fixture f;
+    setup(&f);
+    test_tuned_beats_named(&f);
+    test_bad_args(&f);
+    teardown(&f);
+    TEST_SUMMARY();
+}
