@@ -294,8 +294,10 @@ static int merge(const options *o)
     deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
     if (status == 0) deissn_normtable_get_info(first, &info);
     if (status == 0 &&
-        (rc = deissn_calibrator_finish(&table, total, &(deissn_normtable_params){DEISSN_NORMTABLE_PARAMS_VERSION, 0, o->has_clip ? o->clip : info.clip, o->metadata ? o->metadata :
-                                       deissn_normtable_metadata(first)})) != DEISSN_OK)
+        (rc = deissn_calibrator_finish(&table, total, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION,
+                                        .clip = o->has_clip ? o->clip : info.clip,
+                                        .metadata = o->metadata ? o->metadata
+                                                                : deissn_normtable_metadata(first)})) != DEISSN_OK)
         status = fail("making the table", rc);
     if (status == 0 && (rc = deissn_normtable_save(table, o->out)) != DEISSN_OK)
         status = fail("saving the table", rc);

@@ -59,7 +59,7 @@ typedef struct fixture {
 static void setup(fixture *f)
 {
     memset(&f->m, 0, sizeof f->m);
-    deissn_schedule_params_init(&f->noise);
+    deissn_schedule_params_init(&f->noise, DEISSN_SCHEDULE_PARAMS_VERSION);
     f->noise.steps = 1;
     f->noise.spacing = DEISSN_SPACING_POWER;
     CHECK_STATUS(deissn_schedule_create(&f->m.s, &f->noise), DEISSN_OK, "schedule");
@@ -80,7 +80,7 @@ static void setup(fixture *f)
         kt[M - 1 - i] = tau;
         kr[M - 1 - i] = sum / (K * D);
     }
-    CHECK_STATUS(deissn_normtable_create(&f->table, kt, kr, M), DEISSN_OK, "table");
+    CHECK_STATUS(deissn_normtable_create(&f->table, kt, kr, M, NULL), DEISSN_OK, "table");
     f->ref = (dsn_tune_reference){M, f->taus, K, D, f->x, f->eps, NFIT};
 }
 
@@ -112,11 +112,11 @@ static double holdout_rmse(fixture *f, const deissn_schedule_params *sp,
     size_t n = K - NFIT;
     float x[K * D], e[K * D];
     memcpy(x, f->x1 + NFIT * D, n * D * sizeof(float));
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     int32_t rc = deissn_sampler_next(smp, &info);
     while (rc == DEISSN_OK) {
         eps_of(&f->m, x, n, info.tau, e);
-        rc = deissn_step(smp, x, e, n * D, DEISSN_PREDICT_EPSILON, &info);
+        rc = deissn_step(smp, x, e, n * D, &info);
     }
     double err = 0;
     for (size_t k = 0; k < n; k++)
@@ -159,7 +159,7 @@ static void test_tuned_beats_named(fixture *f)
         sp.custom_taus = pl->taus;
         sp.tau_end = pl->tau_end;
         deissn_sampler_params mp;
-        deissn_sampler_params_init(&mp);
+        deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
         mp.order = pl->order;
         mp.lower_order_final = pl->lower_order_final;
         mp.method = pl->method;
@@ -177,7 +177,7 @@ static void test_tuned_beats_named(fixture *f)
                     sp.steps = pl->nfe;
                     sp.tau_end = pl->tau_end; /* the same end, the same reference */
                     if (pl->tau_end > 0) sp.tau_min_eval = 2 * pl->tau_end;
-                    deissn_sampler_params_init(&mp);
+                    deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
                     mp.order = (order + 1) / 2;
                     mp.lower_order_final = order % 2;
                     mp.method = method >= 2 ? DEISSN_METHOD_DATA : DEISSN_METHOD_EPS;

@@ -1,7 +1,7 @@
 /* tune.c - the tuned-plan search (tune.h has the algorithm). Uses the public API only. */
-#include "tune.h"
+#include "tune/tune.h"
 
-#include "internal.h"
+#include "base/base.h"
 
 #include <math.h>
 #include <string.h>
@@ -100,7 +100,7 @@ static int32_t make_sampler(const ctx *c, const cand *p, uint32_t nfe, deissn_sa
     int32_t rc = deissn_schedule_create(&s, &sp);
     if (rc != DEISSN_OK) return rc;
     deissn_sampler_params mp;
-    deissn_sampler_params_init(&mp);
+    deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
     mp.order = p->v.order;
     mp.lower_order_final = p->v.lof;
     mp.method = p->v.method;
@@ -128,7 +128,7 @@ static double surrogate(const ctx *c, cand *p, uint32_t nfe)
     size_t M = c->M, end = p->v.end ? M - 1 : M;
     double tot = 0;
     for (uint32_t i = 0; i < nfe; i++) {
-        deissn_step_coeffs co;
+        deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
         deissn_sampler_coeffs(smp, i, &co);
         size_t from = p->nodes[i], to = i + 1 < nfe ? p->nodes[i + 1] : end;
         wvec v = {0};
@@ -161,7 +161,7 @@ static int32_t true_rmse(ctx *c, const cand *p, uint32_t nfe, size_t k0, size_t 
     }
     size_t D = c->D, nv = n * D;
     memcpy(c->x, vec(c, 0, k0), nv * sizeof(float));
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     rc = deissn_sampler_next(smp, &info);
     while (rc == DEISSN_OK) {
         int cb = c->par->eval(c->par->user, c->x, n, D, info.tau, c->e);
@@ -171,7 +171,7 @@ static int32_t true_rmse(ctx *c, const cand *p, uint32_t nfe, size_t k0, size_t 
             return dsn_error(DEISSN_E_CALLBACK, "%s: params->eval returned %d at tau %.17g", FN,
                              cb, info.tau);
         }
-        rc = deissn_step(smp, c->x, c->e, nv, DEISSN_PREDICT_EPSILON, &info);
+        rc = deissn_step(smp, c->x, c->e, nv, &info);
     }
     deissn_sampler_free(smp);
     if (rc != DEISSN_DONE) return rc; /* deissn_step left the message */
@@ -274,8 +274,8 @@ static int preset_cand(const ctx *c, uint32_t nfe, cand *p)
 {
     deissn_schedule_params sp = *c->noise;
     deissn_sampler_params mp;
-    deissn_sampler_params_init(&mp);
-    if (deissn_preset_params(DEISSN_PRESET_BEST, nfe, &sp, &mp) != DEISSN_OK) return 0;
+    deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
+    if (deissn_preset_params(DEISSN_PRESET_BEST, nfe, NULL, &sp, &mp, NULL) != DEISSN_OK) return 0;
     deissn_schedule *s = NULL;
     if (deissn_schedule_create(&s, &sp) != DEISSN_OK) return 0;
     double t[DSN_TUNE_MAX_NFE + 1];
