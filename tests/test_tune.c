@@ -8,6 +8,8 @@
 #include "testlib.h"
 #include "tune/tune.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define D 8
@@ -251,12 +253,123 @@ static void test_bad_args(fixture *f)
     f->m.fail_at = 0;
 }
 
+/* deissn_tune() end to end, through a callback model: the plans it stores are valid, carry
+ * their hold-out error and BEST's, and a user who samples the hold-out seeds with
+ * DEISSN_PRESET_TUNED from the saved table gets exactly the error the plan records. */
+static int model_fn(void *user, const float *x, const int64_t *shape, uint32_t ndim, double t,
+                    float *out)
+{
+    (void)ndim;
+    eps_of(user, x, (size_t)shape[0], t, out);
+    return 0;
+}
+
+static void test_deissn_tune(fixture *f)
+{
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    mp.time_convention = DEISSN_TIME_TAU;
+    deissn_model *m = NULL;
+    CHECK_STATUS(deissn_model_from_callback(&m, model_fn, &f->m, &mp), DEISSN_OK, "model");
+    deissn_tune_params tp = DEISSN_TUNE_PARAMS_INIT;
+    tp.nfe_min = 4;
+    tp.nfe_max = 7;
+    tp.grid_steps = 120;
+    tp.fit_samples = 16;
+    tp.holdout_samples = 40;
+    tp.batch = 16;
+    tp.seed = 5;
+    int64_t shape[1] = {D};
+    deissn_normtable *t = NULL;
+    CHECK_STATUS(deissn_tune(&t, m, &f->noise, NULL, shape, 1, &tp), DEISSN_OK, "deissn_tune");
+    CHECK(deissn_normtable_plan_count(t) == 4, "one plan per NFE 4..7: %zu",
+          deissn_normtable_plan_count(t));
+    deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
+    deissn_normtable_get_info(t, &info);
+    CHECK(info.has_sums && info.n_knots == 120 && info.samples == 56,
+          "the reference solves calibrated the table: %zu knots, %llu samples", info.n_knots,
+          (unsigned long long)info.samples);
+    int wins = 0;
+    for (size_t i = 0; i < deissn_normtable_plan_count(t); i++) {
+        deissn_plan pl = DEISSN_PLAN_INIT;
+        deissn_normtable_plan(t, i, &pl);
+        CHECK(pl.nfe == 4 + i && pl.samples == 40 && pl.error > 0 && pl.error_low <= pl.error &&
+                  pl.error <= pl.error_high && pl.best_error > 0,
+              "plan %zu: nfe %u, %u hold-out samples, error %g in [%g, %g], BEST %g", i, pl.nfe,
+              pl.samples, pl.error, pl.error_low, pl.error_high, pl.best_error);
+        wins += pl.error < pl.best_error;
+        printf("# deissn_tune NFE %u: hold-out RMSE %.4g [%.4g, %.4g], BEST %.4g\n", pl.nfe,
+               pl.error, pl.error_low, pl.error_high, pl.best_error);
+
+        /* What a user gets: TUNED from the table, the hold-out seeds, deissn_sample; against
+         * the tuner's own reference, which this analytic model knows exactly. */
+        deissn_schedule_params sp = f->noise;
+        deissn_sampler_params smp_p = DEISSN_SAMPLER_PARAMS_INIT;
+        int32_t use = 0;
+        deissn_preset_params(DEISSN_PRESET_TUNED, pl.nfe, t, &sp, &smp_p, &use);
+        deissn_schedule *s = NULL;
+        deissn_sampler *smp = NULL;
+        deissn_schedule_create(&s, &sp);
+        CHECK_STATUS(deissn_sampler_create(&smp, s, use ? t : NULL, &smp_p), DEISSN_OK, "TUNED");
+        static float x[40 * D];
+        deissn_fill_noise(5, 16, 40, D, x);
+        int64_t bshape[2] = {40, D};
+        CHECK_STATUS(deissn_sample(smp, m, x, bshape, 2, NULL), DEISSN_OK, "sample TUNED");
+        /* the reference: DEIS-3 on the tuner's grid, as it solved it */
+        deissn_schedule_params rp = f->noise;
+        double grid[120];
+        for (int g = 0; g < 120; g++) grid[g] = 1e-3 + (1 - 1e-3) * pow(1.0 - g / 119.0, 1.5);
+        rp.spacing = DEISSN_SPACING_CUSTOM;
+        rp.steps = 120;
+        rp.custom_taus = grid;
+        rp.tau_end = 0;
+        deissn_schedule *rs = NULL;
+        deissn_sampler *rsmp = NULL;
+        deissn_schedule_create(&rs, &rp);
+        deissn_sampler_create(&rsmp, rs, NULL, NULL);
+        /* The reference at the plan's end: x(0) after the whole grid, or x(tau_last), the
+         * state at the last grid time (the last step taken by hand stops there). */
+        static float y[40 * D];
+        deissn_fill_noise(5, 16, 40, D, y);
+        if (pl.tau_end == 0) {
+            deissn_sample(rsmp, m, y, bshape, 2, NULL);
+        } else {
+            float e[40 * D];
+            deissn_step_info si = DEISSN_STEP_INFO_INIT;
+            deissn_sampler_next(rsmp, &si);
+            while (si.step < 119) {
+                eps_of(&f->m, y, 40, si.tau, e);
+                deissn_step(rsmp, y, e, 40 * D, &si);
+            }
+        }
+        double se = 0;
+        for (size_t k = 0; k < 40 * D; k++) se += (x[k] - (double)y[k]) * (x[k] - (double)y[k]);
+        double rmse = sqrt(se / (40 * D));
+        CHECK(fabs(rmse - pl.error) <= 1e-6 * pl.error, "NFE %u: sampling with TUNED gives the "
+              "recorded hold-out error: %.9g vs %.9g", pl.nfe, rmse, pl.error);
+        deissn_sampler_free(smp);
+        deissn_sampler_free(rsmp);
+        deissn_schedule_free(s);
+        deissn_schedule_free(rs);
+    }
+    CHECK(wins >= 3, "the tuned plan beats BEST on the hold-out seeds at %d of 4 NFE", wins);
+
+    tp.nfe_min = 9;
+    tp.nfe_max = 8;
+    deissn_normtable *bad = NULL;
+    CHECK_STATUS(deissn_tune(&bad, m, &f->noise, NULL, shape, 1, &tp), DEISSN_E_INVALID_ARG,
+                 "an empty NFE range");
+    CHECK(bad == NULL, "nothing made on error");
+    deissn_normtable_free(t);
+    deissn_model_free(m);
+}
+
 int main(void)
 {
     static fixture f;
     setup(&f);
     test_tuned_beats_named(&f);
     test_bad_args(&f);
+    test_deissn_tune(&f);
     teardown(&f);
     TEST_SUMMARY();
 }

@@ -4,6 +4,7 @@
 #include "base/base.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FN "dsn_tune_search"
@@ -150,8 +151,10 @@ static double surrogate(const ctx *c, cand *p, uint32_t nfe)
     return tot;
 }
 
-/* RMSE of a real run of plan p on trajectories [k0, k0 + n) against the reference at its end. */
-static int32_t true_rmse(ctx *c, const cand *p, uint32_t nfe, size_t k0, size_t n, double *out)
+/* RMSE of a real run of plan p on trajectories [k0, k0 + n) against the reference at its end;
+ * per_traj (may be NULL) receives each trajectory's mean squared error. */
+static int32_t true_rmse_each(ctx *c, const cand *p, uint32_t nfe, size_t k0, size_t n,
+                              double *out, double *per_traj)
 {
     deissn_sampler *smp = NULL;
     int32_t rc = make_sampler(c, p, nfe, &smp);
@@ -177,12 +180,48 @@ static int32_t true_rmse(ctx *c, const cand *p, uint32_t nfe, size_t k0, size_t 
     if (rc != DEISSN_DONE) return rc; /* deissn_step left the message */
     const float *want = vec(c, p->v.end ? c->M - 1 : c->M, k0);
     double s = 0;
-    for (size_t i = 0; i < nv; i++) {
-        double d = (double)c->x[i] - (double)want[i];
-        s += d * d;
+    for (size_t k = 0; k < n; k++) {
+        double sk = 0;
+        for (size_t i = k * D; i < (k + 1) * D; i++) {
+            double d = (double)c->x[i] - (double)want[i];
+            sk += d * d;
+        }
+        if (per_traj) per_traj[k] = sk / (double)D;
+        s += sk;
     }
     *out = sqrt(s / (double)nv);
     return DEISSN_OK;
+}
+
+static int32_t true_rmse(ctx *c, const cand *p, uint32_t nfe, size_t k0, size_t n, double *out)
+{
+    return true_rmse_each(c, p, nfe, k0, n, out, NULL);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The 95 % bootstrap interval of the RMSE over n trajectories with mean squared errors mse[]:
+ * 2000 resamples with replacement, a fixed generator (the same input gives the same bits). */
+static void bootstrap(const double *mse, size_t n, double *low, double *high)
+{
+    enum { R = 2000 };
+    double rmse[R];
+    uint64_t g = 0x9e3779b97f4a7c15ull;
+    for (int r = 0; r < R; r++) {
+        double s = 0;
+        for (size_t k = 0; k < n; k++) {
+            g ^= g << 13, g ^= g >> 7, g ^= g << 17;
+            s += mse[g % n];
+        }
+        rmse[r] = sqrt(s / (double)n);
+    }
+    qsort(rmse, R, sizeof rmse[0], cmp_double);
+    *low = rmse[(int)(0.025 * R)];
+    *high = rmse[(int)(0.975 * R) - 1];
 }
 
 /* ---- DP and coordinate descent ------------------------------------------------------------ */
@@ -494,11 +533,23 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
     out->surrogate = w->surrogate;
     out->fit_rmse = w->fit_rmse;
     out->fit_samples = nfit;
-    out->holdout_rmse = NAN;
+    out->holdout_rmse = out->holdout_low = out->holdout_high = NAN;
+    out->best_holdout_rmse = NAN;
     if (c->K > nfit) {
-        rc = true_rmse(c, w, nfe, nfit, c->K - nfit, &out->holdout_rmse);
+        size_t nh = c->K - nfit;
+        double *mse = dsn_malloc(nh * sizeof(double));
+        if (!mse) return dsn_error(DEISSN_E_NOMEM, "%s: no memory", FN);
+        rc = true_rmse_each(c, w, nfe, nfit, nh, &out->holdout_rmse, mse);
+        if (rc == DEISSN_OK) bootstrap(mse, nh, &out->holdout_low, &out->holdout_high);
+        dsn_free(mse);
         if (rc != DEISSN_OK) return rc;
-        out->holdout_samples = c->K - nfit;
+        out->holdout_samples = nh;
+        /* what the fixed preset gives on the same trajectories, for comparison */
+        cand best;
+        if (preset_cand(c, nfe, &best)) {
+            rc = true_rmse(c, &best, nfe, nfit, nh, &out->best_holdout_rmse);
+            if (rc != DEISSN_OK) return rc;
+        }
     }
     out->evaluations = c->evals - evals0;
     return DEISSN_OK;

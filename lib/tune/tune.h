@@ -88,6 +88,9 @@ typedef struct dsn_tune_plan {
     double fit_rmse;               /* RMSE to the reference at tau_end, fit trajectories */
     size_t fit_samples;
     double holdout_rmse;           /* the same on the hold-out trajectories (NaN if none) */
+    double holdout_low, holdout_high; /* its 95 % bootstrap interval (NaN if none) */
+    double best_holdout_rmse;      /* DEISSN_PRESET_BEST's on the same hold-out trajectories
+                                      (NaN if none, or its end is not one of the grid's) */
     size_t holdout_samples;
     uint64_t evaluations;          /* sample-evaluations of the model this NFE's search made */
 } dsn_tune_plan;
