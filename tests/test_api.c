@@ -31,6 +31,48 @@ static void test_versions_and_strings(void)
     CHECK(deissn_last_error() != NULL, "last error never NULL");
 }
 
+/* LOGSNR/KARRAS stopping early with no tau_min_eval: tau_end and the N evaluations are N + 1
+ * points of the spacing, so tau_1 is one step above tau_end; a rho out of reach is named. */
+static void test_early_stop_spacings(void)
+{
+    for (int sp = DEISSN_SPACING_LOGSNR; sp <= DEISSN_SPACING_KARRAS; sp++) {
+        deissn_schedule_params p = DEISSN_SCHEDULE_PARAMS_INIT;
+        p.spacing = sp;
+        p.steps = 10;
+        p.tau_end = 1e-3;
+        deissn_schedule *s = NULL;
+        CHECK_STATUS(deissn_schedule_create(&s, &p), DEISSN_OK, "early stop, default tau_min_eval");
+        double t[11];
+        deissn_schedule_times(s, t, 11);
+        /* the same spacing with 11 points ending at tau_end, without the early stop */
+        deissn_schedule_params q = p;
+        q.steps = 11;
+        q.tau_end = 0;
+        q.tau_min_eval = 1e-3;
+        deissn_schedule *r = NULL;
+        deissn_schedule_create(&r, &q);
+        double u[12];
+        deissn_schedule_times(r, u, 12);
+        CHECK(t[10] == 1e-3 && fabs(t[9] - u[9]) < 1e-12 && t[9] > 1e-3,
+              "spacing %d: tau_1 %.17g is one step above tau_end (11-point grid: %.17g)", sp, t[9],
+              u[9]);
+        deissn_schedule_free(s);
+        deissn_schedule_free(r);
+    }
+    deissn_schedule_params k = DEISSN_SCHEDULE_PARAMS_INIT;
+    k.spacing = DEISSN_SPACING_KARRAS;
+    k.karras_rho = 0.001;
+    deissn_schedule *s = NULL;
+    CHECK_STATUS(deissn_schedule_create(&s, &k), DEISSN_E_INVALID_ARG, "karras rho 0.001");
+    CHECK(strstr(deissn_last_error(), "karras_rho") != NULL && !strstr(deissn_last_error(), "nan"),
+          "the message names karras_rho, not a NaN time: %s", deissn_last_error());
+    k.spacing = DEISSN_SPACING_QUADRATIC;
+    k.tau_end = 0.999999999;
+    CHECK_STATUS(deissn_schedule_create(&s, &k), DEISSN_E_INVALID_ARG, "tau_end near 1");
+    CHECK(strstr(deissn_last_error(), "0.999999999") != NULL, "the value is printed in full: %s",
+          deissn_last_error());
+}
+
 static void test_schedule_errors(void)
 {
     deissn_schedule *s = (deissn_schedule *)&s; /* must be set to NULL on error */
@@ -450,6 +492,7 @@ int main(void)
 {
     test_versions_and_strings();
     test_schedule_errors();
+    test_early_stop_spacings();
     test_table_errors();
     test_mismatch();
     test_sampler_errors();

@@ -120,7 +120,7 @@ static int32_t build_knots(deissn_schedule *s, const deissn_schedule_params *p)
             double a = p->custom[k];
             if (!(a > 0 && a <= 1))
                 return dsn_error(DEISSN_E_INVALID_ARG,
-                                 "%s: custom alphas_cumprod[%u] = %g is outside (0, 1]", fn, k, a);
+                                 "%s: custom alphas_cumprod[%u] = %.17g is outside (0, 1]", fn, k, a);
             s->abar[k + 1] = a;
         }
     } else if (p->noise == DEISSN_NOISE_CUSTOM_BETAS) {
@@ -128,7 +128,7 @@ static int32_t build_knots(deissn_schedule *s, const deissn_schedule_params *p)
         for (uint32_t k = 0; k < T; k++) {
             double b = p->custom[k];
             if (!(b > 0 && b < 1))
-                return dsn_error(DEISSN_E_INVALID_ARG, "%s: custom betas[%u] = %g is outside (0, 1)",
+                return dsn_error(DEISSN_E_INVALID_ARG, "%s: custom betas[%u] = %.17g is outside (0, 1)",
                                  fn, k, b);
             acc *= 1.0 - b;
             s->abar[k + 1] = acc;
@@ -147,7 +147,7 @@ static int32_t build_knots(deissn_schedule *s, const deissn_schedule_params *p)
         if (p->noise != DEISSN_NOISE_SQUAREDCOS_CAP_V2 &&
             !(b0 > 0 && b0 < 1 && b1 > 0 && b1 < 1))
             return dsn_error(DEISSN_E_INVALID_ARG,
-                             "%s: beta_start %g and beta_end %g must be in (0, 1)", fn, b0, b1);
+                             "%s: beta_start %.17g and beta_end %.17g must be in (0, 1)", fn, b0, b1);
         float acc = 1.0f;
         for (uint32_t k = 0; k < T; k++) {
             float beta;
@@ -223,7 +223,7 @@ static int32_t build_times(deissn_schedule *s, const deissn_schedule_params *p)
         break;
     case DEISSN_SPACING_POWER:
         if (!(p->power > 0 && isfinite(p->power)))
-            return dsn_error(DEISSN_E_INVALID_ARG, "%s: power %g must be > 0", fn, p->power);
+            return dsn_error(DEISSN_E_INVALID_ARG, "%s: power %.17g must be > 0", fn, p->power);
         for (uint32_t k = 0; k < N; k++) {
             double f = pow((double)(N - k) / N, p->power);
             tau[k] = p->tau_end + (1 - p->tau_end) * f;
@@ -231,26 +231,39 @@ static int32_t build_times(deissn_schedule *s, const deissn_schedule_params *p)
         break;
     case DEISSN_SPACING_LOGSNR:
     case DEISSN_SPACING_KARRAS: {
+        /* Stopping early (tau_end > 0) without a tau_min_eval: the N evaluations and tau_end
+         * are N + 1 points uniform in the spacing's variable, so tau_1 is one step above
+         * tau_end (DPM-Solver's grid). Otherwise the N evaluations end at tau_min_eval. */
+        int to_end = !(p->tau_min_eval > 0) && p->tau_end > 0;
+        double last = to_end ? p->tau_end : tmin;
         if (!(tmin > 0 && tmin < 1))
-            return dsn_error(DEISSN_E_INVALID_ARG, "%s: tau_min_eval %g must be in (0, 1)", fn,
+            return dsn_error(DEISSN_E_INVALID_ARG, "%s: tau_min_eval %.17g must be in (0, 1)", fn,
                              tmin);
         /* Work in rho = sigma/alpha = exp(-lambda); alpha_bar = 1 / (1 + rho^2). */
         double a1, s1, a0, s0;
         dsn_alpha_sigma(s, 1.0, &a1, &s1);
-        dsn_alpha_sigma(s, tmin, &a0, &s0);
+        dsn_alpha_sigma(s, last, &a0, &s0);
         double rmax = s1 / a1, rmin = s0 / a0;
+        uint32_t intervals = to_end ? N : N - 1;
         for (uint32_t k = 0; k < N; k++) {
-            double f = N == 1 ? 0.0 : (double)k / (N - 1), rho;
+            double f = intervals == 0 ? 0.0 : (double)k / intervals, rho;
             if (p->spacing == DEISSN_SPACING_LOGSNR) {
                 rho = exp(log(rmax) + f * (log(rmin) - log(rmax)));
             } else {
                 double ir = 1.0 / p->karras_rho;
                 if (!(p->karras_rho > 0 && isfinite(p->karras_rho)))
-                    return dsn_error(DEISSN_E_INVALID_ARG, "%s: karras_rho %g must be > 0", fn,
+                    return dsn_error(DEISSN_E_INVALID_ARG, "%s: karras_rho %.17g must be > 0", fn,
                                      p->karras_rho);
                 rho = pow(pow(rmax, ir) + f * (pow(rmin, ir) - pow(rmax, ir)), p->karras_rho);
+                if (!(isfinite(rho) && rho > 0))
+                    return dsn_error(DEISSN_E_INVALID_ARG, "%s: karras_rho %.17g is out of reach: "
+                                     "(sigma/alpha)^(1/rho) overflows double between tau 1 and "
+                                     "%.17g (use a rho of about 1 to 100)", fn, p->karras_rho,
+                                     last);
             }
-            tau[k] = k == 0 ? 1.0 : (k == N - 1 ? tmin : tau_of_abar(s, 1.0 / (1.0 + rho * rho)));
+            tau[k] = k == 0 ? 1.0
+                            : (k == N - 1 && !to_end ? tmin
+                                                     : tau_of_abar(s, 1.0 / (1.0 + rho * rho)));
         }
         break;
     }
@@ -261,7 +274,7 @@ static int32_t build_times(deissn_schedule *s, const deissn_schedule_params *p)
             double t = p->custom_taus[k];
             if (!(t > 0 && t <= 1))
                 return dsn_error(DEISSN_E_INVALID_ARG,
-                                 "%s: custom_taus[%u] = %g is outside (0, 1]", fn, k, t);
+                                 "%s: custom_taus[%u] = %.17g is outside (0, 1]", fn, k, t);
             tau[k] = t;
         }
         break;
@@ -278,7 +291,7 @@ static int32_t build_times(deissn_schedule *s, const deissn_schedule_params *p)
                                  "tau[%u] = %.17g (too many steps for this spacing?)",
                                  fn, k, tau[k], k + 1, next);
             return dsn_error(DEISSN_E_INVALID_ARG,
-                             "%s: tau_end %g must be below the last evaluation time %.17g", fn,
+                             "%s: tau_end %.17g must be below the last evaluation time %.17g", fn,
                              p->tau_end, tau[k]);
         }
     }
@@ -351,11 +364,11 @@ static int32_t validate(const deissn_schedule_params *p)
     if (p->noise == DEISSN_NOISE_CONTINUOUS_VP &&
         !(p->beta_min > 0 && p->beta_max >= p->beta_min && isfinite(p->beta_max)))
         return dsn_error(DEISSN_E_INVALID_ARG,
-                         "%s: continuous VP needs 0 < beta_min <= beta_max (got %g, %g)", fn,
+                         "%s: continuous VP needs 0 < beta_min <= beta_max (got %.17g, %.17g)", fn,
                          p->beta_min, p->beta_max);
     if (p->noise == DEISSN_NOISE_CONTINUOUS_VP && !(exp(-0.5 * (p->beta_min + p->beta_max)) > 0))
         return dsn_error(DEISSN_E_INVALID_ARG,
-                         "%s: continuous VP with beta_min %g, beta_max %g: alpha_bar(1) = "
+                         "%s: continuous VP with beta_min %.17g, beta_max %.17g: alpha_bar(1) = "
                          "exp(-%g) is 0 in double precision", fn, p->beta_min, p->beta_max,
                          0.5 * (p->beta_min + p->beta_max));
     uint32_t max_steps = p->noise == DEISSN_NOISE_CONTINUOUS_VP &&
@@ -366,7 +379,7 @@ static int32_t validate(const deissn_schedule_params *p)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: steps %u must be in 1..%u", fn, p->steps,
                          max_steps);
     if (!(p->tau_end >= 0 && p->tau_end < 1))
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: tau_end %g must be in [0, 1)", fn, p->tau_end);
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: tau_end %.17g must be in [0, 1)", fn, p->tau_end);
     return DEISSN_OK;
 }
 
