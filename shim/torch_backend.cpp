@@ -45,8 +45,10 @@ struct TorchModel {
     int num_threads = 0;
 };
 
-torch::Tensor &T(void *buf) { return *static_cast<torch::Tensor *>(buf); }
-const torch::Tensor &T(const void *buf) { return *static_cast<const torch::Tensor *>(buf); }
+/* The first n values of a buffer (operations may use less than was allocated). */
+torch::Tensor T(const void *buf, size_t n) {
+    return static_cast<const torch::Tensor *>(buf)->narrow(0, 0, static_cast<int64_t>(n));
+}
 
 /* The lines of a libtorch message worth showing. Exceptions raised inside TorchScript code
  * start with a generic header and a traceback and end with the actual error ("RuntimeError:
@@ -262,8 +264,8 @@ void torch_release(void *, void *buf) {
 
 int32_t torch_upload(void *, void *dst, const float *src, size_t n) {
     return guarded("copying x to the device", [&] {
-        T(dst).copy_(torch::from_blob(const_cast<float *>(src), {static_cast<int64_t>(n)},
-                                      torch::kFloat));
+        T(dst, n).copy_(torch::from_blob(const_cast<float *>(src), {static_cast<int64_t>(n)},
+                                         torch::kFloat));
         return DEISSN_OK;
     });
 }
@@ -271,15 +273,15 @@ int32_t torch_upload(void *, void *dst, const float *src, size_t n) {
 /* All of dst or nothing: the device-to-host copy goes to a tensor of its own first. */
 int32_t torch_download(void *, float *dst, const void *src, size_t n) {
     return guarded("copying the samples back", [&] {
-        torch::Tensor host = T(src).to(torch::kCPU).contiguous();
+        torch::Tensor host = T(src, n).to(torch::kCPU).contiguous();
         std::memcpy(dst, host.data_ptr<float>(), n * sizeof(float));
         return DEISSN_OK;
     });
 }
 
-int32_t torch_copy(void *, void *dst, const void *src, size_t) {
+int32_t torch_copy(void *, void *dst, const void *src, size_t n) {
     return guarded("copying the state", [&] {
-        T(dst).copy_(T(src));
+        T(dst, n).copy_(T(src, n));
         return DEISSN_OK;
     });
 }
@@ -294,8 +296,7 @@ int32_t torch_forward(void *impl, const dsn_forward *f) {
             at::set_num_threads(tm->num_threads);
         c10::InferenceMode inference; /* no autograd records, no version counters */
         std::vector<int64_t> sizes(f->shape, f->shape + f->ndim);
-        const torch::Tensor &x = T(f->x);
-        torch::Tensor x_in = x.view(sizes);
+        torch::Tensor x_in = T(f->x, f->numel).view(sizes);
         if (tm->dtype != torch::kFloat) x_in = x_in.to(tm->dtype);
         /* A fresh time tensor each step: a model that writes into its inputs cannot change
          * later steps' times. */
@@ -333,35 +334,35 @@ int32_t torch_forward(void *impl, const dsn_forward *f) {
                             (long long)at, f->step);
             }
         }
-        T(f->out).copy_(o.reshape({-1})); /* to float32 and to the device if it is elsewhere */
+        T(f->out, f->numel).copy_(o.reshape({-1})); /* to float32, and to the device */
         return DEISSN_OK;
     } catch (...) {
         return status_from_exception(fn, "libtorch");
     }
 }
 
-int32_t torch_update(void *, const dsn_update *u, size_t) {
+int32_t torch_update(void *, const dsn_update *u, size_t n) {
     return guarded("the step update", [&] {
         /* The C kernel's arithmetic (lib/sampling/kernel.c): every term in float64, in the
          * same order, one rounding to float32 at the end. */
-        torch::Tensor x = T(u->x).to(torch::kDouble), o = T(u->out).to(torch::kDouble);
+        torch::Tensor x = T(u->x, n).to(torch::kDouble), o = T(u->out, n).to(torch::kDouble);
         bool direct = u->a == 0.0 && u->b == 1.0;
         torch::Tensor e;
         if (!direct && (u->save != nullptr || u->ecopy != nullptr)) e = x * u->a + o * u->b;
         torch::Tensor acc = x * u->cx + o * u->co;
         for (uint32_t j = 1; j <= u->depth; j++)
-            acc += T(u->hist[j - 1]).to(torch::kDouble) * u->k[j];
-        T(u->x).copy_(acc);
-        const torch::Tensor &src = direct ? T(u->out) : e;
-        if (u->save != nullptr) T(u->save).copy_(src);
-        if (u->ecopy != nullptr) T(u->ecopy).copy_(src);
+            acc += T(u->hist[j - 1], n).to(torch::kDouble) * u->k[j];
+        T(u->x, n).copy_(acc);
+        const torch::Tensor src = direct ? T(u->out, n) : e;
+        if (u->save != nullptr) T(u->save, n).copy_(src);
+        if (u->ecopy != nullptr) T(u->ecopy, n).copy_(src);
         return DEISSN_OK;
     });
 }
 
 int32_t torch_first_nonfinite(void *, const void *buf, size_t n, size_t *index, float *value) {
     return guarded("the finiteness check", [&] {
-        const torch::Tensor &t = T(buf);
+        torch::Tensor t = T(buf, n);
         torch::Tensor bad = torch::logical_not(torch::isfinite(t));
         *index = n;
         if (bad.any().item<bool>()) {
@@ -373,18 +374,18 @@ int32_t torch_first_nonfinite(void *, const void *buf, size_t n, size_t *index, 
     });
 }
 
-int32_t torch_max_abs(void *, const void *buf, size_t, double *max_abs) {
+int32_t torch_max_abs(void *, const void *buf, size_t n, double *max_abs) {
     return guarded("the calibration", [&] {
-        *max_abs = T(buf).abs().max().item<double>();
+        *max_abs = T(buf, n).abs().max().item<double>();
         return DEISSN_OK;
     });
 }
 
-int32_t torch_fixed_sum(void *, const void *buf, size_t, double scale, int64_t *sum) {
+int32_t torch_fixed_sum(void *, const void *buf, size_t n, double scale, int64_t *sum) {
     return guarded("the calibration", [&] {
         /* floor(|e| * scale) is exact in float64 for float32 e and scale = 2^24, and the
          * conversion is exact below 2^63 (the loop checked the bound). */
-        *sum = (T(buf).to(torch::kDouble).abs() * scale).floor().to(torch::kLong).sum()
+        *sum = (T(buf, n).to(torch::kDouble).abs() * scale).floor().to(torch::kLong).sum()
                    .item<int64_t>();
         return DEISSN_OK;
     });

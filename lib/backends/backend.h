@@ -17,7 +17,9 @@
  *
  * Contract for every operation: return DEISSN_OK or a negative status after calling
  * host->error() with a message; never throw, abort or exit; a failing operation may leave its
- * output buffer in any state (the loop discards it) but nothing else. */
+ * output buffer in any state (the loop discards it) but nothing else. An operation on n
+ * values uses the first n of its buffers, which may have been allocated larger. download
+ * writes all of dst or, failing, none of it. */
 #ifndef DSN_BACKEND_H
 #define DSN_BACKEND_H
 

@@ -7,6 +7,7 @@
 #include "tune/tune.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static const size_t params_size[DEISSN_TUNE_PARAMS_VERSION + 1] = {0, sizeof(deissn_tune_params)};
@@ -64,7 +65,8 @@ typedef struct {
     void *x, *out;        /* backend buffers, capacity floats */
     size_t capacity;
     float *host;
-    int32_t status;       /* the first failure, with its message */
+    int32_t status;       /* the first failure, and its message */
+    char message[512];
 } eval_ctx;
 
 static int eval(void *user, const float *x, size_t n_samples, size_t sample_numel, double tau,
@@ -97,6 +99,7 @@ static int eval(void *user, const float *x, size_t n_samples, size_t sample_nume
     if (!rc) rc = be->download(impl, e->host, e->out, n);
     if (rc) {
         e->status = rc;
+        snprintf(e->message, sizeof e->message, "%s", deissn_last_error());
         return 1;
     }
     /* the prediction as eps (the conversion deissn_step would make) */
@@ -213,7 +216,8 @@ int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
 
     /* 2. The search; 3. the plans into the table. */
     dsn_tune_plan *found = NULL;
-    eval_ctx ec = {model, sched, sample_shape, sample_ndim, p.prediction, NULL, NULL, 0, NULL, 0};
+    eval_ctx ec = {model, sched, sample_shape, sample_ndim, p.prediction, NULL, NULL, 0, NULL, 0,
+                   ""};
     if (!rc) {
         found = dsn_calloc(nfe_count ? nfe_count : 1, sizeof *found);
         if (!found) rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory", FN);
@@ -222,7 +226,8 @@ int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
         dsn_tune_reference ref = {M, node_taus, K, D, X, E, p.fit_samples};
         dsn_tune_params tp = {p.nfe_min, p.nfe_max, 8, 3, 8, eval, &ec};
         rc = dsn_tune_search(found, nfe_count, &sp, use, &ref, &tp);
-        if (rc == DEISSN_E_CALLBACK && ec.status) rc = ec.status; /* the model's own error */
+        if (rc == DEISSN_E_CALLBACK && ec.status) /* the model's own error, not the search's */
+            rc = dsn_error(ec.status, "%s", ec.message);
     }
     deissn_plan *plans = NULL;
     if (!rc) {
