@@ -13,6 +13,7 @@
 #include "maths/schedule.h"
 #include "maths/coeffs.h"
 #include "tables/normtable.h"
+#include "tables/tablefile.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -57,6 +58,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         deissn_normtable_knot(t, i, &tau, &r);
         if (!(r > 0) || deissn_normtable_eval(t, tau) != r) abort();
     }
+    /* Plans: sorted by nfe and each valid, as the format promises. */
+    if (dsn_plans_check(t->plans, t->n_plans, DEISSN_E_FORMAT, "fuzz") != DEISSN_OK) abort();
+    for (size_t i = 1; i < t->n_plans; i++)
+        if (t->plans[i - 1].nfe >= t->plans[i].nfe) abort();
     if (info.has_sums) {
         deissn_calibrator *c = NULL;
         if (deissn_calibrator_from_table(&c, t) != DEISSN_OK) abort();
