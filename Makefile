@@ -130,12 +130,14 @@ $(LIB_INTERNAL): $(LIB_OBJ) $(SHIM_OBJ) | $(B)/lib
 
 examples: $(EXAMPLES)
 
-$(B)/bin/deissn-%: examples/%.c include/deissn.h $(LIB) | $(B)/bin
-	$(CC) $(CFLAGS) $(APP_CFLAGS) $< -o $@ $(APP_LDFLAGS) -ldeissn -lm
+# Each tool is its source and examples/tool.c, the helpers they share (tool.h).
+TOOL_SRC := examples/tool.c examples/tool.h include/deissn.h
+$(B)/bin/deissn-%: examples/%.c $(TOOL_SRC) $(LIB) | $(B)/bin
+	$(CC) $(CFLAGS) $(APP_CFLAGS) $< examples/tool.c -o $@ $(APP_LDFLAGS) -ldeissn -lz -lm
 
-$(B)/bin/deissn-sample: examples/sample.c include/deissn.h $(LIB) $(B)/prefix.mk | $(B)/bin
-	$(CC) $(CFLAGS) $(APP_CFLAGS) -DDEISSN_DATADIR='"$(DATADIR)"' $< -o $@ $(APP_LDFLAGS) \
-	    -ldeissn -lpng -lm
+$(B)/bin/deissn-sample: examples/sample.c $(TOOL_SRC) $(LIB) $(B)/prefix.mk | $(B)/bin
+	$(CC) $(CFLAGS) $(APP_CFLAGS) -DDEISSN_DATADIR='"$(DATADIR)"' $< examples/tool.c -o $@ \
+	    $(APP_LDFLAGS) -ldeissn -lpng -lz -lm
 
 $(B)/pkgconfig/deissn.pc: pkgconfig/deissn.pc.in $(B)/prefix.mk | $(B)/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \

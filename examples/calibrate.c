@@ -13,11 +13,11 @@
  *       writes the knots as CSV (tau,r[,sum,count]) for plotting; --clip applies to .pt files.
  */
 #include "deissn.h"
+#include "tool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -52,19 +52,7 @@ static void usage(FILE *f)
             "  --out FILE       output (default table.dsn; --csv: required)\n");
 }
 
-static int fail(const char *what, int32_t rc)
-{
-    fprintf(stderr, "deissn-calibrate: %s: %s (%s)\n", what, deissn_last_error(),
-            deissn_status_string(rc));
-    return 1;
-}
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int parse_u64(const char *s, unsigned long long *v)
 {
@@ -153,7 +141,7 @@ typedef struct {
 
 static void show(const progress *p, unsigned long long steps_done)
 {
-    double el = now() - p->start;
+    double el = tool_now() - p->start;
     double frac = (double)steps_done / (double)p->steps_total;
     double rate = el > 0 ? (double)p->samples_total * frac / el : 0;
     double eta = frac > 0 ? el * (1 - frac) / frac : 0;
@@ -174,8 +162,8 @@ static int on_step(void *user, uint32_t step, uint32_t steps)
 {
     progress *p = user;
     /* A few updates a second at most; the terminal is slower than the model. */
-    if (p->tty && (step + 1 == steps || now() - p->last_shown > 0.2)) {
-        p->last_shown = now();
+    if (p->tty && (step + 1 == steps || tool_now() - p->last_shown > 0.2)) {
+        p->last_shown = tool_now();
         show(p, p->steps_before + step + 1);
     }
     return 0;
@@ -207,19 +195,19 @@ static int calibrate(const options *o)
     if (numel > SIZE_MAX / sizeof *x / o->batch)
         fprintf(stderr, "deissn-calibrate: a batch of %llu samples of %zu values is too large\n",
                 o->batch, numel);
-    else if ((rc = deissn_schedule_create(&s, &sp)) != DEISSN_OK) status = fail("schedule", rc);
+    else if ((rc = deissn_schedule_create(&s, &sp)) != DEISSN_OK) status = tool_fail("schedule", rc);
     else if ((rc = deissn_sampler_create(&sampler, s, NULL, &pp)) != DEISSN_OK)
-        status = fail("sampler", rc);
+        status = tool_fail("sampler", rc);
     else if ((rc = deissn_model_load(&model, o->model, &mp)) != DEISSN_OK)
-        status = fail("loading the model", rc);
+        status = tool_fail("loading the model", rc);
     else if ((rc = deissn_calibrator_create(&cal, s)) != DEISSN_OK)
-        status = fail("calibrator", rc);
+        status = tool_fail("calibrator", rc);
     else if (!(x = malloc(o->batch * numel * sizeof *x)))
         fprintf(stderr, "deissn-calibrate: out of memory for a batch of %llu\n", o->batch);
     else
         status = 0;
 
-    progress p = {isatty(STDERR_FILENO), now(), 0, (unsigned long long)o->steps * o->samples,
+    progress p = {isatty(STDERR_FILENO), tool_now(), 0, (unsigned long long)o->steps * o->samples,
                   0, 0, o->samples};
     deissn_sample_options opt = DEISSN_SAMPLE_OPTIONS_INIT;
     opt.calibrator = cal;
@@ -231,7 +219,7 @@ static int calibrate(const options *o)
         if ((rc = deissn_fill_noise(o->seed, first, (size_t)b, numel, x)) != DEISSN_OK ||
             (rc = deissn_sample(sampler, model, x, shape, 4, &opt)) != DEISSN_OK) {
             if (p.tty) fputc('\n', stderr);
-            status = fail("sampling", rc);
+            status = tool_fail("sampling", rc);
             break;
         }
         p.samples_done += b;
@@ -247,9 +235,9 @@ static int calibrate(const options *o)
              o->steps, deissn_version_string());
     if (status == 0 &&
         (rc = deissn_calibrator_finish(&table, cal, o->clip, o->metadata ? o->metadata : meta)))
-        status = fail("making the table", rc);
+        status = tool_fail("making the table", rc);
     if (status == 0 && (rc = deissn_normtable_save(table, out)) != DEISSN_OK)
-        status = fail("saving the table", rc);
+        status = tool_fail("saving the table", rc);
     if (status == 0)
         fprintf(stderr, "deissn-calibrate: wrote %s (%u knots from %llu samples; r %.4f at "
                 "tau 1, %.4f at the last step)\n", out, o->steps, o->samples,
@@ -277,11 +265,11 @@ static int merge(const options *o)
         deissn_normtable *t = NULL;
         deissn_calibrator *c = NULL;
         if ((rc = deissn_normtable_load(&t, o->merge[i], 0)) != DEISSN_OK)
-            status = fail(o->merge[i], rc);
+            status = tool_fail(o->merge[i], rc);
         else if ((rc = deissn_calibrator_from_table(&c, t)) != DEISSN_OK)
-            status = fail(o->merge[i], rc);
+            status = tool_fail(o->merge[i], rc);
         else if (total && (rc = deissn_calibrator_merge(total, c)) != DEISSN_OK)
-            status = fail(o->merge[i], rc);
+            status = tool_fail(o->merge[i], rc);
         if (status == 0 && !total) {
             total = c;
             c = NULL;
@@ -297,9 +285,9 @@ static int merge(const options *o)
         (rc = deissn_calibrator_finish(&table, total, o->has_clip ? o->clip : info.clip,
                                        o->metadata ? o->metadata :
                                        deissn_normtable_metadata(first))) != DEISSN_OK)
-        status = fail("making the table", rc);
+        status = tool_fail("making the table", rc);
     if (status == 0 && (rc = deissn_normtable_save(table, o->out)) != DEISSN_OK)
-        status = fail("saving the table", rc);
+        status = tool_fail("saving the table", rc);
     if (status == 0) {
         deissn_normtable_get_info(table, &info);
         fprintf(stderr, "deissn-calibrate: merged %d tables into %s (%llu samples)\n",
@@ -319,14 +307,15 @@ static int export_csv(const options *o)
     }
     deissn_normtable *t = NULL;
     int32_t rc = deissn_normtable_load(&t, o->csv, o->clip);
-    if (rc != DEISSN_OK) return fail(o->csv, rc);
+    if (rc != DEISSN_OK) return tool_fail(o->csv, rc);
     rc = deissn_normtable_export_csv(t, o->out);
     deissn_normtable_free(t);
-    return rc != DEISSN_OK ? fail(o->out, rc) : 0;
+    return rc != DEISSN_OK ? tool_fail(o->out, rc) : 0;
 }
 
 int main(int argc, char **argv)
 {
+    tool_name = "deissn-calibrate";
     options o;
     int status;
     if (!parse_args(argc, argv, &o)) {

@@ -11,11 +11,11 @@
  *
  * This is how users check and export the coefficients the library computes. */
 #include "deissn.h"
+#include "tool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char *const noise_names[] = {"linear", "scaled_linear", "cosine", NULL, NULL,
                                           "continuous"};
@@ -40,22 +40,11 @@ static void usage(FILE *f)
                "Prints the per-step plan (model_t, tau_from, tau_to, psi, C) as JSON.\n");
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
-static int fail(const char *what, int32_t rc)
-{
-    fprintf(stderr, "deissn-inspect: %s: %s (%s)\n", what, deissn_last_error(),
-            deissn_status_string(rc));
-    return 1;
-}
 
 int main(int argc, char **argv)
 {
+    tool_name = "deissn-inspect";
     deissn_schedule_params sp;
     deissn_sampler_params pp;
     deissn_schedule_params_init(&sp);
@@ -126,13 +115,13 @@ int main(int argc, char **argv)
     deissn_sampler *s = NULL;
     int32_t rc;
     if (table_path && (rc = deissn_normtable_load(&table, table_path, clip)) != DEISSN_OK)
-        return fail("loading the table", rc);
+        return tool_fail("loading the table", rc);
     if ((rc = deissn_schedule_create(&sched, &sp)) != DEISSN_OK)
-        return fail("schedule", rc);
-    double t0 = now();
+        return tool_fail("schedule", rc);
+    double t0 = tool_now();
     rc = deissn_sampler_create(&s, sched, table, &pp);
-    double setup_us = (now() - t0) * 1e6;
-    if (rc != DEISSN_OK) return fail("sampler", rc);
+    double setup_us = (tool_now() - t0) * 1e6;
+    if (rc != DEISSN_OK) return tool_fail("sampler", rc);
 
     uint32_t n = deissn_sampler_steps(s);
     printf("{\n  \"library\": \"libdeissn %s\",\n", deissn_version_string());

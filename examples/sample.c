@@ -8,13 +8,13 @@
  *                 [--batch B] [--shape 1,32,32] [--threads T] [--device cpu|cuda[:N]]
  *                 [--out samples.png] */
 #include "deissn.h"
+#include "tool.h"
 
 #include <limits.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef DEISSN_DATADIR
@@ -90,12 +90,6 @@ static const char *find_data(const char *argv0, const char *name)
     return NULL;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 /* Lay n samples of shape (c, h, w), values in [-1, 1], in a near-square grid with 2-pixel
  * gutters and write it as an 8-bit gray (c = 1) or RGB (c = 3) PNG with libpng. */
@@ -154,12 +148,6 @@ static int write_grid(const char *path, const float *x, long n, const int64_t *s
     return rc;
 }
 
-static int fail(const char *what, int32_t rc)
-{
-    fprintf(stderr, "deissn-sample: %s: %s (%s)\n", what, deissn_last_error(),
-            deissn_status_string(rc));
-    return 1;
-}
 
 static int parse(int argc, char **argv, options *o)
 {
@@ -245,6 +233,7 @@ static int parse(int argc, char **argv, options *o)
 
 int main(int argc, char **argv)
 {
+    tool_name = "deissn-sample";
     options o = {.out = "samples.png", .device = "cpu", .preset = "best", .spacing = UNSET,
                  .order = UNSET, .lower_order_final = UNSET, .corrector = UNSET, .steps = 10,
                  .n = 64, .shape = {1, 32, 32}};
@@ -256,7 +245,7 @@ int main(int argc, char **argv)
     deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
     int32_t preset = strcmp(o.preset, "best") ? DEISSN_PRESET_REFERENCE : DEISSN_PRESET_BEST;
     if ((rc = deissn_preset_params(preset, o.steps, &sp, &pp)) != DEISSN_OK)
-        return fail("preset", rc);
+        return tool_fail("preset", rc);
     int sampler_given = o.sampler != NULL;
     if (!sampler_given) o.sampler = pp.method == DEISSN_METHOD_DATA ? "x0" : "deis-sn";
     if (strcmp(o.sampler, "x0")) { /* the eps samplers */
@@ -302,25 +291,25 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    double t_load = now();
+    double t_load = tool_now();
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.device = o.device;
     mp.num_threads = (int32_t)o.threads;
     deissn_model *model = NULL;
-    if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK) return fail("loading the model", rc);
+    if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK) return tool_fail("loading the model", rc);
     deissn_normtable *table = NULL;
     if (load_table && (rc = deissn_normtable_load(&table, o.table, 0)) != DEISSN_OK)
-        return fail("loading the table", rc);
-    t_load = now() - t_load;
+        return tool_fail("loading the table", rc);
+    t_load = tool_now() - t_load;
 
     deissn_schedule *schedule = NULL;
     deissn_sampler *sampler = NULL;
-    double t_setup = now();
-    if ((rc = deissn_schedule_create(&schedule, &sp)) != DEISSN_OK) return fail("schedule", rc);
+    double t_setup = tool_now();
+    if ((rc = deissn_schedule_create(&schedule, &sp)) != DEISSN_OK) return tool_fail("schedule", rc);
     if ((rc = deissn_sampler_create(&sampler, schedule, use_table ? table : NULL, &pp)) !=
         DEISSN_OK)
-        return fail("sampler", rc);
-    t_setup = now() - t_setup;
+        return tool_fail("sampler", rc);
+    t_setup = tool_now() - t_setup;
 
     size_t per = (size_t)(o.shape[0] * o.shape[1] * o.shape[2]);
     float *x = malloc((size_t)o.n * per * sizeof(float));
@@ -329,7 +318,7 @@ int main(int argc, char **argv)
         return 1;
     }
     long batch = o.batch > 0 && o.batch < o.n ? o.batch : o.n;
-    double model_s = 0, sampler_s = 0, t_total = now();
+    double model_s = 0, sampler_s = 0, t_total = tool_now();
     for (long first = 0; first < o.n; first += batch) {
         long b = o.n - first < batch ? o.n - first : batch;
         float *xb = x + (size_t)first * per;
@@ -337,11 +326,11 @@ int main(int argc, char **argv)
         int64_t shape[4] = {b, o.shape[0], o.shape[1], o.shape[2]};
         deissn_sample_options so = DEISSN_SAMPLE_OPTIONS_INIT;
         if ((rc = deissn_sample(sampler, model, xb, shape, 4, &so)) != DEISSN_OK)
-            return fail("sampling", rc);
+            return tool_fail("sampling", rc);
         model_s += so.model_seconds;
         sampler_s += so.sampler_seconds;
     }
-    t_total = now() - t_total;
+    t_total = tool_now() - t_total;
 
     unsigned W = 0, H = 0;
     if (write_grid(o.out, x, o.n, o.shape, &W, &H)) return 1;
