@@ -172,7 +172,7 @@ test-build: all $(C_TESTS)
 
 check: test-build
 	@PYTHON=$(PYTHON) tests/run.sh $(C_TESTS) tests/test_build.sh tests/test_symbols.sh \
-	    tests/test_sample.sh $(BINDING_TESTS) tools/eval/test_baselines.sh
+	    tests/test_sample.sh tests/test_tools.sh $(BINDING_TESTS) tools/eval/test_baselines.sh
 
 # The bindings' test suites, each reported as one "N passed, N failed" entry of tests/run.sh.
 BINDING_TESTS := bindings/python/test_python.sh bindings/rust/test_rust.sh

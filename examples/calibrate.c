@@ -20,6 +20,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The ranges of the numeric options. */
+#define MAX_SAMPLES (1ull << 62)
+#define MAX_BATCH (1u << 20)
+#define MAX_STEPS 100000u
+#define MAX_THREADS 1024u
+#define MAX_DIM 65536        /* per dimension of --shape */
+#define MAX_NUMEL (1u << 30) /* values per sample */
+
 typedef struct {
     const char *model, *out, *device, *metadata, *csv;
     const char **merge;
@@ -54,14 +62,6 @@ static void usage(FILE *f)
 
 
 
-static int parse_u64(const char *s, unsigned long long *v)
-{
-    char *end;
-    if (!s || !*s || *s == '-') return 0;
-    *v = strtoull(s, &end, 10);
-    return *end == '\0';
-}
-
 static int parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
@@ -72,7 +72,6 @@ static int parse_args(int argc, char **argv, options *o)
     if (!o->merge) return 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        unsigned long long n = 0;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
@@ -91,39 +90,23 @@ static int parse_args(int argc, char **argv, options *o)
             return 0;
         }
         i++;
-        int ok = 1;
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--metadata")) o->metadata = v;
         else if (!strcmp(a, "--csv")) o->csv = v;
-        else if (!strcmp(a, "--samples")) ok = parse_u64(v, &o->samples) && o->samples > 0;
-        else if (!strcmp(a, "--batch")) ok = parse_u64(v, &o->batch) && o->batch > 0 &&
-                                             o->batch <= 1u << 20;
-        else if (!strcmp(a, "--seed")) ok = parse_u64(v, &o->seed);
-        else if (!strcmp(a, "--steps")) {
-            ok = parse_u64(v, &n) && n >= 2 && n <= 100000;
-            o->steps = (unsigned)n;
-        } else if (!strcmp(a, "--clip")) {
-            ok = parse_u64(v, &n) && n < 100000;
-            o->clip = (unsigned)n;
+        else if (!strcmp(a, "--samples")) o->samples = tool_parse_u64(a, v, 1, MAX_SAMPLES);
+        else if (!strcmp(a, "--batch")) o->batch = tool_parse_u64(a, v, 1, MAX_BATCH);
+        else if (!strcmp(a, "--seed")) o->seed = tool_parse_u64(a, v, 0, UINT64_MAX);
+        else if (!strcmp(a, "--steps")) o->steps = (unsigned)tool_parse_u64(a, v, 2, MAX_STEPS);
+        else if (!strcmp(a, "--clip")) {
+            o->clip = (unsigned)tool_parse_u64(a, v, 0, MAX_STEPS - 1);
             o->has_clip = 1;
-        } else if (!strcmp(a, "--threads")) {
-            ok = parse_u64(v, &n) && n < 1024;
-            o->threads = (unsigned)n;
-        } else if (!strcmp(a, "--shape")) {
-            char *end;
-            for (int d = 0; ok && d < 3; d++) {
-                o->shape[d] = strtoll(v, &end, 10);
-                ok = o->shape[d] > 0 && o->shape[d] <= 65536 && *end == (d < 2 ? ',' : '\0');
-                v = end + 1;
-            }
-        } else {
+        } else if (!strcmp(a, "--threads"))
+            o->threads = (unsigned)tool_parse_u64(a, v, 0, MAX_THREADS);
+        else if (!strcmp(a, "--shape")) tool_parse_shape(a, v, MAX_DIM, MAX_NUMEL, o->shape);
+        else {
             fprintf(stderr, "deissn-calibrate: unknown option '%s'\n", a);
-            return 0;
-        }
-        if (!ok) {
-            fprintf(stderr, "deissn-calibrate: bad value '%s' for %s\n", argv[i], a);
             return 0;
         }
     }

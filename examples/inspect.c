@@ -13,9 +13,13 @@
 #include "deissn.h"
 #include "tool.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The schedule's limit on steps and training steps. */
+#define MAX_STEPS 1000000u
 
 static const char *const noise_names[] = {"linear", "scaled_linear", "cosine", NULL, NULL,
                                           "continuous"};
@@ -81,7 +85,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--steps")) {
-            sp.steps = (uint32_t)strtoul(v, NULL, 10);
+            sp.steps = (uint32_t)tool_parse_u64(a, v, 1, MAX_STEPS);
         } else if (!strcmp(a, "--method")) {
             if (strcmp(v, "eps") && strcmp(v, "data")) {
                 fprintf(stderr, "deissn-inspect: --method is eps or data, not '%s'\n", v);
@@ -89,19 +93,19 @@ int main(int argc, char **argv)
             }
             pp.method = strcmp(v, "data") ? DEISSN_METHOD_EPS : DEISSN_METHOD_DATA;
         } else if (!strcmp(a, "--order")) {
-            pp.order = (uint32_t)strtoul(v, NULL, 10);
+            pp.order = (uint32_t)tool_parse_u64(a, v, 0, 3);
         } else if (!strcmp(a, "--table") || !strcmp(a, "--table-pt")) {
             table_path = v;
         } else if (!strcmp(a, "--clip")) {
-            clip = (unsigned)strtoul(v, NULL, 10);
+            clip = (unsigned)tool_parse_u64(a, v, 0, UINT32_MAX);
         } else if (!strcmp(a, "--tau-end")) {
-            sp.tau_end = strtod(v, NULL);
+            sp.tau_end = tool_parse_double(a, v, 0, 0, 1, 1);
         } else if (!strcmp(a, "--power")) {
-            sp.power = strtod(v, NULL);
+            sp.power = tool_parse_double(a, v, 0, 1, INFINITY, 1);
         } else if (!strcmp(a, "--rho")) {
-            sp.karras_rho = strtod(v, NULL);
+            sp.karras_rho = tool_parse_double(a, v, 0, 1, INFINITY, 1);
         } else if (!strcmp(a, "--train-steps")) {
-            sp.num_train_steps = (uint32_t)strtoul(v, NULL, 10);
+            sp.num_train_steps = (uint32_t)tool_parse_u64(a, v, 1, MAX_STEPS);
         } else {
             fprintf(stderr, "deissn-inspect: unknown option '%s'\n", a);
             usage(stderr);

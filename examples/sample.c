@@ -27,13 +27,18 @@ static const char *const spacing_names[] = {"quadratic", "trailing", "linspace",
                                             "power",     "logsnr",   "karras"};
 
 #define UNSET (-1)
+/* The ranges of the numeric options. */
+#define MAX_STEPS 1000u     /* the shipped model's training steps, the schedule's default */
+#define MAX_THREADS 1024u
+#define MAX_DIM 65536       /* per dimension of --shape */
+#define MAX_NUMEL (1u << 30) /* values per sample */
 
 typedef struct {
     const char *model, *table, *out, *device, *sampler, *preset;
     int spacing, order, lower_order_final, corrector; /* UNSET: the preset's */
     unsigned steps, threads;
     unsigned long long seed;
-    long n, batch;
+    long long n, batch;
     int64_t shape[3];
 } options;
 
@@ -93,7 +98,7 @@ static const char *find_data(const char *argv0, const char *name)
 
 /* Lay n samples of shape (c, h, w), values in [-1, 1], in a near-square grid with 2-pixel
  * gutters and write it as an 8-bit gray (c = 1) or RGB (c = 3) PNG with libpng. */
-static int write_grid(const char *path, const float *x, long n, const int64_t *shape,
+static int write_grid(const char *path, const float *x, long long n, const int64_t *shape,
                       unsigned *width, unsigned *height)
 {
     int c = (int)shape[0], h = (int)shape[1], w = (int)shape[2], pad = 2;
@@ -102,7 +107,7 @@ static int write_grid(const char *path, const float *x, long n, const int64_t *s
         return -1;
     }
     int cols = 1;
-    while ((long)cols * cols < n) cols++;
+    while ((long long)cols * cols < n) cols++;
     int rows = (int)((n + cols - 1) / cols);
     unsigned W = (unsigned)(cols * (w + pad) + pad), H = (unsigned)(rows * (h + pad) + pad);
     unsigned char *img = calloc((size_t)W * H * c, 1);
@@ -114,7 +119,7 @@ static int write_grid(const char *path, const float *x, long n, const int64_t *s
         free(rowp);
         return -1;
     }
-    for (long k = 0; k < n; k++) {
+    for (long long k = 0; k < n; k++) {
         int gx = (int)(k % cols) * (w + pad) + pad, gy = (int)(k / cols) * (h + pad) + pad;
         for (int ch = 0; ch < c; ch++)
             for (int y = 0; y < h; y++)
@@ -180,27 +185,21 @@ static int parse(int argc, char **argv, options *o)
             return -1;
         }
         i++;
-        char *end = NULL;
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--table")) o->table = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--sampler")) o->sampler = v;
-        else if (!strcmp(a, "--steps")) o->steps = (unsigned)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--steps")) o->steps = (unsigned)tool_parse_u64(a, v, 1, MAX_STEPS);
         else if (!strcmp(a, "--preset")) o->preset = v;
-        else if (!strcmp(a, "--order")) o->order = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--threads")) o->threads = (unsigned)strtoul(v, &end, 10);
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, &end, 10);
-        else if (!strcmp(a, "-n")) o->n = strtol(v, &end, 10);
-        else if (!strcmp(a, "--batch")) o->batch = strtol(v, &end, 10);
-        else if (!strcmp(a, "--shape")) {
-            long long c, h, w;
-            if (sscanf(v, "%lld,%lld,%lld", &c, &h, &w) != 3 || c < 1 || h < 1 || w < 1) {
-                fprintf(stderr, "deissn-sample: --shape wants C,H,W, got '%s'\n", v);
-                return -1;
-            }
-            o->shape[0] = c, o->shape[1] = h, o->shape[2] = w;
-        } else if (!strcmp(a, "--spacing")) {
+        else if (!strcmp(a, "--order")) o->order = (int)tool_parse_u64(a, v, 0, 3);
+        else if (!strcmp(a, "--threads"))
+            o->threads = (unsigned)tool_parse_u64(a, v, 0, MAX_THREADS);
+        else if (!strcmp(a, "--seed")) o->seed = tool_parse_u64(a, v, 0, UINT64_MAX);
+        else if (!strcmp(a, "-n")) o->n = (long long)tool_parse_u64(a, v, 1, INT64_MAX);
+        else if (!strcmp(a, "--batch")) o->batch = (long long)tool_parse_u64(a, v, 0, INT64_MAX);
+        else if (!strcmp(a, "--shape")) tool_parse_shape(a, v, MAX_DIM, MAX_NUMEL, o->shape);
+        else if (!strcmp(a, "--spacing")) {
             o->spacing = -1;
             for (int s = 0; s < 7; s++)
                 if (!strcmp(v, spacing_names[s])) o->spacing = s;
@@ -208,10 +207,6 @@ static int parse(int argc, char **argv, options *o)
                 fprintf(stderr, "deissn-sample: unknown spacing '%s'\n", v);
                 return -1;
             }
-        }
-        if (end && *end) {
-            fprintf(stderr, "deissn-sample: %s wants a number, got '%s'\n", a, v);
-            return -1;
         }
     }
     if (o->sampler && strcmp(o->sampler, "deis-sn") && strcmp(o->sampler, "deis") &&
@@ -224,8 +219,10 @@ static int parse(int argc, char **argv, options *o)
         fprintf(stderr, "deissn-sample: --preset is best or reference, not '%s'\n", o->preset);
         return -1;
     }
-    if (o->n < 1 || o->batch < 0) {
-        fprintf(stderr, "deissn-sample: -n must be >= 1 and --batch >= 0\n");
+    /* DDIM is order 0: an explicit other order contradicts it. */
+    if (o->sampler && !strcmp(o->sampler, "ddim") && o->order != UNSET && o->order != 0) {
+        fprintf(stderr, "deissn-sample: --sampler ddim is order 0; drop --order %d or pass "
+                        "another --sampler\n", o->order);
         return -1;
     }
     return 0;
@@ -286,10 +283,6 @@ int main(int argc, char **argv)
         }
     }
     if (!strcmp(o.sampler, "ddim")) pp.order = 0;
-    if (o.order < UNSET) {
-        fprintf(stderr, "deissn-sample: --order must be 0-3\n");
-        return 2;
-    }
 
     double t_load = tool_now();
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
@@ -314,13 +307,13 @@ int main(int argc, char **argv)
     size_t per = (size_t)(o.shape[0] * o.shape[1] * o.shape[2]);
     float *x = malloc((size_t)o.n * per * sizeof(float));
     if (!x) {
-        fprintf(stderr, "deissn-sample: out of memory for %ld samples\n", o.n);
+        fprintf(stderr, "deissn-sample: out of memory for %lld samples\n", o.n);
         return 1;
     }
-    long batch = o.batch > 0 && o.batch < o.n ? o.batch : o.n;
+    long long batch = o.batch > 0 && o.batch < o.n ? o.batch : o.n;
     double model_s = 0, sampler_s = 0, t_total = tool_now();
-    for (long first = 0; first < o.n; first += batch) {
-        long b = o.n - first < batch ? o.n - first : batch;
+    for (long long first = 0; first < o.n; first += batch) {
+        long long b = o.n - first < batch ? o.n - first : batch;
         float *xb = x + (size_t)first * per;
         deissn_fill_noise(o.seed, (uint64_t)first, (size_t)b, per, xb);
         int64_t shape[4] = {b, o.shape[0], o.shape[1], o.shape[2]};
@@ -347,7 +340,7 @@ int main(int argc, char **argv)
            pp.lower_order_final ? ", lower order at the end" : "",
            pp.corrector ? ", corrector" : "", o.preset);
     if (table) printf("  table    %s%s\n", o.table, use_table ? "" : " (not used by x0)");
-    printf("  samples  %ld x %lldx%lldx%lld, seed %llu, batch %ld\n", o.n, (long long)o.shape[0],
+    printf("  samples  %lld x %lldx%lldx%lld, seed %llu, batch %lld\n", o.n, (long long)o.shape[0],
            (long long)o.shape[1], (long long)o.shape[2], o.seed, batch);
     printf("  time     %.3f s sampling: model %.3f s (%.1f%%), sampler %.3f ms (%.2f%%); "
            "coefficients %.3f ms; loading %.3f s\n",

@@ -1,0 +1,40 @@
+#!/bin/sh
+# test_tools.sh - the command-line tools (deissn-sample, deissn-calibrate, deissn-inspect)
+# against the bad inputs of issue #12: each must be refused before any work, with exit status 2
+# (a bad command line) or 1 (a failed run), a message that names the option or file, and no
+# file changed. Run from the repository root; TOOLS_BIN=DIR runs other builds of the tools
+# (that is how these tests were checked against the tools before the fixes).
+PYTHON=${PYTHON:-/usr/bin/python3}
+BIN=${TOOLS_BIN:-build/bin}
+SAMPLE=$BIN/deissn-sample CAL=$BIN/deissn-calibrate INSPECT=$BIN/deissn-inspect
+pass=0; fail=0; skip=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+# refuse STATUS REGEX CMD...: CMD exits with STATUS and its stderr matches REGEX (grep -E).
+refuse() {
+    want=$1 re=$2; shift 2
+    "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
+    if [ $rc -ne "$want" ]; then bad "$*: exit status $rc, not $want: $(head -c 300 "$tmp/err")"
+    elif ! grep -Eq -- "$re" "$tmp/err"; then bad "$*: message does not match '$re': $(head -c 300 "$tmp/err")"
+    else ok; fi
+}
+
+# ---- 7: every number is checked whole, in range, and the message names the option ----------
+for v in 1e9 4294967297 10abc; do
+    refuse 2 "^deissn-inspect: --steps: '$v' is not a whole number in 1\.\." $INSPECT --steps "$v"
+done
+refuse 2 "^deissn-inspect: --order: 'abc' is not a whole number in 0\.\.3" $INSPECT --order abc
+refuse 2 "^deissn-inspect: --tau-end: 'abc' is not a number in \[0, 1\)" $INSPECT --tau-end abc
+S="-n 1 --steps 2 --out $tmp/x.png"
+refuse 2 "^deissn-sample: --steps: '4294967297' is not a whole number in 1\.\.1000$" $SAMPLE $S --steps 4294967297
+refuse 2 "^deissn-sample: --order: '-1' is not a whole number in 0\.\.3$" $SAMPLE $S --order -1
+refuse 2 "^deissn-sample: --shape: '1,32,32,3' is not C,H,W" $SAMPLE $S --shape 1,32,32,3
+refuse 2 "^deissn-sample: --seed: '-1' is not a whole number" $SAMPLE $S --seed -1
+refuse 2 "^deissn-sample: --sampler ddim is order 0" $SAMPLE $S --sampler ddim --order 3
+refuse 2 "^deissn-calibrate: --samples: '1e3' is not a whole number" $CAL --model m.pt --samples 1e3
+[ ! -e "$tmp/x.png" ] && ok || bad "a refused deissn-sample wrote $tmp/x.png"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
