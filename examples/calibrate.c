@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 /* The ranges of the numeric options. */
-#define MAX_SAMPLES (1ull << 62)
+#define MAX_SAMPLES (1ull << 40) /* so that samples * steps (the progress) cannot wrap */
 #define MAX_BATCH (1u << 20)
 #define MAX_STEPS 100000u
 #define MAX_THREADS 1024u

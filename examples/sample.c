@@ -11,6 +11,7 @@
 #include "tool.h"
 
 #include <limits.h>
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,21 +97,50 @@ static const char *find_data(const char *argv0, const char *name)
 }
 
 
-/* Lay n samples of shape (c, h, w), values in [-1, 1], in a near-square grid with 2-pixel
- * gutters and write it as an 8-bit gray (c = 1) or RGB (c = 3) PNG with libpng. */
-static int write_grid(const char *path, const float *x, long long n, const int64_t *shape,
-                      unsigned *width, unsigned *height)
+#define GRID_PAD 2                /* pixels between and around the samples */
+#define MAX_IMAGE_SIDE 1000000ll  /* wider or taller PNGs exceed libpng's default read limits */
+
+/* How n samples of shape (c, h, w) are laid out: a near-square grid of cols x rows cells with
+ * GRID_PAD-pixel gutters, width x height pixels of c bytes. */
+typedef struct {
+    long long cols, rows;
+    unsigned width, height;
+    size_t bytes;
+} grid;
+
+/* Fill *g; -1 with a message when the image would be larger than PNG allows here. n * c * h *
+ * w has been checked to fit in size_t, so cols * cols does not overflow. */
+static int grid_layout(long long n, const int64_t *shape, grid *g)
 {
-    int c = (int)shape[0], h = (int)shape[1], w = (int)shape[2], pad = 2;
-    if (c != 1 && c != 3) {
-        fprintf(stderr, "deissn-sample: cannot draw %d channels (1 or 3)\n", c);
+    long long cols = (long long)sqrt((double)n);
+    while (cols * cols < n) cols++;
+    while (cols > 1 && (cols - 1) * (cols - 1) >= n) cols--;
+    long long rows = (n + cols - 1) / cols;
+    long long W = cols * (shape[2] + GRID_PAD) + GRID_PAD, H = rows * (shape[1] + GRID_PAD) + GRID_PAD;
+    size_t px;
+    if (W > MAX_IMAGE_SIDE || H > MAX_IMAGE_SIDE || !tool_mul_size((size_t)W, (size_t)H, &px) ||
+        !tool_mul_size(px, (size_t)shape[0], &g->bytes)) {
+        fprintf(stderr, "deissn-sample: a grid of %lld samples of %lldx%lld is %lldx%lld pixels; "
+                        "at most %lld a side can be written (lower -n)\n", n,
+                (long long)shape[2], (long long)shape[1], W, H, MAX_IMAGE_SIDE);
         return -1;
     }
-    int cols = 1;
-    while ((long long)cols * cols < n) cols++;
-    int rows = (int)((n + cols - 1) / cols);
-    unsigned W = (unsigned)(cols * (w + pad) + pad), H = (unsigned)(rows * (h + pad) + pad);
-    unsigned char *img = calloc((size_t)W * H * c, 1);
+    g->cols = cols;
+    g->rows = rows;
+    g->width = (unsigned)W;
+    g->height = (unsigned)H;
+    return 0;
+}
+
+/* Lay n samples of shape (c, h, w), values in [-1, 1], out as *g says and write them as an
+ * 8-bit gray (c = 1) or RGB (c = 3) PNG with libpng. */
+static int write_grid(const char *path, const float *x, long long n, const int64_t *shape,
+                      const grid *g)
+{
+    int c = (int)shape[0], h = (int)shape[1], w = (int)shape[2], pad = GRID_PAD;
+    long long cols = g->cols;
+    unsigned W = g->width, H = g->height;
+    unsigned char *img = calloc(g->bytes, 1);
     png_bytep *rowp = malloc(H * sizeof *rowp);
     FILE *f = img && rowp ? fopen(path, "wb") : NULL;
     if (!f) {
@@ -120,13 +150,14 @@ static int write_grid(const char *path, const float *x, long long n, const int64
         return -1;
     }
     for (long long k = 0; k < n; k++) {
-        int gx = (int)(k % cols) * (w + pad) + pad, gy = (int)(k / cols) * (h + pad) + pad;
+        size_t gx = (size_t)(k % cols) * (size_t)(w + pad) + pad;
+        size_t gy = (size_t)(k / cols) * (size_t)(h + pad) + pad;
         for (int ch = 0; ch < c; ch++)
             for (int y = 0; y < h; y++)
                 for (int xx = 0; xx < w; xx++) {
                     float v = x[((k * c + ch) * h + y) * w + xx];
                     float u = (v + 1.0f) * 127.5f + 0.5f;
-                    img[((size_t)(gy + y) * W + gx + xx) * c + ch] =
+                    img[((gy + (size_t)y) * W + gx + (size_t)xx) * (size_t)c + (size_t)ch] =
                         (unsigned char)(u < 0 ? 0 : u > 255 ? 255 : u);
                 }
     }
@@ -148,8 +179,6 @@ static int write_grid(const char *path, const float *x, long long n, const int64
     if (rc) fprintf(stderr, "deissn-sample: writing %s failed\n", path);
     free(img);
     free(rowp);
-    *width = W;
-    *height = H;
     return rc;
 }
 
@@ -284,6 +313,25 @@ int main(int argc, char **argv)
     }
     if (!strcmp(o.sampler, "ddim")) pp.order = 0;
 
+    /* Every size before the first allocation or model call: n samples of `per` floats, and
+     * the grid they are drawn in. per <= MAX_NUMEL (tool_parse_shape). */
+    size_t per = (size_t)(o.shape[0] * o.shape[1] * o.shape[2]), x_bytes, values;
+    if (!tool_mul_size((size_t)o.n, per, &values) ||
+        !tool_mul_size(values, sizeof(float), &x_bytes)) {
+        fprintf(stderr, "deissn-sample: -n %lld samples of %lldx%lldx%lld floats do not fit in "
+                        "memory (more than %zu bytes)\n", o.n, (long long)o.shape[0],
+                (long long)o.shape[1], (long long)o.shape[2], SIZE_MAX);
+        return 2;
+    }
+    grid g;
+    if (grid_layout(o.n, o.shape, &g)) return 2;
+    float *x = malloc(x_bytes);
+    if (!x) {
+        fprintf(stderr, "deissn-sample: out of memory for %lld samples (%zu bytes)\n", o.n,
+                x_bytes);
+        return 1;
+    }
+
     double t_load = tool_now();
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.device = o.device;
@@ -304,12 +352,6 @@ int main(int argc, char **argv)
         return tool_fail("sampler", rc);
     t_setup = tool_now() - t_setup;
 
-    size_t per = (size_t)(o.shape[0] * o.shape[1] * o.shape[2]);
-    float *x = malloc((size_t)o.n * per * sizeof(float));
-    if (!x) {
-        fprintf(stderr, "deissn-sample: out of memory for %lld samples\n", o.n);
-        return 1;
-    }
     long long batch = o.batch > 0 && o.batch < o.n ? o.batch : o.n;
     double model_s = 0, sampler_s = 0, t_total = tool_now();
     for (long long first = 0; first < o.n; first += batch) {
@@ -325,8 +367,7 @@ int main(int argc, char **argv)
     }
     t_total = tool_now() - t_total;
 
-    unsigned W = 0, H = 0;
-    if (write_grid(o.out, x, o.n, o.shape, &W, &H)) return 1;
+    if (write_grid(o.out, x, o.n, o.shape, &g)) return 1;
     printf("deissn-sample (libdeissn %s)\n", deissn_version_string());
     printf("  model    %s (%s)\n", o.model, o.device);
     char spacing[32];
@@ -346,7 +387,7 @@ int main(int argc, char **argv)
            "coefficients %.3f ms; loading %.3f s\n",
            t_total, model_s, 100 * model_s / t_total, 1e3 * sampler_s, 100 * sampler_s / t_total,
            1e3 * t_setup, t_load);
-    printf("  wrote    %s (%ux%u)\n", o.out, W, H);
+    printf("  wrote    %s (%ux%u)\n", o.out, g.width, g.height);
     free(x);
     deissn_sampler_free(sampler);
     deissn_schedule_free(schedule);

@@ -36,5 +36,15 @@ refuse 2 "^deissn-sample: --sampler ddim is order 0" $SAMPLE $S --sampler ddim -
 refuse 2 "^deissn-calibrate: --samples: '1e3' is not a whole number" $CAL --model m.pt --samples 1e3
 [ ! -e "$tmp/x.png" ] && ok || bad "a refused deissn-sample wrote $tmp/x.png"
 
+# ---- 1: no size product wraps ------------------------------------------------------------
+# 2^52 samples of 1x32x32 floats are 2^64 bytes: the product wrapped to 0 and the run wrote
+# past a 0-byte buffer.
+refuse 2 "^deissn-sample: -n 4503599627370496 samples of 1x32x32 floats do not fit in memory" \
+    $SAMPLE -n 4503599627370496 --batch 1 --out "$tmp/x.png"
+refuse 2 "^deissn-sample: a grid of 10000000000 samples of 32x32 is 3400002x3400002 pixels" \
+    $SAMPLE -n 10000000000 --out "$tmp/x.png"
+refuse 2 "^deissn-calibrate: --shape: '65536,65536,65536' is not C,H,W" \
+    $CAL --model m.pt --samples 1 --shape 65536,65536,65536
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
