@@ -312,6 +312,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "deissn-calibrate: --model needs --samples\n");
         status = 2;
     } else {
+        /* No output may be an input (--csv t.dsn --out t.dsn would replace the table). */
+        tool_file out = {"--out", o.out ? o.out : o.model ? "table.dsn" : NULL};
+        tool_check_outputs(&out, 1, &(tool_file){"--model", o.model}, 1);
+        tool_check_outputs(&out, 1, &(tool_file){"--csv", o.csv}, 1);
+        for (int i = 0; i < o.n_merge; i++)
+            tool_check_outputs(&out, 1, &(tool_file){"--merge", o.merge[i]}, 1);
         status = o.model ? calibrate(&o) : o.n_merge ? merge(&o) : export_csv(&o);
     }
     free(o.merge);

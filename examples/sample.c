@@ -312,6 +312,9 @@ int main(int argc, char **argv)
         }
     }
     if (!strcmp(o.sampler, "ddim")) pp.order = 0;
+    const tool_file outputs[] = {{"--out", o.out}};
+    const tool_file inputs[] = {{"--model", o.model}, {"--table", o.table}};
+    tool_check_outputs(outputs, 1, inputs, 2);
 
     /* Every size before the first allocation or model call: n samples of `per` floats, and
      * the grid they are drawn in. per <= MAX_NUMEL (tool_parse_shape). */

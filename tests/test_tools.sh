@@ -46,5 +46,24 @@ refuse 2 "^deissn-sample: a grid of 10000000000 samples of 32x32 is 3400002x3400
 refuse 2 "^deissn-calibrate: --shape: '65536,65536,65536' is not C,H,W" \
     $CAL --model m.pt --samples 1 --shape 65536,65536,65536
 
+# ---- 3: an output that is an input is refused, compared by device and inode ---------------
+# unchanged FILE COPY: FILE still has the bytes of COPY.
+unchanged() { cmp -s "$1" "$2" && ok || bad "$1 was changed"; }
+GAUSS=tests/models/gaussian_eps.pt
+cp models/fmnist_unet_table.pt "$tmp/t.pt" && cp "$tmp/t.pt" "$tmp/t.orig"
+refuse 2 "^deissn-calibrate: --out $tmp/./t.pt is the same file as --csv $tmp/t.pt" \
+    $CAL --csv "$tmp/t.pt" --out "$tmp/./t.pt"
+unchanged "$tmp/t.pt" "$tmp/t.orig"
+cp $GAUSS "$tmp/m.pt" && cp $GAUSS "$tmp/m.orig" && ln "$tmp/m.pt" "$tmp/m-hardlink.pt"
+refuse 2 "^deissn-sample: --out $tmp/m-hardlink.pt is the same file as --model $tmp/m.pt" \
+    $SAMPLE --model "$tmp/m.pt" --sampler deis -n 1 --steps 2 --out "$tmp/m-hardlink.pt"
+unchanged "$tmp/m.pt" "$tmp/m.orig"
+refuse 2 "^deissn-sample: --out $tmp/t.pt is the same file as --table $tmp/t.pt" \
+    $SAMPLE --table "$tmp/t.pt" -n 1 --steps 2 --out "$tmp/t.pt"
+unchanged "$tmp/t.pt" "$tmp/t.orig"
+refuse 2 "^deissn-calibrate: --out $tmp/m.pt is the same file as --model $tmp/m.pt" \
+    $CAL --model "$tmp/m.pt" --samples 1 --steps 2 --shape 1,2,2 --out "$tmp/m.pt"
+unchanged "$tmp/m.pt" "$tmp/m.orig"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
