@@ -128,11 +128,19 @@ int main(int argc, char **argv)
     if (rc != DEISSN_OK) return tool_fail("sampler", rc);
 
     uint32_t n = deissn_sampler_steps(s);
-    printf("{\n  \"library\": \"libdeissn %s\",\n", deissn_version_string());
-    printf("  \"schedule\": \"%s\", \"spacing\": \"%s\", \"steps\": %u, \"order\": %u,\n",
-           noise_names[sp.noise], spacing_names[sp.spacing], n, pp.order);
-    printf("  \"table\": %s%s%s, \"clip\": %u, \"lower_order_final\": %s,\n",
-           table_path ? "\"" : "", table_path ? table_path : "null", table_path ? "\"" : "", clip,
+    /* Every string goes through tool_json_string(): a path may hold any byte. */
+    char library[64];
+    snprintf(library, sizeof library, "libdeissn %s", deissn_version_string());
+    printf("{\n  \"library\": ");
+    tool_json_string(stdout, library);
+    printf(",\n  \"schedule\": ");
+    tool_json_string(stdout, noise_names[sp.noise]);
+    printf(", \"spacing\": ");
+    tool_json_string(stdout, spacing_names[sp.spacing]);
+    printf(", \"steps\": %u, \"order\": %u,\n  \"table\": ", n, pp.order);
+    if (table_path) tool_json_string(stdout, table_path);
+    else printf("null");
+    printf(", \"clip\": %u, \"lower_order_final\": %s,\n", clip,
            pp.lower_order_final ? "true" : "false");
     printf("  \"method\": \"%s\", \"corrector\": %s,\n",
            pp.method == DEISSN_METHOD_DATA ? "data" : "eps", pp.corrector ? "true" : "false");

@@ -65,5 +65,22 @@ refuse 2 "^deissn-calibrate: --out $tmp/m.pt is the same file as --model $tmp/m.
     $CAL --model "$tmp/m.pt" --samples 1 --steps 2 --shape 1,2,2 --out "$tmp/m.pt"
 unchanged "$tmp/m.pt" "$tmp/m.orig"
 
+# ---- 8: deissn-inspect prints valid JSON whatever the table's path ------------------------
+# A quote, a backslash, a tab and a newline must come back as the same string; a byte that
+# is not UTF-8 as U+FFFD.
+for name in 'we"ird.pt' 'back\slash.pt' "$(printf 'tab\tnew\nline.pt')" "$(printf 'latin\377.pt')"; do
+    cp models/fmnist_unet_table.pt "$tmp/$name"
+    if ! $INSPECT --steps 3 --table "$tmp/$name" > "$tmp/plan.json" 2> "$tmp/err"; then
+        bad "deissn-inspect --table '$name' failed: $(cat "$tmp/err")"; continue
+    fi
+    got=$(TABLE="$tmp/$name" $PYTHON -c '
+import json, os, sys
+d = json.load(open(sys.argv[1], "rb"))
+want = os.fsencode(os.environ["TABLE"]).decode("utf-8", "replace")
+print("ok" if d["table"] == want and len(d["steps_plan"]) == 3 else "table %r, want %r" % (d["table"], want))' \
+        "$tmp/plan.json" 2>&1)
+    [ "$got" = ok ] && ok || bad "deissn-inspect --table '$name': $got"
+done
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
