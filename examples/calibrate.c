@@ -318,6 +318,7 @@ int main(int argc, char **argv)
         tool_check_outputs(&out, 1, &(tool_file){"--csv", o.csv}, 1);
         for (int i = 0; i < o.n_merge; i++)
             tool_check_outputs(&out, 1, &(tool_file){"--merge", o.merge[i]}, 1);
+        if (out.path) tool_check_writable("--out", out.path);
         status = o.model ? calibrate(&o) : o.n_merge ? merge(&o) : export_csv(&o);
     }
     free(o.merge);

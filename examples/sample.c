@@ -10,6 +10,7 @@
 #include "deissn.h"
 #include "tool.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <png.h>
@@ -144,7 +145,8 @@ static int write_grid(const char *path, const float *x, long long n, const int64
     png_bytep *rowp = malloc(H * sizeof *rowp);
     FILE *f = img && rowp ? fopen(path, "wb") : NULL;
     if (!f) {
-        fprintf(stderr, "deissn-sample: cannot write %s\n", path);
+        fprintf(stderr, "deissn-sample: --out %s: %s\n", path,
+                img && rowp ? strerror(errno) : "out of memory for the image");
         free(img);
         free(rowp);
         return -1;
@@ -315,6 +317,13 @@ int main(int argc, char **argv)
     const tool_file outputs[] = {{"--out", o.out}};
     const tool_file inputs[] = {{"--model", o.model}, {"--table", o.table}};
     tool_check_outputs(outputs, 1, inputs, 2);
+    tool_check_writable("--out", o.out);
+    if (o.shape[0] != 1 && o.shape[0] != 3) {
+        fprintf(stderr, "deissn-sample: --shape %lld,%lld,%lld: a PNG holds 1 (gray) or 3 (RGB) "
+                        "channels, not %lld\n", (long long)o.shape[0], (long long)o.shape[1],
+                (long long)o.shape[2], (long long)o.shape[0]);
+        return 2;
+    }
 
     /* Every size before the first allocation or model call: n samples of `per` floats, and
      * the grid they are drawn in. per <= MAX_NUMEL (tool_parse_shape). */
@@ -374,7 +383,7 @@ int main(int argc, char **argv)
     printf("deissn-sample (libdeissn %s)\n", deissn_version_string());
     printf("  model    %s (%s)\n", o.model, o.device);
     char spacing[32];
-    if (sp.spacing == DEISSN_SPACING_POWER) snprintf(spacing, sizeof spacing, "power %g", sp.power);
+    if (sp.spacing == DEISSN_SPACING_POWER) snprintf(spacing, sizeof spacing, "power %.17g", sp.power);
     else snprintf(spacing, sizeof spacing, "%s", spacing_names[sp.spacing]);
     printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s%s (preset "
            "%s)\n",

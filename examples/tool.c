@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *tool_name = "deissn";
 
@@ -115,6 +116,29 @@ void tool_check_outputs(const tool_file *out, size_t n_out, const tool_file *in,
             if (tool_same_file(out[i].path, in[j].path))
                 tool_die(2, "%s %s is the same file as %s %s; refusing to overwrite an input",
                          out[i].option, out[i].path, in[j].option, in[j].path);
+}
+
+void tool_check_writable(const char *opt, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) tool_die(1, "%s %s: is a directory", opt, path);
+        if (access(path, W_OK) != 0) tool_die(1, "%s %s: %s", opt, path, strerror(errno));
+        return;
+    }
+    if (errno != ENOENT) tool_die(1, "%s %s: %s", opt, path, strerror(errno));
+    /* A new file: its directory must be there and writable. */
+    size_t len = strlen(path);
+    char *dir = malloc(len + 2);
+    if (!dir) tool_die(1, "out of memory");
+    memcpy(dir, path, len + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else slash[slash == dir] = '\0'; /* "/x" -> "/" */
+    int ok = stat(dir, &st) == 0 && (S_ISDIR(st.st_mode) || (errno = ENOTDIR, 0)) &&
+             access(dir, W_OK | X_OK) == 0;
+    if (!ok) tool_die(1, "%s %s: cannot create it in %s: %s", opt, path, dir, strerror(errno));
+    free(dir);
 }
 
 /* The length of the valid UTF-8 sequence at p (1-4), or 0 if it is not one (overlong forms,

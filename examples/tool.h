@@ -62,6 +62,12 @@ int tool_same_file(const char *a, const char *b);
  * input". An output that does not exist yet is fine. */
 void tool_check_outputs(const tool_file *out, size_t n_out, const tool_file *in, size_t n_in);
 
+/* Exit with status 1 unless `path` (the value of option OPT) can be written, so that a long
+ * run does not fail at its end: an existing path must be writable and not a directory, a new
+ * one needs a directory that exists and is writable. The message gives the system's reason.
+ * Nothing is created. */
+void tool_check_writable(const char *opt, const char *path);
+
 /* Write s as a JSON string, quotes included: '"', '\\' and control characters escaped
  * (\u00XX), valid UTF-8 as it is, each byte that is not UTF-8 as \ufffd, so the output is
  * always valid JSON. */

@@ -82,5 +82,16 @@ print("ok" if d["table"] == want and len(d["steps_plan"]) == 3 else "table %r, w
     [ "$got" = ok ] && ok || bad "deissn-inspect --table '$name': $got"
 done
 
+# ---- 11: deissn-sample and deissn-calibrate check the output before the model is loaded -----
+# (the missing model would be the first error otherwise)
+refuse 1 "^deissn-sample: --out /nonexistent/dir/o.png: cannot create it in /nonexistent/dir: No such file or directory" \
+    $SAMPLE --model "$tmp/missing.pt" --sampler deis -n 1 --out /nonexistent/dir/o.png
+refuse 1 "^deissn-sample: --out $tmp: is a directory" \
+    $SAMPLE --model "$tmp/missing.pt" --sampler deis -n 1 --out "$tmp"
+refuse 2 "^deissn-sample: --shape 2,8,8: a PNG holds 1 \(gray\) or 3 \(RGB\) channels, not 2" \
+    $SAMPLE --model "$tmp/missing.pt" --sampler deis -n 1 --shape 2,8,8 --out "$tmp/x.png"
+refuse 1 "^deissn-calibrate: --out /nonexistent/dir/t.dsn: cannot create it in /nonexistent/dir: No such file or directory" \
+    $CAL --model "$tmp/missing.pt" --samples 1 --out /nonexistent/dir/t.dsn
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
