@@ -140,6 +140,13 @@ int main(int argc, char **argv)
     printf(", \"steps\": %u, \"order\": %u,\n  \"table\": ", n, pp.order);
     if (table_path) tool_json_string(stdout, table_path);
     else printf("null");
+    if (table) {
+        deissn_normtable_info info;
+        deissn_normtable_get_info(table, &info);
+        printf(", \"table_samples\": %llu, \"table_metadata\": ",
+               (unsigned long long)info.samples);
+        tool_json_string(stdout, deissn_normtable_metadata(table));
+    }
     printf(", \"clip\": %u, \"lower_order_final\": %s,\n", clip,
            pp.lower_order_final ? "true" : "false");
     printf("  \"method\": \"%s\", \"corrector\": %s,\n",

@@ -93,5 +93,53 @@ refuse 2 "^deissn-sample: --shape 2,8,8: a PNG holds 1 \(gray\) or 3 \(RGB\) cha
 refuse 1 "^deissn-calibrate: --out /nonexistent/dir/t.dsn: cannot create it in /nonexistent/dir: No such file or directory" \
     $CAL --model "$tmp/missing.pt" --samples 1 --out /nonexistent/dir/t.dsn
 
+# ---- 6: --merge adds up parts of one run only, each sample once ---------------------------
+# The parts are made with the analytic Gaussian model; meta FILE KEY prints a key of the run
+# record in FILE's metadata (through deissn-inspect's JSON).
+meta() {
+    $INSPECT --steps 2 --table "$1" 2>/dev/null | $PYTHON -c '
+import json, sys
+d = json.load(sys.stdin)
+rec = dict(l.split("=", 1) for l in d["table_metadata"].splitlines())
+print(rec.get(sys.argv[1], "(none)"), d["table_samples"])' "$2" 2>&1
+}
+part() { # part OUT ARGS...: a 10-step calibration of 1x4x4 samples
+    out=$1; shift
+    $CAL --model $GAUSS --steps 10 --shape 1,4,4 "$@" --out "$out" > /dev/null 2>&1 || bad "part $out ($*) failed"
+}
+part "$tmp/p0.dsn" --samples 4
+part "$tmp/p1.dsn" --samples 4 --first 4
+part "$tmp/all.dsn" --samples 8
+part "$tmp/seed1.dsn" --samples 4 --seed 1
+part "$tmp/wide.dsn" --samples 4 --first 8 --shape 1,4,8
+$CAL --model tests/models/gaussian_x0.pt --steps 10 --shape 1,4,4 --samples 4 --first 8 \
+    --out "$tmp/x0.dsn" > /dev/null 2>&1 || bad "part x0.dsn failed"
+[ "$(meta "$tmp/p1.dsn" samples)" = "0:4-8 4" ] && ok || bad "p1.dsn records samples $(meta "$tmp/p1.dsn" samples)"
+[ "$(meta "$tmp/p1.dsn" shape)" = "1,4,4 4" ] && ok || bad "p1.dsn records shape $(meta "$tmp/p1.dsn" shape)"
+refuse 0 "merged 2 tables" $CAL --merge "$tmp/p0.dsn" "$tmp/p1.dsn" --out "$tmp/m.dsn"
+[ "$(meta "$tmp/m.dsn" samples)" = "0:0-8 8" ] && ok || bad "merged samples: $(meta "$tmp/m.dsn" samples)"
+[ "$(meta "$tmp/m.dsn" sample_count)" = "8 8" ] && ok || bad "merged sample_count: $(meta "$tmp/m.dsn" sample_count)"
+# 4 + 4 samples merged are 8 samples in one run, to the last bit
+$CAL --csv "$tmp/m.dsn" --out "$tmp/m.csv" && $CAL --csv "$tmp/all.dsn" --out "$tmp/all.csv" &&
+    cmp -s "$tmp/m.csv" "$tmp/all.csv" && ok || bad "merged 4 + 4 differs from 8 samples"
+# other seeds are other samples
+$CAL --merge "$tmp/p0.dsn" "$tmp/seed1.dsn" --out "$tmp/s.dsn" 2> "$tmp/err" &&
+    [ "$(meta "$tmp/s.dsn" samples)" = "0:0-4,1:0-4 8" ] && ok ||
+    bad "two seeds: $(cat "$tmp/err") $(meta "$tmp/s.dsn" samples)"
+refuse 1 "^deissn-calibrate: --merge: $tmp/p0.dsn and $tmp/wide.dsn are from different runs: shape is 1,4,4 in $tmp/p0.dsn and 1,4,8 in $tmp/wide.dsn" \
+    $CAL --merge "$tmp/p0.dsn" "$tmp/wide.dsn" --out "$tmp/bad.dsn"
+refuse 1 "^deissn-calibrate: --merge: $tmp/p0.dsn and $tmp/x0.dsn are from different runs: model_(bytes|crc32) is" \
+    $CAL --merge "$tmp/p0.dsn" "$tmp/x0.dsn" --out "$tmp/bad.dsn"
+refuse 1 "^deissn-calibrate: --merge: $tmp/p0.dsn and $tmp/p0.dsn are the same file" \
+    $CAL --merge "$tmp/p0.dsn" "$tmp/p0.dsn" --out "$tmp/bad.dsn"
+cp "$tmp/p0.dsn" "$tmp/p0-copy.dsn"
+refuse 1 "^deissn-calibrate: --merge: $tmp/p0.dsn and $tmp/p0-copy.dsn hold the same samples \(seed 0, samples 0-3 and 0-3\)" \
+    $CAL --merge "$tmp/p0.dsn" "$tmp/p0-copy.dsn" --out "$tmp/bad.dsn"
+refuse 1 "^deissn-calibrate: --merge: $tmp/m.dsn and $tmp/p1.dsn hold the same samples" \
+    $CAL --merge "$tmp/m.dsn" "$tmp/p1.dsn" --out "$tmp/bad.dsn"
+[ ! -e "$tmp/bad.dsn" ] && ok || bad "a refused --merge wrote $tmp/bad.dsn"
+refuse 0 "merged 2 tables" $CAL --merge "$tmp/p0.dsn" "$tmp/wide.dsn" --force-merge --out "$tmp/forced.dsn"
+[ "$(meta "$tmp/forced.dsn" shape)" = "mixed 8" ] && ok || bad "forced merge records shape $(meta "$tmp/forced.dsn" shape)"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
