@@ -137,6 +137,8 @@ refuse 1 "^deissn-calibrate: --merge: $tmp/p0.dsn and $tmp/p0-copy.dsn hold the 
     $CAL --merge "$tmp/p0.dsn" "$tmp/p0-copy.dsn" --out "$tmp/bad.dsn"
 refuse 1 "^deissn-calibrate: --merge: $tmp/m.dsn and $tmp/p1.dsn hold the same samples" \
     $CAL --merge "$tmp/m.dsn" "$tmp/p1.dsn" --out "$tmp/bad.dsn"
+refuse 1 "^deissn-calibrate: --merge: $tmp/t.pt has no record of the run that made it" \
+    $CAL --merge "$tmp/p0.dsn" "$tmp/t.pt" --out "$tmp/bad.dsn"
 [ ! -e "$tmp/bad.dsn" ] && ok || bad "a refused --merge wrote $tmp/bad.dsn"
 refuse 0 "merged 2 tables" $CAL --merge "$tmp/p0.dsn" "$tmp/wide.dsn" --force-merge --out "$tmp/forced.dsn"
 [ "$(meta "$tmp/forced.dsn" shape)" = "mixed 8" ] && ok || bad "forced merge records shape $(meta "$tmp/forced.dsn" shape)"
