@@ -37,6 +37,7 @@
 
 typedef struct {
     const char *model, *out, *device, *metadata, *csv;
+    const char *run_option; /* the first option given that only a calibration run uses */
     const char **merge;
     int n_merge, has_clip, force_merge;
     unsigned steps, clip, threads;
@@ -106,6 +107,10 @@ static int parse_args(int argc, char **argv, options *o)
             return 0;
         }
         i++;
+        static const char *const run_only[] = {"--samples", "--first", "--batch", "--steps",
+                                               "--seed", "--shape", "--threads", "--device"};
+        for (size_t k = 0; k < sizeof run_only / sizeof *run_only; k++)
+            if (!o->run_option && !strcmp(a, run_only[k])) o->run_option = run_only[k];
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--device")) o->device = v;
@@ -574,6 +579,16 @@ int main(int argc, char **argv)
         status = 2;
     } else if (o.model && o.samples == 0) {
         fprintf(stderr, "deissn-calibrate: --model needs --samples\n");
+        status = 2;
+    } else if (!o.model && o.run_option) { /* options that would be silently ignored */
+        fprintf(stderr, "deissn-calibrate: %s applies to a calibration run (--model), not to "
+                        "%s\n", o.run_option, o.csv ? "--csv" : "--merge");
+        status = 2;
+    } else if (!o.n_merge && o.force_merge) {
+        fprintf(stderr, "deissn-calibrate: --force-merge applies to --merge only\n");
+        status = 2;
+    } else if (o.csv && o.metadata) {
+        fprintf(stderr, "deissn-calibrate: --metadata does not apply to --csv (CSV has none)\n");
         status = 2;
     } else {
         /* No output may be an input (--csv t.dsn --out t.dsn would replace the table). */

@@ -55,6 +55,7 @@ int main(int argc, char **argv)
     deissn_sampler_params_init(&pp);
     const char *table_path = NULL;
     unsigned clip = 0;
+    int clip_given = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
             table_path = v;
         } else if (!strcmp(a, "--clip")) {
             clip = (unsigned)tool_parse_u64(a, v, 0, UINT32_MAX);
+            clip_given = 1;
         } else if (!strcmp(a, "--tau-end")) {
             sp.tau_end = tool_parse_double(a, v, 0, 0, 1, 1);
         } else if (!strcmp(a, "--power")) {
@@ -114,6 +116,10 @@ int main(int argc, char **argv)
         i += takes_value;
     }
 
+    if (clip_given && !table_path) {
+        fprintf(stderr, "deissn-inspect: --clip applies to a --table, and none was given\n");
+        return 2;
+    }
     deissn_normtable *table = NULL;
     deissn_schedule *sched = NULL;
     deissn_sampler *s = NULL;

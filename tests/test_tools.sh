@@ -35,6 +35,12 @@ refuse 2 "^deissn-sample: --seed: '-1' is not a whole number" $SAMPLE $S --seed 
 refuse 2 "^deissn-sample: --sampler ddim is order 0" $SAMPLE $S --sampler ddim --order 3
 refuse 2 "^deissn-calibrate: --samples: '1e3' is not a whole number" $CAL --model m.pt --samples 1e3
 [ ! -e "$tmp/x.png" ] && ok || bad "a refused deissn-sample wrote $tmp/x.png"
+# options that the mode would ignore are refused, not dropped
+refuse 2 "^deissn-calibrate: --steps applies to a calibration run \(--model\), not to --merge" \
+    $CAL --merge a.dsn b.dsn --steps 10 --out c.dsn
+refuse 2 "^deissn-calibrate: --seed applies to a calibration run \(--model\), not to --csv" \
+    $CAL --csv a.dsn --seed 1 --out a.csv
+refuse 2 "^deissn-inspect: --clip applies to a --table" $INSPECT --clip 3
 
 # ---- 1: no size product wraps ------------------------------------------------------------
 # 2^52 samples of 1x32x32 floats are 2^64 bytes: the product wrapped to 0 and the run wrote
