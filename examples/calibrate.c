@@ -197,35 +197,49 @@ __attribute__((format(printf, 3, 4)))
 #endif
 static void record_add(record *r, const char *key, const char *fmt, ...)
 {
-    char value[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(value, sizeof value, fmt, ap);
-    va_end(ap);
+    char *p = r->text + r->len;
     size_t cap = sizeof r->text - r->len;
-    int w = n < 0 || (size_t)n >= sizeof value ? -1 : snprintf(r->text + r->len, cap, "%s=%s\n", key, value);
-    if (w < 0 || (size_t)w >= cap) r->full = 1;
-    else r->len += (size_t)w;
+    int k = snprintf(p, cap, "%s=", key), v = -1;
+    if (k >= 0 && (size_t)k < cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        v = vsnprintf(p + k, cap - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    if (v < 0 || (size_t)k + (size_t)v + 1 >= cap) {
+        r->full = 1;
+        p[0] = '\0';
+        return;
+    }
+    p[k + v] = '\n';
+    p[k + v + 1] = '\0';
+    r->len += (size_t)k + (size_t)v + 1;
 }
 
-/* key=value with value escaped. */
+/* key=value with value escaped: "\\" and "\n", and "\xHH" for each byte that is not UTF-8
+ * (table metadata must be UTF-8; a path need not be). */
 static void record_add_escaped(record *r, const char *key, const char *value)
 {
-    size_t cap = sizeof r->text - r->len, k = 0, klen = strlen(key);
+    size_t cap = sizeof r->text - r->len, k = strlen(key);
     char *p = r->text + r->len;
-    if (klen + 2 > cap) {
+    if (k + 2 > cap) {
         r->full = 1;
         return;
     }
-    memcpy(p, key, klen);
-    k = klen;
+    memcpy(p, key, k);
     p[k++] = '=';
-    for (const char *v = value; *v && !r->full; v++) {
-        if (k + 3 > cap) r->full = 1;
+    for (const unsigned char *v = (const unsigned char *)value; *v && !r->full;) {
+        int n = tool_utf8_len(v);
+        if (k + 6 > cap) r->full = 1; /* the longest escape, "\n" and the NUL must fit */
         else if (*v == '\\' || *v == '\n') p[k++] = '\\', p[k++] = *v == '\n' ? 'n' : '\\';
-        else p[k++] = *v;
+        else if (n == 0) k += (size_t)sprintf(p + k, "\\x%02x", *v);
+        else memcpy(p + k, v, (size_t)n), k += (size_t)n;
+        v += n ? n : 1;
     }
-    if (r->full) return;
+    if (r->full) {
+        p[0] = '\0';
+        return;
+    }
     p[k++] = '\n';
     p[k] = '\0';
     r->len += k;
@@ -461,9 +475,9 @@ static void check_parts(const options *o, deissn_normtable *const *parts, record
     for (int i = 0; i < o->n_merge; i++)
         if (!record_get(deissn_normtable_metadata(parts[i]), "samples", value, sizeof value)) {
             if (!o->force_merge)
-                tool_die(1, "--merge: %s has no record of the run that made it (older "
-                         "deissn-calibrate?), so it cannot be checked against %s; "
-                         "--force-merge merges it anyway", files[i], files[i ? 0 : 1 % o->n_merge]);
+                tool_die(1, "--merge: %s has no record of the run that made it (an older "
+                         "deissn-calibrate, or another program, made it), so it cannot be "
+                         "checked; --force-merge merges it anyway", files[i]);
             recorded = 0;
         }
     for (size_t k = 0; k < N_IDENTITY; k++) {

@@ -141,9 +141,7 @@ void tool_check_writable(const char *opt, const char *path)
     free(dir);
 }
 
-/* The length of the valid UTF-8 sequence at p (1-4), or 0 if it is not one (overlong forms,
- * surrogates and code points above U+10FFFF are not). */
-static int utf8_len(const unsigned char *p)
+int tool_utf8_len(const unsigned char *p)
 {
     unsigned c = p[0], n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
                                       : (c & 0xf8) == 0xf0 ? 4 : 0;
@@ -162,7 +160,7 @@ void tool_json_string(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int n = utf8_len(p);
+        int n = tool_utf8_len(p);
         if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
         else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
         else if (n == 0) fputs("\\ufffd", f); /* not UTF-8: the replacement character */

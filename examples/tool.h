@@ -68,6 +68,10 @@ void tool_check_outputs(const tool_file *out, size_t n_out, const tool_file *in,
  * Nothing is created. */
 void tool_check_writable(const char *opt, const char *path);
 
+/* The length (1-4) of the valid UTF-8 sequence at p, or 0 if there is none (a NUL, a stray
+ * continuation byte, an overlong form, a surrogate, a code point above U+10FFFF). */
+int tool_utf8_len(const unsigned char *p);
+
 /* Write s as a JSON string, quotes included: '"', '\\' and control characters escaped
  * (\u00XX), valid UTF-8 as it is, each byte that is not UTF-8 as \ufffd, so the output is
  * always valid JSON. */

@@ -146,6 +146,14 @@ refuse 1 "^deissn-calibrate: --merge: $tmp/m.dsn and $tmp/p1.dsn hold the same s
 refuse 1 "^deissn-calibrate: --merge: $tmp/t.pt has no record of the run that made it" \
     $CAL --merge "$tmp/p0.dsn" "$tmp/t.pt" --out "$tmp/bad.dsn"
 [ ! -e "$tmp/bad.dsn" ] && ok || bad "a refused --merge wrote $tmp/bad.dsn"
+# a model path that is not UTF-8, and a note with a newline, are escaped in the record
+odd="$tmp/$(printf 'm\377\\x.pt')"
+cp $GAUSS "$odd"
+$CAL --model "$odd" --steps 10 --shape 1,4,4 --samples 2 --metadata "$(printf 'a\nb')" \
+    --out "$tmp/odd.dsn" 2> "$tmp/err" &&
+    [ "$(meta "$tmp/odd.dsn" model)" = "$tmp/m\\xff\\\\x.pt 2" ] &&
+    [ "$(meta "$tmp/odd.dsn" note)" = 'a\nb 2' ] && ok ||
+    bad "odd names: $(cat "$tmp/err") $(meta "$tmp/odd.dsn" model) $(meta "$tmp/odd.dsn" note)"
 refuse 0 "merged 2 tables" $CAL --merge "$tmp/p0.dsn" "$tmp/wide.dsn" --force-merge --out "$tmp/forced.dsn"
 [ "$(meta "$tmp/forced.dsn" shape)" = "mixed 8" ] && ok || bad "forced merge records shape $(meta "$tmp/forced.dsn" shape)"
 
