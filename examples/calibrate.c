@@ -73,8 +73,6 @@ static void usage(FILE *f)
             "  --out FILE       output (default table.dsn; --csv: required)\n");
 }
 
-
-
 static int parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
@@ -321,7 +319,8 @@ static void merge_ranges(range *rs, size_t n, const char *const *files, record *
     for (size_t i = 0; i < n; i++) {
         unsigned long long end = rs[i].end;
         size_t j = i;
-        while (j + 1 < n && rs[j + 1].seed == rs[i].seed && rs[j + 1].first == end) end = rs[++j].end;
+        while (j + 1 < n && rs[j + 1].seed == rs[i].seed && rs[j + 1].first == end)
+            end = rs[++j].end;
         int w = snprintf(text + len, sizeof text - len, "%s%llu:%llu-%llu", len ? "," : "",
                          rs[i].seed, rs[i].first, end);
         if (w < 0 || (size_t)w >= sizeof text - len) tool_die(1, "--merge: too many sample ranges");
@@ -376,7 +375,8 @@ static int calibrate(const options *o)
     if (numel > SIZE_MAX / sizeof *x / o->batch)
         fprintf(stderr, "deissn-calibrate: a batch of %llu samples of %zu values is too large\n",
                 o->batch, numel);
-    else if ((rc = deissn_schedule_create(&s, &sp)) != DEISSN_OK) status = tool_fail("schedule", rc);
+    else if ((rc = deissn_schedule_create(&s, &sp)) != DEISSN_OK)
+        status = tool_fail("schedule", rc);
     else if ((rc = deissn_sampler_create(&sampler, s, NULL, &pp)) != DEISSN_OK)
         status = tool_fail("sampler", rc);
     else if ((rc = deissn_model_load(&model, o->model, &mp)) != DEISSN_OK)
@@ -423,7 +423,8 @@ static int calibrate(const options *o)
     record_add(&meta, "model_crc32", "%08x", (unsigned)model_crc);
     record_add(&meta, "shape", "%lld,%lld,%lld", (long long)o->shape[0], (long long)o->shape[1],
                (long long)o->shape[2]);
-    record_add(&meta, "noise_fingerprint", "%08x", s ? (unsigned)deissn_schedule_fingerprint(s) : 0u);
+    record_add(&meta, "noise_fingerprint", "%08x",
+               s ? (unsigned)deissn_schedule_fingerprint(s) : 0u);
     record_add(&meta, "spacing", "trailing");
     record_add(&meta, "sampler", "ddim");
     record_add(&meta, "steps", "%u", o->steps);

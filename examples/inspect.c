@@ -44,8 +44,6 @@ static void usage(FILE *f)
                "Prints the per-step plan (model_t, tau_from, tau_to, psi, C) as JSON.\n");
 }
 
-
-
 int main(int argc, char **argv)
 {
     tool_name = "deissn-inspect";

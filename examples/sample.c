@@ -97,7 +97,6 @@ static const char *find_data(const char *argv0, const char *name)
     return NULL;
 }
 
-
 #define GRID_PAD 2                /* pixels between and around the samples */
 #define MAX_IMAGE_SIDE 1000000ll  /* wider or taller PNGs exceed libpng's default read limits */
 
@@ -117,7 +116,8 @@ static int grid_layout(long long n, const int64_t *shape, grid *g)
     while (cols * cols < n) cols++;
     while (cols > 1 && (cols - 1) * (cols - 1) >= n) cols--;
     long long rows = (n + cols - 1) / cols;
-    long long W = cols * (shape[2] + GRID_PAD) + GRID_PAD, H = rows * (shape[1] + GRID_PAD) + GRID_PAD;
+    long long W = cols * (shape[2] + GRID_PAD) + GRID_PAD;
+    long long H = rows * (shape[1] + GRID_PAD) + GRID_PAD;
     size_t px;
     if (W > MAX_IMAGE_SIDE || H > MAX_IMAGE_SIDE || !tool_mul_size((size_t)W, (size_t)H, &px) ||
         !tool_mul_size(px, (size_t)shape[0], &g->bytes)) {
@@ -183,7 +183,6 @@ static int write_grid(const char *path, const float *x, long long n, const int64
     free(rowp);
     return rc;
 }
-
 
 static int parse(int argc, char **argv, options *o)
 {
@@ -349,7 +348,8 @@ int main(int argc, char **argv)
     mp.device = o.device;
     mp.num_threads = (int32_t)o.threads;
     deissn_model *model = NULL;
-    if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK) return tool_fail("loading the model", rc);
+    if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK)
+        return tool_fail("loading the model", rc);
     deissn_normtable *table = NULL;
     if (load_table && (rc = deissn_normtable_load(&table, o.table, 0)) != DEISSN_OK)
         return tool_fail("loading the table", rc);
@@ -358,7 +358,8 @@ int main(int argc, char **argv)
     deissn_schedule *schedule = NULL;
     deissn_sampler *sampler = NULL;
     double t_setup = tool_now();
-    if ((rc = deissn_schedule_create(&schedule, &sp)) != DEISSN_OK) return tool_fail("schedule", rc);
+    if ((rc = deissn_schedule_create(&schedule, &sp)) != DEISSN_OK)
+        return tool_fail("schedule", rc);
     if ((rc = deissn_sampler_create(&sampler, schedule, use_table ? table : NULL, &pp)) !=
         DEISSN_OK)
         return tool_fail("sampler", rc);
@@ -383,7 +384,8 @@ int main(int argc, char **argv)
     printf("deissn-sample (libdeissn %s)\n", deissn_version_string());
     printf("  model    %s (%s)\n", o.model, o.device);
     char spacing[32];
-    if (sp.spacing == DEISSN_SPACING_POWER) snprintf(spacing, sizeof spacing, "power %.17g", sp.power);
+    if (sp.spacing == DEISSN_SPACING_POWER)
+        snprintf(spacing, sizeof spacing, "power %.17g", sp.power);
     else snprintf(spacing, sizeof spacing, "%s", spacing_names[sp.spacing]);
     printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s%s (preset "
            "%s)\n",
