@@ -9,6 +9,10 @@
  * --table reads any table file deissn_normtable_load() knows (libdeissn's .dsn, the
  * reference's .pt; --clip applies to .pt); --table-pt is an older name for it.
  *
+ * With --table, the JSON also carries the table's sample count and metadata (table_samples,
+ * table_metadata: for deissn-calibrate's tables, the record of the run, docs/tables.md).
+ * Every string is escaped, so the output always parses.
+ *
  * This is how users check and export the coefficients the library computes. */
 #include "deissn.h"
 #include "tool.h"
