@@ -142,12 +142,14 @@ $(LIB_INTERNAL): $(LIB_OBJ) | $(B)/lib
 
 examples: $(EXAMPLES)
 
-$(B)/bin/deissn-%: examples/%.c include/deissn.h $(LIB) | $(B)/bin
-	$(CC) $(CFLAGS) $(APP_CFLAGS) $< -o $@ $(APP_LDFLAGS) -ldeissn -lm
+# Each tool is its source and examples/tool.c, the helpers they share (tool.h).
+TOOL_SRC := examples/tool.c examples/tool.h include/deissn.h
+$(B)/bin/deissn-%: examples/%.c $(TOOL_SRC) $(LIB) | $(B)/bin
+	$(CC) $(CFLAGS) $(APP_CFLAGS) $< examples/tool.c -o $@ $(APP_LDFLAGS) -ldeissn -lz -lm
 
-$(B)/bin/deissn-sample: examples/sample.c include/deissn.h $(LIB) $(B)/prefix.mk | $(B)/bin
-	$(CC) $(CFLAGS) $(APP_CFLAGS) -DDEISSN_DATADIR='"$(DATADIR)"' $< -o $@ $(APP_LDFLAGS) \
-	    -ldeissn -lpng -lm
+$(B)/bin/deissn-sample: examples/sample.c $(TOOL_SRC) $(LIB) $(B)/prefix.mk | $(B)/bin
+	$(CC) $(CFLAGS) $(APP_CFLAGS) -DDEISSN_DATADIR='"$(DATADIR)"' $< examples/tool.c -o $@ \
+	    $(APP_LDFLAGS) -ldeissn -lpng -lz -lm
 
 $(B)/pkgconfig/%: pkgconfig/%.in $(B)/prefix.mk include/deissn.h | $(B)/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@SOVERSION@|$(SOVERSION)|' \
@@ -183,8 +185,9 @@ test-build: all $(C_TESTS)
 # Tests that link the library statically find the plug-ins through DEISSN_PLUGIN_DIR; the
 # others find them next to build/lib/libdeissn.so, as installed programs do.
 check: test-build
-	@PYTHON=$(PYTHON) DEISSN_PLUGIN_DIR=$(CURDIR)/$(B)/lib tests/run.sh $(C_TESTS) tests/test_build.sh tests/test_symbols.sh \
-	    tests/test_sample.sh $(BINDING_TESTS) tools/eval/test_baselines.sh
+	@PYTHON=$(PYTHON) DEISSN_PLUGIN_DIR=$(CURDIR)/$(B)/lib tests/run.sh $(C_TESTS) \
+	    tests/test_build.sh tests/test_symbols.sh tests/test_sample.sh tests/test_tools.sh \
+	    $(BINDING_TESTS) tools/eval/test_baselines.sh
 
 # The bindings' test suites, each reported as one "N passed, N failed" entry of tests/run.sh.
 BINDING_TESTS := bindings/python/test_python.sh bindings/rust/test_rust.sh

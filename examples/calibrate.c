@@ -7,71 +7,70 @@
  *       records the mean |eps| of the model at every step. Sample k's noise depends only on
  *       (seed, k), and the sums are exact integers, so --batch changes nothing that libdeissn
  *       computes (only what the model itself may round differently).
- *   deissn-calibrate --merge a.dsn b.dsn ... [--clip C] [--metadata TEXT] --out c.dsn
- *       adds up the calibration sums of tables made with the same steps (bit-exact).
+ *   deissn-calibrate --merge a.dsn b.dsn ... [--force-merge] [--clip C] [--metadata TEXT]
+ *                    --out c.dsn
+ *       adds up the calibration sums of tables made with the same steps (bit-exact), after
+ *       checking from the record of the run in each table's metadata (docs/tables.md) that
+ *       they come from the same model, shape and steps and from samples that do not overlap.
  *   deissn-calibrate --csv table.dsn|table.pt [--clip C] --out table.csv
  *       writes the knots as CSV (tau,r[,sum,count]) for plotting; --clip applies to .pt files.
  */
 #include "deissn.h"
+#include "tool.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+#include <zlib.h>
+
+/* The ranges of the numeric options. */
+#define MAX_SAMPLES (1ull << 40) /* so that samples * steps (the progress) cannot wrap */
+#define MAX_FIRST (1ull << 62) /* first + samples cannot wrap */
+#define MAX_BATCH (1u << 20)
+#define MAX_STEPS 100000u
+#define MAX_THREADS 1024u
+#define MAX_DIM 65536        /* per dimension of --shape */
+#define MAX_NUMEL (1u << 30) /* values per sample */
 
 typedef struct {
     const char *model, *out, *device, *metadata, *csv;
+    const char *run_option; /* the first option given that only a calibration run uses */
     const char **merge;
-    int n_merge, has_clip;
+    int n_merge, has_clip, force_merge;
     unsigned steps, clip, threads;
-    unsigned long long seed, samples, batch;
+    unsigned long long seed, samples, batch, first;
     int64_t shape[3];
 } options;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: deissn-calibrate --model M --samples N [--batch B] [--steps 1000] [--seed S]\n"
-            "                        [--clip C] [--shape C,H,W] [--threads T] [--device D]\n"
-            "                        [--metadata TEXT] [--out table.dsn]\n"
-            "       deissn-calibrate --merge a.dsn b.dsn ... [--clip C] [--metadata TEXT]\n"
-            "                        --out c.dsn\n"
+            "usage: deissn-calibrate --model M --samples N [--first K] [--batch B] [--steps 1000]\n"
+            "                        [--seed S] [--clip C] [--shape C,H,W] [--threads T]\n"
+            "                        [--device D] [--metadata TEXT] [--out table.dsn]\n"
+            "       deissn-calibrate --merge a.dsn b.dsn ... [--force-merge] [--clip C]\n"
+            "                        [--metadata TEXT] --out c.dsn\n"
             "       deissn-calibrate --csv table.dsn|table.pt [--clip C] --out table.csv\n"
             "  --model FILE     TorchScript eps-prediction model, forward(x, t), t = tau*1000 - 1\n"
             "  --samples N      how many samples to average over\n"
             "  --batch B        samples per model call (default 64; does not change the result)\n"
             "  --steps N        steps of the calibration runs (default 1000)\n"
+            "  --first K        the first sample's index (default 0): the run is samples\n"
+            "                   K .. K+N-1, so parts made with other K can be merged\n"
             "  --seed S         noise seed (default 0)\n"
             "  --clip C         knots nearest tau = 0 set to the next one's value (default 0;\n"
             "                   --merge: the first table's)\n"
             "  --shape C,H,W    sample shape (default 1,32,32)\n"
             "  --threads T      libtorch intra-op threads (default: libtorch's choice)\n"
             "  --device D       cpu (default), cuda, cuda:N\n"
-            "  --metadata TEXT  stored in the table (default: the model path and the settings)\n"
+            "  --metadata TEXT  a note stored in the table with the record of the run\n"
+            "                   (docs/tables.md)\n"
+            "  --force-merge    merge tables of different runs (model, shape, steps...);\n"
+            "                   overlapping samples are refused all the same\n"
             "  --out FILE       output (default table.dsn; --csv: required)\n");
-}
-
-static int fail(const char *what, int32_t rc)
-{
-    fprintf(stderr, "deissn-calibrate: %s: %s (%s)\n", what, deissn_last_error(),
-            deissn_status_string(rc));
-    return 1;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int parse_u64(const char *s, unsigned long long *v)
-{
-    char *end;
-    if (!s || !*s || *s == '-') return 0;
-    *v = strtoull(s, &end, 10);
-    return *end == '\0';
 }
 
 static int parse_args(int argc, char **argv, options *o)
@@ -84,10 +83,13 @@ static int parse_args(int argc, char **argv, options *o)
     if (!o->merge) return 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        unsigned long long n = 0;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
+        }
+        if (!strcmp(a, "--force-merge")) {
+            o->force_merge = 1;
+            continue;
         }
         if (!strcmp(a, "--merge")) {
             while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
@@ -103,39 +105,28 @@ static int parse_args(int argc, char **argv, options *o)
             return 0;
         }
         i++;
-        int ok = 1;
+        static const char *const run_only[] = {"--samples", "--first", "--batch", "--steps",
+                                               "--seed", "--shape", "--threads", "--device"};
+        for (size_t k = 0; k < sizeof run_only / sizeof *run_only; k++)
+            if (!o->run_option && !strcmp(a, run_only[k])) o->run_option = run_only[k];
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--metadata")) o->metadata = v;
         else if (!strcmp(a, "--csv")) o->csv = v;
-        else if (!strcmp(a, "--samples")) ok = parse_u64(v, &o->samples) && o->samples > 0;
-        else if (!strcmp(a, "--batch")) ok = parse_u64(v, &o->batch) && o->batch > 0 &&
-                                             o->batch <= 1u << 20;
-        else if (!strcmp(a, "--seed")) ok = parse_u64(v, &o->seed);
-        else if (!strcmp(a, "--steps")) {
-            ok = parse_u64(v, &n) && n >= 2 && n <= 100000;
-            o->steps = (unsigned)n;
-        } else if (!strcmp(a, "--clip")) {
-            ok = parse_u64(v, &n) && n < 100000;
-            o->clip = (unsigned)n;
+        else if (!strcmp(a, "--samples")) o->samples = tool_parse_u64(a, v, 1, MAX_SAMPLES);
+        else if (!strcmp(a, "--batch")) o->batch = tool_parse_u64(a, v, 1, MAX_BATCH);
+        else if (!strcmp(a, "--seed")) o->seed = tool_parse_u64(a, v, 0, UINT64_MAX);
+        else if (!strcmp(a, "--first")) o->first = tool_parse_u64(a, v, 0, MAX_FIRST);
+        else if (!strcmp(a, "--steps")) o->steps = (unsigned)tool_parse_u64(a, v, 2, MAX_STEPS);
+        else if (!strcmp(a, "--clip")) {
+            o->clip = (unsigned)tool_parse_u64(a, v, 0, MAX_STEPS - 1);
             o->has_clip = 1;
-        } else if (!strcmp(a, "--threads")) {
-            ok = parse_u64(v, &n) && n < 1024;
-            o->threads = (unsigned)n;
-        } else if (!strcmp(a, "--shape")) {
-            char *end;
-            for (int d = 0; ok && d < 3; d++) {
-                o->shape[d] = strtoll(v, &end, 10);
-                ok = o->shape[d] > 0 && o->shape[d] <= 65536 && *end == (d < 2 ? ',' : '\0');
-                v = end + 1;
-            }
-        } else {
+        } else if (!strcmp(a, "--threads"))
+            o->threads = (unsigned)tool_parse_u64(a, v, 0, MAX_THREADS);
+        else if (!strcmp(a, "--shape")) tool_parse_shape(a, v, MAX_DIM, MAX_NUMEL, o->shape);
+        else {
             fprintf(stderr, "deissn-calibrate: unknown option '%s'\n", a);
-            return 0;
-        }
-        if (!ok) {
-            fprintf(stderr, "deissn-calibrate: bad value '%s' for %s\n", argv[i], a);
             return 0;
         }
     }
@@ -153,7 +144,7 @@ typedef struct {
 
 static void show(const progress *p, unsigned long long steps_done)
 {
-    double el = now() - p->start;
+    double el = tool_now() - p->start;
     double frac = (double)steps_done / (double)p->steps_total;
     double rate = el > 0 ? (double)p->samples_total * frac / el : 0;
     double eta = frac > 0 ? el * (1 - frac) / frac : 0;
@@ -174,11 +165,188 @@ static int on_step(void *user, uint32_t step, uint32_t steps)
 {
     progress *p = user;
     /* A few updates a second at most; the terminal is slower than the model. */
-    if (p->tty && (step + 1 == steps || now() - p->last_shown > 0.2)) {
-        p->last_shown = now();
+    if (p->tty && (step + 1 == steps || tool_now() - p->last_shown > 0.2)) {
+        p->last_shown = tool_now();
         show(p, p->steps_before + step + 1);
     }
     return 0;
+}
+
+/* ---- the record of the run, in the table's metadata (docs/tables.md) ----------------------
+ *
+ * "key=value" lines, the first "deissn-calibration=1". Values are escaped ("\\" and "\n")
+ * so that a path or a note cannot start a line of its own. The keys of IDENTITY must be the
+ * same in tables that --merge adds up; "samples" lists the samples a table holds as
+ * SEED:FIRST-END ranges (END exclusive), which must not overlap. */
+
+#define RECORD_HEADER "deissn-calibration=1\n"
+static const char *const identity[] = {"model_bytes", "model_crc32", "shape", "noise_fingerprint",
+                                       "spacing", "sampler", "steps"};
+#define N_IDENTITY (sizeof identity / sizeof *identity)
+
+typedef struct {
+    char text[DEISSN_NORMTABLE_METADATA_MAX + 1];
+    size_t len;
+    int full; /* something did not fit */
+} record;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void record_add(record *r, const char *key, const char *fmt, ...)
+{
+    char *p = r->text + r->len;
+    size_t cap = sizeof r->text - r->len;
+    int k = snprintf(p, cap, "%s=", key), v = -1;
+    if (k >= 0 && (size_t)k < cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        v = vsnprintf(p + k, cap - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    if (v < 0 || (size_t)k + (size_t)v + 1 >= cap) {
+        r->full = 1;
+        p[0] = '\0';
+        return;
+    }
+    p[k + v] = '\n';
+    p[k + v + 1] = '\0';
+    r->len += (size_t)k + (size_t)v + 1;
+}
+
+/* key=value with value escaped: "\\" and "\n", and "\xHH" for each byte that is not UTF-8
+ * (table metadata must be UTF-8; a path need not be). */
+static void record_add_escaped(record *r, const char *key, const char *value)
+{
+    size_t cap = sizeof r->text - r->len, k = strlen(key);
+    char *p = r->text + r->len;
+    if (k + 2 > cap) {
+        r->full = 1;
+        return;
+    }
+    memcpy(p, key, k);
+    p[k++] = '=';
+    for (const unsigned char *v = (const unsigned char *)value; *v && !r->full;) {
+        int n = tool_utf8_len(v);
+        if (k + 6 > cap) r->full = 1; /* the longest escape, "\n" and the NUL must fit */
+        else if (*v == '\\' || *v == '\n') p[k++] = '\\', p[k++] = *v == '\n' ? 'n' : '\\';
+        else if (n == 0) k += (size_t)sprintf(p + k, "\\x%02x", *v);
+        else memcpy(p + k, v, (size_t)n), k += (size_t)n;
+        v += n ? n : 1;
+    }
+    if (r->full) {
+        p[0] = '\0';
+        return;
+    }
+    p[k++] = '\n';
+    p[k] = '\0';
+    r->len += k;
+}
+
+/* The raw (still escaped) value of `key` in the record `meta` into buf; 0 if the record or
+ * the key is absent. */
+static int record_get(const char *meta, const char *key, char *buf, size_t cap)
+{
+    if (strncmp(meta, RECORD_HEADER, strlen(RECORD_HEADER)) != 0) return 0;
+    size_t klen = strlen(key);
+    for (const char *line = meta; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (len > klen && !strncmp(line, key, klen) && line[klen] == '=') {
+            size_t vlen = len - klen - 1 < cap - 1 ? len - klen - 1 : cap - 1;
+            memcpy(buf, line + klen + 1, vlen);
+            buf[vlen] = '\0';
+            return 1;
+        }
+        line += len + (nl != NULL);
+    }
+    return 0;
+}
+
+/* Samples SEED:FIRST-END of one table; `part` is the index of its file. */
+typedef struct {
+    unsigned long long seed, first, end;
+    int part;
+} range;
+
+/* Append the ranges of "samples" in `meta` to *rs (capacity grows); -1 if malformed. */
+static int parse_ranges(const char *meta, int part, range **rs, size_t *n, size_t *cap)
+{
+    char v[DEISSN_NORMTABLE_METADATA_MAX + 1];
+    if (!record_get(meta, "samples", v, sizeof v)) return -1;
+    for (char *p = v; *p;) {
+        range r = {0, 0, 0, part};
+        char *end;
+        int used = 0;
+        if (sscanf(p, "%llu:%llu-%llu%n", &r.seed, &r.first, &r.end, &used) != 3 ||
+            r.first >= r.end)
+            return -1;
+        end = p + used;
+        if (*end != ',' && *end != '\0') return -1;
+        if (*n == *cap) {
+            size_t c = *cap ? 2 * *cap : 16;
+            range *grown = realloc(*rs, c * sizeof *grown);
+            if (!grown) tool_die(1, "out of memory");
+            *rs = grown;
+            *cap = c;
+        }
+        (*rs)[(*n)++] = r;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static int range_order(const void *a, const void *b)
+{
+    const range *x = a, *y = b;
+    if (x->seed != y->seed) return x->seed < y->seed ? -1 : 1;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Sort rs; exit with a message naming both files if two ranges overlap; add the union (touching
+ * ranges joined) to the record as "samples". */
+static void merge_ranges(range *rs, size_t n, const char *const *files, record *out)
+{
+    qsort(rs, n, sizeof *rs, range_order);
+    for (size_t i = 1; i < n; i++)
+        if (rs[i].seed == rs[i - 1].seed && rs[i].first < rs[i - 1].end)
+            tool_die(1, "--merge: %s and %s hold the same samples (seed %llu, samples %llu-%llu "
+                     "and %llu-%llu); each sample may be counted once", files[rs[i - 1].part],
+                     files[rs[i].part], rs[i].seed, rs[i - 1].first, rs[i - 1].end - 1,
+                     rs[i].first, rs[i].end - 1);
+    char text[DEISSN_NORMTABLE_METADATA_MAX + 1];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned long long end = rs[i].end;
+        size_t j = i;
+        while (j + 1 < n && rs[j + 1].seed == rs[i].seed && rs[j + 1].first == end)
+            end = rs[++j].end;
+        int w = snprintf(text + len, sizeof text - len, "%s%llu:%llu-%llu", len ? "," : "",
+                         rs[i].seed, rs[i].first, end);
+        if (w < 0 || (size_t)w >= sizeof text - len) tool_die(1, "--merge: too many sample ranges");
+        len += (size_t)w;
+        i = j;
+    }
+    record_add(out, "samples", "%s", text);
+}
+
+/* The size and CRC-32 of the file at path (the model's fingerprint); 0 on success. */
+static int file_fingerprint(const char *path, unsigned long long *size, uint32_t *crc)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    unsigned char buf[1 << 16];
+    uLong c = crc32(0L, Z_NULL, 0);
+    size_t got;
+    *size = 0;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        c = crc32(c, buf, (uInt)got);
+        *size += got;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    *crc = (uint32_t)c;
+    return bad ? -1 : 0;
 }
 
 /* ---- the three modes --------------------------------------------------------------------- */
@@ -207,19 +375,20 @@ static int calibrate(const options *o)
     if (numel > SIZE_MAX / sizeof *x / o->batch)
         fprintf(stderr, "deissn-calibrate: a batch of %llu samples of %zu values is too large\n",
                 o->batch, numel);
-    else if ((rc = deissn_schedule_create(&s, &sp)) != DEISSN_OK) status = fail("schedule", rc);
+    else if ((rc = deissn_schedule_create(&s, &sp)) != DEISSN_OK)
+        status = tool_fail("schedule", rc);
     else if ((rc = deissn_sampler_create(&sampler, s, NULL, &pp)) != DEISSN_OK)
-        status = fail("sampler", rc);
+        status = tool_fail("sampler", rc);
     else if ((rc = deissn_model_load(&model, o->model, &mp)) != DEISSN_OK)
-        status = fail("loading the model", rc);
+        status = tool_fail("loading the model", rc);
     else if ((rc = deissn_calibrator_create(&cal, s)) != DEISSN_OK)
-        status = fail("calibrator", rc);
+        status = tool_fail("calibrator", rc);
     else if (!(x = malloc(o->batch * numel * sizeof *x)))
         fprintf(stderr, "deissn-calibrate: out of memory for a batch of %llu\n", o->batch);
     else
         status = 0;
 
-    progress p = {isatty(STDERR_FILENO), now(), 0, (unsigned long long)o->steps * o->samples,
+    progress p = {isatty(STDERR_FILENO), tool_now(), 0, (unsigned long long)o->steps * o->samples,
                   0, 0, o->samples};
     deissn_sample_options opt = DEISSN_SAMPLE_OPTIONS_INIT;
     opt.calibrator = cal;
@@ -228,10 +397,10 @@ static int calibrate(const options *o)
     for (unsigned long long first = 0; status == 0 && first < o->samples; first += o->batch) {
         unsigned long long b = o->samples - first < o->batch ? o->samples - first : o->batch;
         int64_t shape[4] = {(int64_t)b, o->shape[0], o->shape[1], o->shape[2]};
-        if ((rc = deissn_fill_noise(o->seed, first, (size_t)b, numel, x)) != DEISSN_OK ||
+        if ((rc = deissn_fill_noise(o->seed, o->first + first, (size_t)b, numel, x)) != DEISSN_OK ||
             (rc = deissn_sample(sampler, model, x, shape, 4, &opt)) != DEISSN_OK) {
             if (p.tty) fputc('\n', stderr);
-            status = fail("sampling", rc);
+            status = tool_fail("sampling", rc);
             break;
         }
         p.samples_done += b;
@@ -240,16 +409,41 @@ static int calibrate(const options *o)
     }
     if (status == 0 && p.tty) fputc('\n', stderr);
 
-    char meta[1024];
-    snprintf(meta, sizeof meta, "model %s; %llu samples of shape %lld,%lld,%lld, seed %llu; "
-             "DDIM, %u trailing steps; libdeissn %s", o->model, o->samples,
-             (long long)o->shape[0], (long long)o->shape[1], (long long)o->shape[2], o->seed,
-             o->steps, deissn_version_string());
+    static record meta; /* 64 KiB */
+    unsigned long long model_bytes = 0;
+    uint32_t model_crc = 0;
+    if (status == 0 && file_fingerprint(o->model, &model_bytes, &model_crc) != 0) {
+        fprintf(stderr, "deissn-calibrate: --model %s: cannot read it for its fingerprint: %s\n",
+                o->model, strerror(errno));
+        status = 1;
+    }
+    record_add(&meta, "deissn-calibration", "1");
+    record_add_escaped(&meta, "model", o->model);
+    record_add(&meta, "model_bytes", "%llu", model_bytes);
+    record_add(&meta, "model_crc32", "%08x", (unsigned)model_crc);
+    record_add(&meta, "shape", "%lld,%lld,%lld", (long long)o->shape[0], (long long)o->shape[1],
+               (long long)o->shape[2]);
+    record_add(&meta, "noise_fingerprint", "%08x",
+               s ? (unsigned)deissn_schedule_fingerprint(s) : 0u);
+    record_add(&meta, "spacing", "trailing");
+    record_add(&meta, "sampler", "ddim");
+    record_add(&meta, "steps", "%u", o->steps);
+    record_add(&meta, "samples", "%llu:%llu-%llu", o->seed, o->first, o->first + o->samples);
+    record_add(&meta, "sample_count", "%llu", o->samples);
+    record_add(&meta, "clip", "%u", o->clip);
+    record_add(&meta, "libdeissn", "%s", deissn_version_string());
+    if (o->metadata) record_add_escaped(&meta, "note", o->metadata);
+    if (status == 0 && meta.full) {
+        fprintf(stderr, "deissn-calibrate: --metadata: the record of the run and the note do not "
+                        "fit in the %d bytes a table's metadata holds\n",
+                DEISSN_NORMTABLE_METADATA_MAX);
+        status = 2;
+    }
     if (status == 0 &&
-        (rc = deissn_calibrator_finish(&table, cal, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = o->clip, .metadata = o->metadata ? o->metadata : meta})))
-        status = fail("making the table", rc);
+        (rc = deissn_calibrator_finish(&table, cal, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = o->clip, .metadata = meta.text})))
+        status = tool_fail("making the table", rc);
     if (status == 0 && (rc = deissn_normtable_save(table, out)) != DEISSN_OK)
-        status = fail("saving the table", rc);
+        status = tool_fail("saving the table", rc);
     if (status == 0)
         fprintf(stderr, "deissn-calibrate: wrote %s (%u knots from %llu samples; r %.4f at "
                 "tau 1, %.4f at the last step)\n", out, o->steps, o->samples,
@@ -263,51 +457,111 @@ static int calibrate(const options *o)
     return status;
 }
 
+/* Exit unless the tables `files` are parts of one run (or --force-merge), and the samples
+ * they hold are disjoint; put the merged run's record (without clip and sample_count, which
+ * the caller adds) into *out. */
+static void check_parts(const options *o, deissn_normtable *const *parts, record *out)
+{
+    const char *const *files = o->merge;
+    for (int i = 0; i < o->n_merge; i++)
+        for (int j = 0; j < i; j++)
+            if (tool_same_file(files[i], files[j]))
+                tool_die(1, "--merge: %s and %s are the same file; each part may be counted once",
+                         files[j], files[i]);
+    char first[DEISSN_NORMTABLE_METADATA_MAX + 1], value[DEISSN_NORMTABLE_METADATA_MAX + 1];
+    const char *meta0 = deissn_normtable_metadata(parts[0]);
+    record_add(out, "deissn-calibration", "1");
+    if (record_get(meta0, "model", value, sizeof value)) record_add(out, "model", "%s", value);
+    int recorded = 1;
+    for (int i = 0; i < o->n_merge; i++)
+        if (!record_get(deissn_normtable_metadata(parts[i]), "samples", value, sizeof value)) {
+            if (!o->force_merge)
+                tool_die(1, "--merge: %s has no record of the run that made it (an older "
+                         "deissn-calibrate, or another program, made it), so it cannot be "
+                         "checked; --force-merge merges it anyway", files[i]);
+            recorded = 0;
+        }
+    for (size_t k = 0; k < N_IDENTITY; k++) {
+        int have0 = record_get(meta0, identity[k], first, sizeof first), mixed = !have0;
+        for (int i = 1; i < o->n_merge; i++) {
+            const char *meta = deissn_normtable_metadata(parts[i]);
+            int have = record_get(meta, identity[k], value, sizeof value);
+            if (have0 && have && !strcmp(first, value)) continue;
+            if (!o->force_merge)
+                tool_die(1, "--merge: %s and %s are from different runs: %s is %s in %s and %s in "
+                         "%s (--force-merge merges them anyway)", files[0], files[i], identity[k],
+                         have0 ? first : "(none)", files[0], have ? value : "(none)", files[i]);
+            mixed = 1;
+        }
+        record_add(out, identity[k], "%s", mixed ? "mixed" : first);
+    }
+    range *rs = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; recorded && i < o->n_merge; i++)
+        if (parse_ranges(deissn_normtable_metadata(parts[i]), i, &rs, &n, &cap) != 0)
+            tool_die(1, "--merge: %s: its record's samples= line is malformed", files[i]);
+    if (recorded) merge_ranges(rs, n, files, out);
+    free(rs);
+}
+
 static int merge(const options *o)
 {
     if (!o->out) {
         fprintf(stderr, "deissn-calibrate: --merge needs --out\n");
         return 2;
     }
+    deissn_normtable **parts = calloc((size_t)o->n_merge, sizeof *parts);
     deissn_calibrator *total = NULL;
-    deissn_normtable *first = NULL, *table = NULL;
-    int status = 0;
+    deissn_normtable *table = NULL;
+    int status = parts ? 0 : 1;
     int32_t rc;
+    for (int i = 0; status == 0 && i < o->n_merge; i++)
+        if ((rc = deissn_normtable_load(&parts[i], o->merge[i], NULL)) != DEISSN_OK)
+            status = tool_fail(o->merge[i], rc);
+    static record meta; /* 64 KiB */
+    if (status == 0) check_parts(o, parts, &meta);
     for (int i = 0; status == 0 && i < o->n_merge; i++) {
-        deissn_normtable *t = NULL;
         deissn_calibrator *c = NULL;
-        if ((rc = deissn_normtable_load(&t, o->merge[i], NULL)) != DEISSN_OK)
-            status = fail(o->merge[i], rc);
-        else if ((rc = deissn_calibrator_from_table(&c, t)) != DEISSN_OK)
-            status = fail(o->merge[i], rc);
+        if ((rc = deissn_calibrator_from_table(&c, parts[i])) != DEISSN_OK)
+            status = tool_fail(o->merge[i], rc);
         else if (total && (rc = deissn_calibrator_merge(total, c)) != DEISSN_OK)
-            status = fail(o->merge[i], rc);
+            status = tool_fail(o->merge[i], rc);
         if (status == 0 && !total) {
             total = c;
             c = NULL;
-            first = t;
-            t = NULL;
         }
         deissn_calibrator_free(c);
-        deissn_normtable_free(t);
     }
     deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
-    if (status == 0) deissn_normtable_get_info(first, &info);
-    if (status == 0 &&
-        (rc = deissn_calibrator_finish(&table, total, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION,
-                                        .clip = o->has_clip ? o->clip : info.clip,
-                                        .metadata = o->metadata ? o->metadata
-                                                                : deissn_normtable_metadata(first)})) != DEISSN_OK)
-        status = fail("making the table", rc);
+    if (status == 0) {
+        unsigned long long samples = 0;
+        for (int i = o->n_merge - 1; i >= 0; i--) {
+            deissn_normtable_get_info(parts[i], &info);
+            samples += info.samples;
+        }
+        unsigned clip = o->has_clip ? o->clip : info.clip; /* the first table's */
+        record_add(&meta, "sample_count", "%llu", samples);
+        record_add(&meta, "clip", "%u", clip);
+        record_add(&meta, "libdeissn", "%s", deissn_version_string());
+        record_add(&meta, "merged_from", "%d", o->n_merge);
+        if (o->metadata) record_add_escaped(&meta, "note", o->metadata);
+        if (meta.full) {
+            fprintf(stderr, "deissn-calibrate: --merge: the merged record does not fit in the %d "
+                            "bytes a table's metadata holds\n", DEISSN_NORMTABLE_METADATA_MAX);
+            status = 1;
+        } else if ((rc = deissn_calibrator_finish(&table, total, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = clip, .metadata = meta.text})) != DEISSN_OK)
+            status = tool_fail("making the table", rc);
+    }
     if (status == 0 && (rc = deissn_normtable_save(table, o->out)) != DEISSN_OK)
-        status = fail("saving the table", rc);
+        status = tool_fail("saving the table", rc);
     if (status == 0) {
         deissn_normtable_get_info(table, &info);
         fprintf(stderr, "deissn-calibrate: merged %d tables into %s (%llu samples)\n",
                 o->n_merge, o->out, (unsigned long long)info.samples);
     }
     deissn_normtable_free(table);
-    deissn_normtable_free(first);
+    for (int i = 0; parts && i < o->n_merge; i++) deissn_normtable_free(parts[i]);
+    free(parts);
     deissn_calibrator_free(total);
     return status;
 }
@@ -320,14 +574,15 @@ static int export_csv(const options *o)
     }
     deissn_normtable *t = NULL;
     int32_t rc = deissn_normtable_load(&t, o->csv, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = o->clip, .metadata = NULL});
-    if (rc != DEISSN_OK) return fail(o->csv, rc);
+    if (rc != DEISSN_OK) return tool_fail(o->csv, rc);
     rc = deissn_normtable_export_csv(t, o->out);
     deissn_normtable_free(t);
-    return rc != DEISSN_OK ? fail(o->out, rc) : 0;
+    return rc != DEISSN_OK ? tool_fail(o->out, rc) : 0;
 }
 
 int main(int argc, char **argv)
 {
+    tool_name = "deissn-calibrate";
     options o;
     int status;
     if (!parse_args(argc, argv, &o)) {
@@ -340,7 +595,24 @@ int main(int argc, char **argv)
     } else if (o.model && o.samples == 0) {
         fprintf(stderr, "deissn-calibrate: --model needs --samples\n");
         status = 2;
+    } else if (!o.model && o.run_option) { /* options that would be silently ignored */
+        fprintf(stderr, "deissn-calibrate: %s applies to a calibration run (--model), not to "
+                        "%s\n", o.run_option, o.csv ? "--csv" : "--merge");
+        status = 2;
+    } else if (!o.n_merge && o.force_merge) {
+        fprintf(stderr, "deissn-calibrate: --force-merge applies to --merge only\n");
+        status = 2;
+    } else if (o.csv && o.metadata) {
+        fprintf(stderr, "deissn-calibrate: --metadata does not apply to --csv (CSV has none)\n");
+        status = 2;
     } else {
+        /* No output may be an input (--csv t.dsn --out t.dsn would replace the table). */
+        tool_file out = {"--out", o.out ? o.out : o.model ? "table.dsn" : NULL};
+        tool_check_outputs(&out, 1, &(tool_file){"--model", o.model}, 1);
+        tool_check_outputs(&out, 1, &(tool_file){"--csv", o.csv}, 1);
+        for (int i = 0; i < o.n_merge; i++)
+            tool_check_outputs(&out, 1, &(tool_file){"--merge", o.merge[i]}, 1);
+        if (out.path) tool_check_writable("--out", out.path);
         status = o.model ? calibrate(&o) : o.n_merge ? merge(&o) : export_csv(&o);
     }
     free(o.merge);

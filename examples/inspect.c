@@ -9,13 +9,21 @@
  * --table reads any table file deissn_normtable_load() knows (libdeissn's .dsn, the
  * reference's .pt; --clip applies to .pt); --table-pt is an older name for it.
  *
+ * With --table, the JSON also carries the table's sample count and metadata (table_samples,
+ * table_metadata: for deissn-calibrate's tables, the record of the run, docs/tables.md).
+ * Every string is escaped, so the output always parses.
+ *
  * This is how users check and export the coefficients the library computes. */
 #include "deissn.h"
+#include "tool.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+/* The schedule's limit on steps and training steps. */
+#define MAX_STEPS 1000000u
 
 static const char *const noise_names[] = {"linear", "scaled_linear", "cosine", NULL, NULL,
                                           "continuous"};
@@ -40,28 +48,16 @@ static void usage(FILE *f)
                "Prints the per-step plan (model_t, tau_from, tau_to, psi, C) as JSON.\n");
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int fail(const char *what, int32_t rc)
-{
-    fprintf(stderr, "deissn-inspect: %s: %s (%s)\n", what, deissn_last_error(),
-            deissn_status_string(rc));
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
+    tool_name = "deissn-inspect";
     deissn_schedule_params sp;
     deissn_sampler_params pp;
     deissn_schedule_params_init(&sp, DEISSN_SCHEDULE_PARAMS_VERSION);
     deissn_sampler_params_init(&pp, DEISSN_SAMPLER_PARAMS_VERSION);
     const char *table_path = NULL;
     unsigned clip = 0;
+    int clip_given = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -92,7 +88,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--steps")) {
-            sp.steps = (uint32_t)strtoul(v, NULL, 10);
+            sp.steps = (uint32_t)tool_parse_u64(a, v, 1, MAX_STEPS);
         } else if (!strcmp(a, "--method")) {
             if (strcmp(v, "eps") && strcmp(v, "data")) {
                 fprintf(stderr, "deissn-inspect: --method is eps or data, not '%s'\n", v);
@@ -100,19 +96,20 @@ int main(int argc, char **argv)
             }
             pp.method = strcmp(v, "data") ? DEISSN_METHOD_EPS : DEISSN_METHOD_DATA;
         } else if (!strcmp(a, "--order")) {
-            pp.order = (uint32_t)strtoul(v, NULL, 10);
+            pp.order = (uint32_t)tool_parse_u64(a, v, 0, 3);
         } else if (!strcmp(a, "--table") || !strcmp(a, "--table-pt")) {
             table_path = v;
         } else if (!strcmp(a, "--clip")) {
-            clip = (unsigned)strtoul(v, NULL, 10);
+            clip = (unsigned)tool_parse_u64(a, v, 0, UINT32_MAX);
+            clip_given = 1;
         } else if (!strcmp(a, "--tau-end")) {
-            sp.tau_end = strtod(v, NULL);
+            sp.tau_end = tool_parse_double(a, v, 0, 0, 1, 1);
         } else if (!strcmp(a, "--power")) {
-            sp.power = strtod(v, NULL);
+            sp.power = tool_parse_double(a, v, 0, 1, INFINITY, 1);
         } else if (!strcmp(a, "--rho")) {
-            sp.karras_rho = strtod(v, NULL);
+            sp.karras_rho = tool_parse_double(a, v, 0, 1, INFINITY, 1);
         } else if (!strcmp(a, "--train-steps")) {
-            sp.num_train_steps = (uint32_t)strtoul(v, NULL, 10);
+            sp.num_train_steps = (uint32_t)tool_parse_u64(a, v, 1, MAX_STEPS);
         } else {
             fprintf(stderr, "deissn-inspect: unknown option '%s'\n", a);
             usage(stderr);
@@ -121,25 +118,44 @@ int main(int argc, char **argv)
         i += takes_value;
     }
 
+    if (clip_given && !table_path) {
+        fprintf(stderr, "deissn-inspect: --clip applies to a --table, and none was given\n");
+        return 2;
+    }
     deissn_normtable *table = NULL;
     deissn_schedule *sched = NULL;
     deissn_sampler *s = NULL;
     int32_t rc;
     if (table_path && (rc = deissn_normtable_load(&table, table_path, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = clip, .metadata = NULL})) != DEISSN_OK)
-        return fail("loading the table", rc);
+        return tool_fail("loading the table", rc);
     if ((rc = deissn_schedule_create(&sched, &sp)) != DEISSN_OK)
-        return fail("schedule", rc);
-    double t0 = now();
+        return tool_fail("schedule", rc);
+    double t0 = tool_now();
     rc = deissn_sampler_create(&s, sched, table, &pp);
-    double setup_us = (now() - t0) * 1e6;
-    if (rc != DEISSN_OK) return fail("sampler", rc);
+    double setup_us = (tool_now() - t0) * 1e6;
+    if (rc != DEISSN_OK) return tool_fail("sampler", rc);
 
     uint32_t n = deissn_sampler_steps(s);
-    printf("{\n  \"library\": \"libdeissn %s\",\n", deissn_version_string());
-    printf("  \"schedule\": \"%s\", \"spacing\": \"%s\", \"steps\": %u, \"order\": %u,\n",
-           noise_names[sp.noise], spacing_names[sp.spacing], n, pp.order);
-    printf("  \"table\": %s%s%s, \"clip\": %u, \"lower_order_final\": %s,\n",
-           table_path ? "\"" : "", table_path ? table_path : "null", table_path ? "\"" : "", clip,
+    /* Every string goes through tool_json_string(): a path may hold any byte. */
+    char library[64];
+    snprintf(library, sizeof library, "libdeissn %s", deissn_version_string());
+    printf("{\n  \"library\": ");
+    tool_json_string(stdout, library);
+    printf(",\n  \"schedule\": ");
+    tool_json_string(stdout, noise_names[sp.noise]);
+    printf(", \"spacing\": ");
+    tool_json_string(stdout, spacing_names[sp.spacing]);
+    printf(", \"steps\": %u, \"order\": %u,\n  \"table\": ", n, pp.order);
+    if (table_path) tool_json_string(stdout, table_path);
+    else printf("null");
+    if (table) {
+        deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
+        deissn_normtable_get_info(table, &info);
+        printf(", \"table_samples\": %llu, \"table_metadata\": ",
+               (unsigned long long)info.samples);
+        tool_json_string(stdout, deissn_normtable_metadata(table));
+    }
+    printf(", \"clip\": %u, \"lower_order_final\": %s,\n", clip,
            pp.lower_order_final ? "true" : "false");
     printf("  \"method\": \"%s\", \"corrector\": %s,\n",
            pp.method == DEISSN_METHOD_DATA ? "data" : "eps", pp.corrector ? "true" : "false");

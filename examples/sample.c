@@ -8,13 +8,15 @@
  *                 [--batch B] [--shape 1,32,32] [--threads T] [--device cpu|cuda[:N]]
  *                 [--out samples.png] */
 #include "deissn.h"
+#include "tool.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef DEISSN_DATADIR
@@ -27,13 +29,18 @@ static const char *const spacing_names[] = {"quadratic", "trailing", "linspace",
                                             "power",     "logsnr",   "karras"};
 
 #define UNSET (-1)
+/* The ranges of the numeric options. */
+#define MAX_STEPS 1000u     /* the shipped model's training steps, the schedule's default */
+#define MAX_THREADS 1024u
+#define MAX_DIM 65536       /* per dimension of --shape */
+#define MAX_NUMEL (1u << 30) /* values per sample */
 
 typedef struct {
     const char *model, *table, *out, *device, *sampler, *preset;
     int spacing, order, lower_order_final, corrector; /* UNSET: the preset's */
     unsigned steps, threads;
     unsigned long long seed;
-    long n, batch;
+    long long n, batch;
     int64_t shape[3];
 } options;
 
@@ -90,44 +97,69 @@ static const char *find_data(const char *argv0, const char *name)
     return NULL;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
+#define GRID_PAD 2                /* pixels between and around the samples */
+#define MAX_IMAGE_SIDE 1000000ll  /* wider or taller PNGs exceed libpng's default read limits */
 
-/* Lay n samples of shape (c, h, w), values in [-1, 1], in a near-square grid with 2-pixel
- * gutters and write it as an 8-bit gray (c = 1) or RGB (c = 3) PNG with libpng. */
-static int write_grid(const char *path, const float *x, long n, const int64_t *shape,
-                      unsigned *width, unsigned *height)
+/* How n samples of shape (c, h, w) are laid out: a near-square grid of cols x rows cells with
+ * GRID_PAD-pixel gutters, width x height pixels of c bytes. */
+typedef struct {
+    long long cols, rows;
+    unsigned width, height;
+    size_t bytes;
+} grid;
+
+/* Fill *g; -1 with a message when the image would be larger than PNG allows here. n * c * h *
+ * w has been checked to fit in size_t, so cols * cols does not overflow. */
+static int grid_layout(long long n, const int64_t *shape, grid *g)
 {
-    int c = (int)shape[0], h = (int)shape[1], w = (int)shape[2], pad = 2;
-    if (c != 1 && c != 3) {
-        fprintf(stderr, "deissn-sample: cannot draw %d channels (1 or 3)\n", c);
+    long long cols = (long long)sqrt((double)n);
+    while (cols * cols < n) cols++;
+    while (cols > 1 && (cols - 1) * (cols - 1) >= n) cols--;
+    long long rows = (n + cols - 1) / cols;
+    long long W = cols * (shape[2] + GRID_PAD) + GRID_PAD;
+    long long H = rows * (shape[1] + GRID_PAD) + GRID_PAD;
+    size_t px;
+    if (W > MAX_IMAGE_SIDE || H > MAX_IMAGE_SIDE || !tool_mul_size((size_t)W, (size_t)H, &px) ||
+        !tool_mul_size(px, (size_t)shape[0], &g->bytes)) {
+        fprintf(stderr, "deissn-sample: a grid of %lld samples of %lldx%lld is %lldx%lld pixels; "
+                        "at most %lld a side can be written (lower -n)\n", n,
+                (long long)shape[2], (long long)shape[1], W, H, MAX_IMAGE_SIDE);
         return -1;
     }
-    int cols = 1;
-    while ((long)cols * cols < n) cols++;
-    int rows = (int)((n + cols - 1) / cols);
-    unsigned W = (unsigned)(cols * (w + pad) + pad), H = (unsigned)(rows * (h + pad) + pad);
-    unsigned char *img = calloc((size_t)W * H * c, 1);
+    g->cols = cols;
+    g->rows = rows;
+    g->width = (unsigned)W;
+    g->height = (unsigned)H;
+    return 0;
+}
+
+/* Lay n samples of shape (c, h, w), values in [-1, 1], out as *g says and write them as an
+ * 8-bit gray (c = 1) or RGB (c = 3) PNG with libpng. */
+static int write_grid(const char *path, const float *x, long long n, const int64_t *shape,
+                      const grid *g)
+{
+    int c = (int)shape[0], h = (int)shape[1], w = (int)shape[2], pad = GRID_PAD;
+    long long cols = g->cols;
+    unsigned W = g->width, H = g->height;
+    unsigned char *img = calloc(g->bytes, 1);
     png_bytep *rowp = malloc(H * sizeof *rowp);
     FILE *f = img && rowp ? fopen(path, "wb") : NULL;
     if (!f) {
-        fprintf(stderr, "deissn-sample: cannot write %s\n", path);
+        fprintf(stderr, "deissn-sample: --out %s: %s\n", path,
+                img && rowp ? strerror(errno) : "out of memory for the image");
         free(img);
         free(rowp);
         return -1;
     }
-    for (long k = 0; k < n; k++) {
-        int gx = (int)(k % cols) * (w + pad) + pad, gy = (int)(k / cols) * (h + pad) + pad;
+    for (long long k = 0; k < n; k++) {
+        size_t gx = (size_t)(k % cols) * (size_t)(w + pad) + pad;
+        size_t gy = (size_t)(k / cols) * (size_t)(h + pad) + pad;
         for (int ch = 0; ch < c; ch++)
             for (int y = 0; y < h; y++)
                 for (int xx = 0; xx < w; xx++) {
                     float v = x[((k * c + ch) * h + y) * w + xx];
                     float u = (v + 1.0f) * 127.5f + 0.5f;
-                    img[((size_t)(gy + y) * W + gx + xx) * c + ch] =
+                    img[((gy + (size_t)y) * W + gx + (size_t)xx) * (size_t)c + (size_t)ch] =
                         (unsigned char)(u < 0 ? 0 : u > 255 ? 255 : u);
                 }
     }
@@ -149,16 +181,7 @@ static int write_grid(const char *path, const float *x, long n, const int64_t *s
     if (rc) fprintf(stderr, "deissn-sample: writing %s failed\n", path);
     free(img);
     free(rowp);
-    *width = W;
-    *height = H;
     return rc;
-}
-
-static int fail(const char *what, int32_t rc)
-{
-    fprintf(stderr, "deissn-sample: %s: %s (%s)\n", what, deissn_last_error(),
-            deissn_status_string(rc));
-    return 1;
 }
 
 static int parse(int argc, char **argv, options *o)
@@ -192,27 +215,21 @@ static int parse(int argc, char **argv, options *o)
             return -1;
         }
         i++;
-        char *end = NULL;
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--table")) o->table = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--sampler")) o->sampler = v;
-        else if (!strcmp(a, "--steps")) o->steps = (unsigned)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--steps")) o->steps = (unsigned)tool_parse_u64(a, v, 1, MAX_STEPS);
         else if (!strcmp(a, "--preset")) o->preset = v;
-        else if (!strcmp(a, "--order")) o->order = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--threads")) o->threads = (unsigned)strtoul(v, &end, 10);
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, &end, 10);
-        else if (!strcmp(a, "-n")) o->n = strtol(v, &end, 10);
-        else if (!strcmp(a, "--batch")) o->batch = strtol(v, &end, 10);
-        else if (!strcmp(a, "--shape")) {
-            long long c, h, w;
-            if (sscanf(v, "%lld,%lld,%lld", &c, &h, &w) != 3 || c < 1 || h < 1 || w < 1) {
-                fprintf(stderr, "deissn-sample: --shape wants C,H,W, got '%s'\n", v);
-                return -1;
-            }
-            o->shape[0] = c, o->shape[1] = h, o->shape[2] = w;
-        } else if (!strcmp(a, "--spacing")) {
+        else if (!strcmp(a, "--order")) o->order = (int)tool_parse_u64(a, v, 0, 3);
+        else if (!strcmp(a, "--threads"))
+            o->threads = (unsigned)tool_parse_u64(a, v, 0, MAX_THREADS);
+        else if (!strcmp(a, "--seed")) o->seed = tool_parse_u64(a, v, 0, UINT64_MAX);
+        else if (!strcmp(a, "-n")) o->n = (long long)tool_parse_u64(a, v, 1, INT64_MAX);
+        else if (!strcmp(a, "--batch")) o->batch = (long long)tool_parse_u64(a, v, 0, INT64_MAX);
+        else if (!strcmp(a, "--shape")) tool_parse_shape(a, v, MAX_DIM, MAX_NUMEL, o->shape);
+        else if (!strcmp(a, "--spacing")) {
             o->spacing = -1;
             for (int s = 0; s < 7; s++)
                 if (!strcmp(v, spacing_names[s])) o->spacing = s;
@@ -220,10 +237,6 @@ static int parse(int argc, char **argv, options *o)
                 fprintf(stderr, "deissn-sample: unknown spacing '%s'\n", v);
                 return -1;
             }
-        }
-        if (end && *end) {
-            fprintf(stderr, "deissn-sample: %s wants a number, got '%s'\n", a, v);
-            return -1;
         }
     }
     if (o->sampler && strcmp(o->sampler, "deis-sn") && strcmp(o->sampler, "deis") &&
@@ -236,8 +249,10 @@ static int parse(int argc, char **argv, options *o)
         fprintf(stderr, "deissn-sample: --preset is best or reference, not '%s'\n", o->preset);
         return -1;
     }
-    if (o->n < 1 || o->batch < 0) {
-        fprintf(stderr, "deissn-sample: -n must be >= 1 and --batch >= 0\n");
+    /* DDIM is order 0: an explicit other order contradicts it. */
+    if (o->sampler && !strcmp(o->sampler, "ddim") && o->order != UNSET && o->order != 0) {
+        fprintf(stderr, "deissn-sample: --sampler ddim is order 0; drop --order %d or pass "
+                        "another --sampler\n", o->order);
         return -1;
     }
     return 0;
@@ -245,6 +260,7 @@ static int parse(int argc, char **argv, options *o)
 
 int main(int argc, char **argv)
 {
+    tool_name = "deissn-sample";
     options o = {.out = "samples.png", .device = "cpu", .preset = "best", .spacing = UNSET,
                  .order = UNSET, .lower_order_final = UNSET, .corrector = UNSET, .steps = 10,
                  .n = 64, .shape = {1, 32, 32}};
@@ -256,7 +272,7 @@ int main(int argc, char **argv)
     deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
     int32_t preset = strcmp(o.preset, "best") ? DEISSN_PRESET_REFERENCE : DEISSN_PRESET_BEST;
     if ((rc = deissn_preset_params(preset, o.steps, NULL, &sp, &pp, NULL)) != DEISSN_OK)
-        return fail("preset", rc);
+        return tool_fail("preset", rc);
     int sampler_given = o.sampler != NULL;
     if (!sampler_given) o.sampler = pp.method == DEISSN_METHOD_DATA ? "x0" : "deis-sn";
     if (strcmp(o.sampler, "x0")) { /* the eps samplers */
@@ -297,41 +313,62 @@ int main(int argc, char **argv)
         }
     }
     if (!strcmp(o.sampler, "ddim")) pp.order = 0;
-    if (o.order < UNSET) {
-        fprintf(stderr, "deissn-sample: --order must be 0-3\n");
+    const tool_file outputs[] = {{"--out", o.out}};
+    const tool_file inputs[] = {{"--model", o.model}, {"--table", o.table}};
+    tool_check_outputs(outputs, 1, inputs, 2);
+    tool_check_writable("--out", o.out);
+    if (o.shape[0] != 1 && o.shape[0] != 3) {
+        fprintf(stderr, "deissn-sample: --shape %lld,%lld,%lld: a PNG holds 1 (gray) or 3 (RGB) "
+                        "channels, not %lld\n", (long long)o.shape[0], (long long)o.shape[1],
+                (long long)o.shape[2], (long long)o.shape[0]);
         return 2;
     }
 
-    double t_load = now();
+    /* Every size before the first allocation or model call: n samples of `per` floats, and
+     * the grid they are drawn in. per <= MAX_NUMEL (tool_parse_shape). */
+    size_t per = (size_t)(o.shape[0] * o.shape[1] * o.shape[2]), x_bytes, values;
+    if (!tool_mul_size((size_t)o.n, per, &values) ||
+        !tool_mul_size(values, sizeof(float), &x_bytes)) {
+        fprintf(stderr, "deissn-sample: -n %lld samples of %lldx%lldx%lld floats do not fit in "
+                        "memory (more than %zu bytes)\n", o.n, (long long)o.shape[0],
+                (long long)o.shape[1], (long long)o.shape[2], SIZE_MAX);
+        return 2;
+    }
+    grid g;
+    if (grid_layout(o.n, o.shape, &g)) return 2;
+    float *x = malloc(x_bytes);
+    if (!x) {
+        fprintf(stderr, "deissn-sample: out of memory for %lld samples (%zu bytes)\n", o.n,
+                x_bytes);
+        return 1;
+    }
+
+    double t_load = tool_now();
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.device = o.device;
     mp.num_threads = (int32_t)o.threads;
     deissn_model *model = NULL;
-    if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK) return fail("loading the model", rc);
+    if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK)
+        return tool_fail("loading the model", rc);
     deissn_normtable *table = NULL;
     if (load_table && (rc = deissn_normtable_load(&table, o.table, NULL)) != DEISSN_OK)
-        return fail("loading the table", rc);
-    t_load = now() - t_load;
+        return tool_fail("loading the table", rc);
+    t_load = tool_now() - t_load;
 
     deissn_schedule *schedule = NULL;
     deissn_sampler *sampler = NULL;
-    double t_setup = now();
-    if ((rc = deissn_schedule_create(&schedule, &sp)) != DEISSN_OK) return fail("schedule", rc);
+    double t_setup = tool_now();
+    if ((rc = deissn_schedule_create(&schedule, &sp)) != DEISSN_OK)
+        return tool_fail("schedule", rc);
     if ((rc = deissn_sampler_create(&sampler, schedule, use_table ? table : NULL, &pp)) !=
         DEISSN_OK)
-        return fail("sampler", rc);
-    t_setup = now() - t_setup;
+        return tool_fail("sampler", rc);
+    t_setup = tool_now() - t_setup;
 
-    size_t per = (size_t)(o.shape[0] * o.shape[1] * o.shape[2]);
-    float *x = malloc((size_t)o.n * per * sizeof(float));
-    if (!x) {
-        fprintf(stderr, "deissn-sample: out of memory for %ld samples\n", o.n);
-        return 1;
-    }
-    long batch = o.batch > 0 && o.batch < o.n ? o.batch : o.n;
-    double model_s = 0, sampler_s = 0, t_total = now();
-    for (long first = 0; first < o.n; first += batch) {
-        long b = o.n - first < batch ? o.n - first : batch;
+    long long batch = o.batch > 0 && o.batch < o.n ? o.batch : o.n;
+    double model_s = 0, sampler_s = 0, t_total = tool_now();
+    for (long long first = 0; first < o.n; first += batch) {
+        long long b = o.n - first < batch ? o.n - first : batch;
         float *xb = x + (size_t)first * per;
         deissn_fill_noise(o.seed, (uint64_t)first, (size_t)b, per, xb);
         int64_t shape[4] = {b, o.shape[0], o.shape[1], o.shape[2]};
@@ -339,18 +376,18 @@ int main(int argc, char **argv)
         deissn_sample_options so = DEISSN_SAMPLE_OPTIONS_INIT;
         so.stats = &stats;
         if ((rc = deissn_sample(sampler, model, xb, shape, 4, &so)) != DEISSN_OK)
-            return fail("sampling", rc);
+            return tool_fail("sampling", rc);
         model_s += stats.model_seconds;
         sampler_s += stats.sampler_seconds;
     }
-    t_total = now() - t_total;
+    t_total = tool_now() - t_total;
 
-    unsigned W = 0, H = 0;
-    if (write_grid(o.out, x, o.n, o.shape, &W, &H)) return 1;
+    if (write_grid(o.out, x, o.n, o.shape, &g)) return 1;
     printf("deissn-sample (libdeissn %s)\n", deissn_version_string());
     printf("  model    %s (%s)\n", o.model, o.device);
     char spacing[32];
-    if (sp.spacing == DEISSN_SPACING_POWER) snprintf(spacing, sizeof spacing, "power %g", sp.power);
+    if (sp.spacing == DEISSN_SPACING_POWER)
+        snprintf(spacing, sizeof spacing, "power %.17g", sp.power);
     else snprintf(spacing, sizeof spacing, "%s", spacing_names[sp.spacing]);
     printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s%s (preset "
            "%s)\n",
@@ -360,13 +397,13 @@ int main(int argc, char **argv)
            pp.lower_order_final ? ", lower order at the end" : "",
            pp.corrector ? ", corrector" : "", o.preset);
     if (table) printf("  table    %s%s\n", o.table, use_table ? "" : " (not used by x0)");
-    printf("  samples  %ld x %lldx%lldx%lld, seed %llu, batch %ld\n", o.n, (long long)o.shape[0],
+    printf("  samples  %lld x %lldx%lldx%lld, seed %llu, batch %lld\n", o.n, (long long)o.shape[0],
            (long long)o.shape[1], (long long)o.shape[2], o.seed, batch);
     printf("  time     %.3f s sampling: model %.3f s (%.1f%%), sampler %.3f ms (%.2f%%); "
            "coefficients %.3f ms; loading %.3f s\n",
            t_total, model_s, 100 * model_s / t_total, 1e3 * sampler_s, 100 * sampler_s / t_total,
            1e3 * t_setup, t_load);
-    printf("  wrote    %s (%ux%u)\n", o.out, W, H);
+    printf("  wrote    %s (%ux%u)\n", o.out, g.width, g.height);
     free(x);
     deissn_sampler_free(sampler);
     deissn_schedule_free(schedule);

@@ -412,20 +412,29 @@ DEISSN_API int32_t deissn_normtable_get_info(const deissn_normtable *table,
 DEISSN_API const char *deissn_normtable_metadata(const deissn_normtable *table);
 
 /* Write `table` to `path` in libdeissn's own table format (docs/table-format.md: knots,
- * clip, fingerprint, calibration sums, metadata; zlib-compressed, CRC-checked). The file is
- * written under a temporary name in the same directory and renamed over `path` once
- * complete and synced, so `path` never holds a partial table, even if the process dies.
+ * clip, fingerprint, calibration sums, metadata; zlib-compressed, CRC-checked).
+ * Where:     a symbolic link is followed (through any chain) and its target written; the
+ *            link stays. The bytes go to a temporary ".NAME.deissn-tmp-PID-K" in the
+ *            target's directory, which is synced and renamed over the target once complete,
+ *            so the target never holds a partial table, even if the process dies. An
+ *            existing target keeps its mode (and its owner and group where the process may
+ *            set them). Temporaries of the same NAME left by processes that no longer exist
+ *            (killed during a save) are removed by the next save. A `path` that exists and
+ *            is not a regular file (a FIFO, a character device such as /dev/null,
+ *            /dev/stdout on a pipe or terminal) is written directly, without a temporary;
+ *            a FIFO's open waits for a reader.
  * Threads:   any number of threads may save the same table (to different paths).
  * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL); DEISSN_E_SIZE (more knots than the
- *            format allows, 1000000); DEISSN_E_IO (cannot create, write, sync or rename:
- *            the message names the file and the system's reason; no temporary file is
- *            left behind); DEISSN_E_NOMEM. */
+ *            format allows, 1000000); DEISSN_E_IO (a directory, cannot create, write, sync
+ *            or rename: the message names the file and the system's reason; no temporary
+ *            file is left behind); DEISSN_E_NOMEM. */
 DEISSN_API int32_t deissn_normtable_save(const deissn_normtable *table, const char *path);
 
 /* Write the knots as CSV for plotting: a header line "tau,r" (or "tau,r,sum,count" for a
  * table with calibration sums), then one line per knot in increasing tau, with 17
- * significant digits (the doubles round-trip). Written atomically, like
- * deissn_normtable_save().
+ * significant digits (the doubles round-trip). Written where and as deissn_normtable_save()
+ * writes (links followed, atomically through a temporary, the mode kept; FIFOs and devices
+ * directly).
  * Returns: as deissn_normtable_save(). */
 DEISSN_API int32_t deissn_normtable_export_csv(const deissn_normtable *table, const char *path);
 

@@ -9,6 +9,8 @@
 #include "deissn.h"
 #include "testlib.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -263,7 +265,7 @@ static void test_reference_tables(void)
             continue;
         }
         deissn_normtable *t = NULL, *back = NULL;
-        CHECK_STATUS(deissn_normtable_load(&t, path, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = rc->clip, .metadata = NULL}), DEISSN_OK, rc->file);
+        CHECK_STATUS(deissn_normtable_load(&t, path, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = rc->clip}), DEISSN_OK, rc->file);
         if (!t) continue;
         deissn_normtable_info info = DEISSN_NORMTABLE_INFO_INIT;
         deissn_normtable_get_info(t, &info);
@@ -892,6 +894,135 @@ static void test_plans(const char *dir)
     deissn_normtable_free(none);
 }
 
+/* ---- where saving writes (deissn_normtable_save, deissn_normtable_export_csv) ------------ */
+
+/* A 3-knot table labelled `label`, so that tests can tell saves apart. */
+static deissn_normtable *labelled(const char *label)
+{
+    double tau[3] = {0, 0.5, 1}, r[3] = {0.6, 0.7, 0.8};
+    deissn_normtable_params p = DEISSN_NORMTABLE_PARAMS_INIT;
+    p.metadata = label;
+    deissn_normtable *t = NULL;
+    deissn_normtable_create(&t, tau, r, 3, &p);
+    return t;
+}
+
+/* The metadata of the table in `path`, or "(unreadable)". */
+static const char *label_of(const char *path)
+{
+    static char buf[64];
+    deissn_normtable *t = NULL;
+    snprintf(buf, sizeof buf, "(unreadable)");
+    if (deissn_normtable_load(&t, path, NULL) == DEISSN_OK)
+        snprintf(buf, sizeof buf, "%s", deissn_normtable_metadata(t));
+    deissn_normtable_free(t);
+    return buf;
+}
+
+/* How many entries of tmpdir/sub have "deissn-tmp" in their name. */
+static int temporaries_in(const char *sub)
+{
+    char dir[700];
+    int n = 0;
+    snprintf(dir, sizeof dir, "%s/%s", tmpdir, sub);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        n += strstr(e->d_name, "deissn-tmp") != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
+static void test_save_targets(void)
+{
+    deissn_normtable *one = labelled("one"), *two = labelled("two");
+    struct stat st;
+    mkdir(tmp_path("save"), 0777);
+    mkdir(tmp_path("save/links"), 0777);
+
+    /* A symbolic link (relative, from another directory): the target is updated, the link
+     * stays, and the temporary is made next to the target, not next to the link. */
+    /* (tmp_path() reuses 4 buffers: keep copies) */
+    char real[512], link[512], dangling[512], ro[512], csv[512], fifo[512], other[512];
+    snprintf(real, sizeof real, "%s", tmp_path("save/real.dsn"));
+    snprintf(link, sizeof link, "%s", tmp_path("save/links/link.dsn"));
+    CHECK_STATUS(deissn_normtable_save(one, real), DEISSN_OK, "save the target");
+    CHECK(symlink("../real.dsn", link) == 0, "symlink");
+    CHECK_STATUS(deissn_normtable_save(two, link), DEISSN_OK, "save through a link");
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link is still a link");
+    CHECK(!strcmp(label_of(real), "two"), "the link's target was updated: %s", label_of(real));
+    CHECK_STATUS(deissn_normtable_export_csv(one, link), DEISSN_OK, "csv through a link");
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link is still a link after csv");
+    /* a dangling link: its target is created */
+    snprintf(dangling, sizeof dangling, "%s", tmp_path("save/links/dangling.dsn"));
+    CHECK(symlink("../created.dsn", dangling) == 0, "symlink");
+    CHECK_STATUS(deissn_normtable_save(one, dangling), DEISSN_OK, "save through a dangling link");
+    CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode) &&
+              !strcmp(label_of(tmp_path("save/created.dsn")), "one"),
+          "the dangling link's target was created");
+
+    /* The mode of an existing file is kept (a 0400 table stays 0400), for both functions. */
+    snprintf(ro, sizeof ro, "%s", tmp_path("save/readonly.dsn"));
+    snprintf(csv, sizeof csv, "%s", tmp_path("save/private.csv"));
+    CHECK_STATUS(deissn_normtable_save(one, ro), DEISSN_OK, "save");
+    chmod(ro, 0400);
+    CHECK_STATUS(deissn_normtable_save(two, ro), DEISSN_OK, "save over a 0400 file");
+    CHECK(stat(ro, &st) == 0 && (st.st_mode & 07777) == 0400, "mode %04o, want 0400",
+          (unsigned)(st.st_mode & 07777));
+    CHECK(!strcmp(label_of(ro), "two"), "the 0400 file was rewritten: %s", label_of(ro));
+    CHECK_STATUS(deissn_normtable_export_csv(one, csv), DEISSN_OK, "csv");
+    chmod(csv, 0640);
+    CHECK_STATUS(deissn_normtable_export_csv(two, csv), DEISSN_OK, "csv over a 0640 file");
+    CHECK(stat(csv, &st) == 0 && (st.st_mode & 07777) == 0640, "csv mode %04o, want 0640",
+          (unsigned)(st.st_mode & 07777));
+    CHECK(temporaries_in("save") == 0 && temporaries_in("save/links") == 0,
+          "no temporary left after the saves (%d, %d)", temporaries_in("save"),
+          temporaries_in("save/links"));
+
+    /* A FIFO is written, not replaced: a reader gets the bytes a regular save writes. */
+    snprintf(fifo, sizeof fifo, "%s", tmp_path("save/fifo"));
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    int rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    CHECK(rd >= 0, "open the FIFO for reading");
+    CHECK_STATUS(deissn_normtable_save(two, fifo), DEISSN_OK, "save into a FIFO");
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO is still a FIFO");
+    unsigned char got[4096];
+    ssize_t n = rd >= 0 ? read(rd, got, sizeof got) : -1;
+    size_t want_len = 0;
+    unsigned char *want = read_bytes(ro, &want_len); /* `two`, saved to a regular file */
+    CHECK(want && n == (ssize_t)want_len && !memcmp(got, want, want_len),
+          "the FIFO's reader got the table (%zd bytes, want %zu)", n, want_len);
+    free(want);
+    if (rd >= 0) close(rd);
+    /* /dev/null stays the device. Only where a save that replaced it would fail (not root):
+     * as root, a broken save would replace the machine's /dev/null. */
+    if (geteuid() != 0) {
+        CHECK_STATUS(deissn_normtable_save(two, "/dev/null"), DEISSN_OK, "save to /dev/null");
+        CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode), "/dev/null is a device");
+    } else {
+        SKIP("test_tables: save to /dev/null", "running as root, where a broken save would "
+             "replace the device; the FIFO above is the same code path");
+    }
+
+    /* Stale temporaries: one of a process that no longer exists is removed by the next save
+     * of that name; one of a live process (init) and one of another name are kept. */
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+    char stale[64], live[64];
+    snprintf(stale, sizeof stale, "save/.real.dsn.deissn-tmp-%ld-0", (long)child);
+    snprintf(live, sizeof live, "save/.real.dsn.deissn-tmp-1-0");
+    snprintf(other, sizeof other, "%s", tmp_path("save/.other.dsn.deissn-tmp-999999999-0"));
+    CHECK(write_bytes(tmp_path(stale), "x", 1) && write_bytes(tmp_path(live), "x", 1) &&
+              write_bytes(other, "x", 1), "plant temporaries");
+    CHECK_STATUS(deissn_normtable_save(one, real), DEISSN_OK, "save");
+    CHECK(access(tmp_path(stale), F_OK) != 0, "the dead process's temporary was removed");
+    CHECK(access(tmp_path(live), F_OK) == 0, "a live process's temporary was kept");
+    CHECK(access(other, F_OK) == 0, "another file's temporary was kept");
+
+    deissn_normtable_free(one);
+    deissn_normtable_free(two);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "%s/deissn-tables-XXXXXX", env_or("TMPDIR", "/tmp"));
@@ -906,6 +1037,8 @@ int main(void)
     test_torch_calibration();
     test_corrupt();
     test_plans(tmpdir);
+
+    test_save_targets();
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -305,7 +305,7 @@ uint32_t deissn_sampler_steps(const deissn_sampler *sp) { return sp ? sp->steps 
 static void fill_info(const deissn_sampler *sp, deissn_step_info *out)
 {
     const deissn_schedule *s = sp->schedule;
-    deissn_step_info info;
+    deissn_step_info info = DEISSN_STEP_INFO_INIT;
     memset(&info, 0, sizeof info); /* padding too: callers may compare the bytes */
     info.step = sp->next;
     info.steps = sp->steps;
@@ -344,7 +344,7 @@ int32_t deissn_sampler_coeffs(const deissn_sampler *sp, uint32_t i, deissn_step_
     if (i >= sp->steps)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: step %u >= steps %u", fn, i, sp->steps);
     const dsn_step *st = &sp->plan[i];
-    deissn_step_coeffs c;
+    deissn_step_coeffs c = DEISSN_STEP_COEFFS_INIT;
     memset(&c, 0, sizeof c); /* padding too */
     c.step = i;
     c.order = st->order;

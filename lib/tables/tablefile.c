@@ -11,10 +11,14 @@
 #include "tables/tablefile.h"
 #include "tables/ptfile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -104,39 +108,173 @@ static int32_t write_all(int fd, const unsigned char *p, size_t len, const char 
     return DEISSN_OK;
 }
 
-/* Write a then b to `path` through a temporary file in the same directory, synced and then
- * renamed over path: readers see the old file or the complete new one, never a part. */
+/* Write a then b to the file descriptor fd, named `path` in messages. */
+static int32_t write_both(int fd, const unsigned char *a, size_t alen, const unsigned char *b,
+                          size_t blen, const char *path, const char *fn)
+{
+    int32_t rc = write_all(fd, a, alen, path, fn);
+    return rc == DEISSN_OK ? write_all(fd, b, blen, path, fn) : rc;
+}
+
+/* `path` with its symbolic links followed (up to 40; a relative link is relative to its own
+ * directory), into a dsn_malloc'd *out. The end of the chain need not exist. */
+static int32_t follow_links(const char *path, char **out, const char *fn)
+{
+    size_t len = strlen(path);
+    char *cur = dsn_malloc(len + 1);
+    if (!cur) return dsn_error(DEISSN_E_NOMEM, "%s: out of memory", fn);
+    memcpy(cur, path, len + 1);
+    for (int hops = 0;; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) break;
+        if (hops == 40) {
+            dsn_free(cur);
+            return dsn_error(DEISSN_E_IO, "%s: %s: more than 40 symbolic links", fn, path);
+        }
+        size_t cap = (size_t)st.st_size + 1 > 256 ? (size_t)st.st_size + 1 : 256;
+        char *link = NULL;
+        ssize_t got;
+        for (;;) { /* st_size may be 0 or stale: grow until the link fits */
+            dsn_free(link);
+            if (!(link = dsn_malloc(cap))) break;
+            got = readlink(cur, link, cap);
+            if (got < 0 || (size_t)got < cap) break;
+            cap *= 2;
+        }
+        if (!link || got < 0) {
+            int32_t rc = link ? dsn_error(DEISSN_E_IO, "%s: %s: cannot read the symbolic link %s: "
+                                          "%s", fn, path, cur, strerror(errno))
+                              : dsn_error(DEISSN_E_NOMEM, "%s: out of memory", fn);
+            dsn_free(link);
+            dsn_free(cur);
+            return rc;
+        }
+        link[got] = '\0';
+        const char *slash = strrchr(cur, '/');
+        size_t dir = link[0] == '/' || !slash ? 0 : (size_t)(slash - cur) + 1;
+        char *next = dsn_malloc(dir + (size_t)got + 1);
+        if (next) {
+            memcpy(next, cur, dir);
+            memcpy(next + dir, link, (size_t)got + 1);
+        }
+        dsn_free(link);
+        dsn_free(cur);
+        if (!(cur = next)) return dsn_error(DEISSN_E_NOMEM, "%s: out of memory", fn);
+    }
+    *out = cur;
+    return DEISSN_OK;
+}
+
+/* Remove the temporaries "PREFIX<pid>-<k>" in `dir` that processes which no longer exist
+ * left behind (killed during a save). Best effort: errors are ignored. */
+static void remove_stale_temporaries(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t plen = strlen(prefix), dlen = strlen(dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, plen) != 0) continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(e->d_name + plen, &end, 10);
+        if (errno || pid <= 0 || *end != '-' || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to tell */
+        char *full = dsn_malloc(dlen + strlen(e->d_name) + 2);
+        if (!full) break;
+        sprintf(full, "%s/%s", dir, e->d_name);
+        unlink(full);
+        dsn_free(full);
+    }
+    closedir(d);
+}
+
+/* Write a then b to `path`.
+ * - An existing path that is not a regular file (a FIFO, a character device, /dev/stdout) is
+ *   written directly: it cannot be replaced, and should not be.
+ * - Otherwise symbolic links are followed to the target, and the bytes go to a temporary
+ *   ".NAME.deissn-tmp-PID-K" next to the target, which is synced and renamed over it: readers
+ *   see the old file or the complete new one, never a part. A target that exists keeps its
+ *   mode (and its owner and group where the process may set them). Temporaries of this name
+ *   whose process no longer exists (killed during a save) are removed first. */
 static int32_t write_atomic(const char *path, const unsigned char *a, size_t alen,
                             const unsigned char *b, size_t blen, const char *fn)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return dsn_error(DEISSN_E_IO, "%s: %s: is a directory", fn, path);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        int fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+            return dsn_error(DEISSN_E_IO, "%s: %s: cannot open it for writing: %s", fn, path,
+                             strerror(errno));
+        int32_t rc = write_both(fd, a, alen, b, blen, path, fn);
+        if (close(fd) != 0 && rc == DEISSN_OK)
+            rc = dsn_error(DEISSN_E_IO, "%s: %s: close failed: %s", fn, path, strerror(errno));
+        return rc;
+    }
+
     static unsigned counter; /* tells apart temporaries of threads of this process */
-    size_t plen = strlen(path);
-    char *tmp = dsn_malloc(plen + 48);
-    if (!tmp) return dsn_error(DEISSN_E_NOMEM, "%s: out of memory", fn);
+    char *target = NULL;
+    int32_t rc = follow_links(path, &target, fn);
+    if (rc != DEISSN_OK) return rc;
+    int exists = stat(target, &st) == 0;
+    /* dir/.NAME.deissn-tmp-PID-K; NAME shortened so that the temporary's name stays within
+     * NAME_MAX (255) */
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    size_t dlen = slash ? (size_t)(slash - target) : 0, blen_name = strlen(base);
+    if (blen_name > 200) blen_name = 200;
+    size_t cap = dlen + blen_name + 64;
+    char *tmp = dsn_malloc(cap), *dir = dsn_malloc(dlen + 2);
+    if (!tmp || !dir) {
+        dsn_free(tmp);
+        dsn_free(dir);
+        dsn_free(target);
+        return dsn_error(DEISSN_E_NOMEM, "%s: out of memory", fn);
+    }
+    if (!slash || dlen == 0) strcpy(dir, slash ? "/" : ".");
+    else memcpy(dir, target, dlen), dir[dlen] = '\0';
+    char prefix[220];
+    snprintf(prefix, sizeof prefix, ".%.*s.deissn-tmp-", (int)blen_name, base);
+    remove_stale_temporaries(dir, prefix);
     int fd = -1;
     for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
         unsigned k = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
-        snprintf(tmp, plen + 48, "%s.tmp-%ld-%u", path, (long)getpid(), k);
+        snprintf(tmp, cap, "%.*s%s%ld-%u", slash ? (int)dlen + 1 : 0, target, prefix,
+                 (long)getpid(), k);
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0 && errno != EEXIST) break;
     }
+    dsn_free(dir);
     if (fd < 0) {
-        int32_t rc = dsn_error(DEISSN_E_IO, "%s: %s: cannot create a temporary file next to it: "
-                               "%s", fn, path, strerror(errno));
+        rc = dsn_error(DEISSN_E_IO, "%s: %s: cannot create a temporary file next to it: %s", fn,
+                       target, strerror(errno));
         dsn_free(tmp);
+        dsn_free(target);
         return rc;
     }
-    int32_t rc = write_all(fd, a, alen, path, fn);
-    if (rc == DEISSN_OK) rc = write_all(fd, b, blen, path, fn);
+    if (exists) {
+        /* the owner first: changing it clears set-user-ID bits that the mode then restores */
+        if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
+            fchown(fd, st.st_uid, st.st_gid) != 0) {
+            /* not permitted: the file becomes the caller's, as any rewrite would */
+        }
+        if (fchmod(fd, st.st_mode & 07777) != 0)
+            rc = dsn_error(DEISSN_E_IO, "%s: %s: cannot give the new file the mode %04o: %s", fn,
+                           target, (unsigned)(st.st_mode & 07777), strerror(errno));
+    }
+    if (rc == DEISSN_OK) rc = write_both(fd, a, alen, b, blen, target, fn);
     if (rc == DEISSN_OK && fsync(fd) != 0)
-        rc = dsn_error(DEISSN_E_IO, "%s: %s: fsync failed: %s", fn, path, strerror(errno));
+        rc = dsn_error(DEISSN_E_IO, "%s: %s: fsync failed: %s", fn, target, strerror(errno));
     if (close(fd) != 0 && rc == DEISSN_OK)
-        rc = dsn_error(DEISSN_E_IO, "%s: %s: close failed: %s", fn, path, strerror(errno));
-    if (rc == DEISSN_OK && rename(tmp, path) != 0)
+        rc = dsn_error(DEISSN_E_IO, "%s: %s: close failed: %s", fn, target, strerror(errno));
+    if (rc == DEISSN_OK && rename(tmp, target) != 0)
         rc = dsn_error(DEISSN_E_IO, "%s: %s: cannot rename the temporary file over it: %s", fn,
-                       path, strerror(errno));
+                       target, strerror(errno));
     if (rc != DEISSN_OK) unlink(tmp);
     dsn_free(tmp);
+    dsn_free(target);
     return rc;
 }
 

@@ -1,0 +1,171 @@
+/* tool.c - the helpers the command-line tools share (tool.h). */
+#include "tool.h"
+
+#include "deissn.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tool_name = "deissn";
+
+void tool_die(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", tool_name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(status);
+}
+
+int tool_fail(const char *what, int32_t rc)
+{
+    fprintf(stderr, "%s: %s: %s (%s)\n", tool_name, what, deissn_last_error(),
+            deissn_status_string(rc));
+    return 1;
+}
+
+double tool_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint64_t tool_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+    uint64_t v = 0;
+    int ok = s[0] != '\0';
+    for (const char *p = s; ok && *p; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        ok = d <= 9 && v <= (UINT64_MAX - d) / 10;
+        v = v * 10 + d;
+    }
+    if (!ok || v < min || v > max)
+        tool_die(2, "%s: '%s' is not a whole number in %llu..%llu", opt, s,
+                 (unsigned long long)min, (unsigned long long)max);
+    return v;
+}
+
+double tool_parse_double(const char *opt, const char *s, double lo, int open_lo, double hi,
+                         int open_hi)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    int ok = end != s && *end == '\0' && errno != ERANGE && isfinite(v) &&
+             (open_lo ? v > lo : v >= lo) && (open_hi ? v < hi : v <= hi);
+    if (!ok)
+        tool_die(2, "%s: '%s' is not a number in %c%.17g, %.17g%c", opt, s, open_lo ? '(' : '[',
+                 lo, hi, open_hi ? ')' : ']');
+    return v;
+}
+
+void tool_parse_shape(const char *opt, const char *s, int64_t max_dim, uint64_t max_numel,
+                      int64_t shape[3])
+{
+    const char *p = s;
+    uint64_t numel = 1;
+    int ok = 1;
+    for (int d = 0; ok && d < 3; d++) {
+        const char *comma = strchr(p, ',');
+        size_t len = d < 2 ? (comma ? (size_t)(comma - p) : 0) : strlen(p);
+        int64_t v = 0;
+        ok = len > 0 && len <= 18;
+        for (size_t k = 0; ok && k < len; k++) {
+            ok = p[k] >= '0' && p[k] <= '9';
+            v = v * 10 + (p[k] - '0');
+        }
+        ok = ok && v >= 1 && v <= max_dim && numel <= max_numel / (uint64_t)v;
+        if (ok) {
+            numel *= (uint64_t)v;
+            shape[d] = v;
+            p += len + 1;
+        }
+    }
+    if (!ok)
+        tool_die(2, "%s: '%s' is not C,H,W (three whole numbers in 1..%lld, at most %llu "
+                 "values in all)", opt, s, (long long)max_dim, (unsigned long long)max_numel);
+}
+
+int tool_mul_size(size_t a, size_t b, size_t *out)
+{
+    if (b != 0 && a > SIZE_MAX / b) return 0;
+    *out = a * b;
+    return 1;
+}
+
+int tool_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+void tool_check_outputs(const tool_file *out, size_t n_out, const tool_file *in, size_t n_in)
+{
+    for (size_t i = 0; i < n_out; i++)
+        for (size_t j = 0; j < n_in; j++)
+            if (tool_same_file(out[i].path, in[j].path))
+                tool_die(2, "%s %s is the same file as %s %s; refusing to overwrite an input",
+                         out[i].option, out[i].path, in[j].option, in[j].path);
+}
+
+void tool_check_writable(const char *opt, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) tool_die(1, "%s %s: is a directory", opt, path);
+        if (access(path, W_OK) != 0) tool_die(1, "%s %s: %s", opt, path, strerror(errno));
+        return;
+    }
+    if (errno != ENOENT) tool_die(1, "%s %s: %s", opt, path, strerror(errno));
+    /* A new file: its directory must be there and writable. */
+    size_t len = strlen(path);
+    char *dir = malloc(len + 2);
+    if (!dir) tool_die(1, "out of memory");
+    memcpy(dir, path, len + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else slash[slash == dir] = '\0'; /* "/x" -> "/" */
+    int ok = stat(dir, &st) == 0 && (S_ISDIR(st.st_mode) || (errno = ENOTDIR, 0)) &&
+             access(dir, W_OK | X_OK) == 0;
+    if (!ok) tool_die(1, "%s %s: cannot create it in %s: %s", opt, path, dir, strerror(errno));
+    free(dir);
+}
+
+int tool_utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0], n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                                      : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0) return 0;
+    uint32_t cp = n == 1 ? c : c & (0x3fu >> (n - 1));
+    for (unsigned k = 1; k < n; k++) {
+        if ((p[k] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (p[k] & 0x3fu);
+    }
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return (int)n;
+}
+
+void tool_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int n = tool_utf8_len(p);
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
+        else if (n == 0) fputs("\\ufffd", f); /* not UTF-8: the replacement character */
+        else fwrite(p, 1, (size_t)n, f);
+        p += n ? n : 1;
+    }
+    fputc('"', f);
+}
