@@ -24,7 +24,7 @@ def seed_table(name, clip):
     path = seed_tables_dir() / ("%s_Ls_score_abs.pt" % name)
     if not path.exists():
         pytest.skip("reference table %s is absent (set DEISSN_SEED_TABLES)" % path)
-    return deissn.NormTable.load(path, pt_clip=clip)
+    return deissn.NormTable.load(path, clip=clip)
 
 
 def golden_cases():
