@@ -32,6 +32,12 @@
 //! # }
 //! ```
 //!
+//! What the model outputs is a sampler parameter ([`SamplerParams::prediction`]); TorchScript
+//! models are read by the library's torch plug-in, libdeissn-torch.so.1, loaded at run time
+//! ([`has_torch`]). The enums parse the library's names and aliases with `str::parse`
+//! (`"cosine".parse::<Noise>()`, `"v".parse::<Prediction>()`), the same spellings as the C
+//! tools, and [`SamplerParams::named`] gives the tools' samplers ("deis-sn", "ddim", ...).
+//!
 //! The library is linked through `deissn-sys` (see its build script for how it is found).
 //! Thread safety follows the C header: schedules, tables and models are `Send + Sync`; a
 //! sampler is `Send` only.
