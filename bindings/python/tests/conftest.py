@@ -44,5 +44,5 @@ def gaussian_eps(schedule, tau, x, s=0.5):
 def torch_model_path():
     import deissn
     if not deissn.has_torch():
-        pytest.skip("this libdeissn was built without libtorch")
+        pytest.skip("the torch plug-in (libdeissn-torch.so.1) is not available: deissn.has_torch() is False")
     return MODELS / "gaussian_eps.pt"
