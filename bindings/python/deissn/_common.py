@@ -1,15 +1,27 @@
-"""Shared plumbing: the handle base class, the enums, and the array conversion rules."""
+"""Shared plumbing: the handle base class, the enums (named by the library), and the array
+conversion rules."""
 import contextlib
 import enum
 import signal
 import threading
-from ctypes import c_void_p
+from ctypes import byref, c_int32, c_void_p
 
 import numpy as np
 
+from ._lib import lib
 from .errors import ConcurrentUseError, InvalidArgument
 
 
+def _named(kind):
+    """Class decorator: the deissn_enum kind an enum's names are read with (an attribute set
+    after the class is made, as a class body would make it a member)."""
+    def mark(cls):
+        cls._deissn_kind = kind
+        return cls
+    return mark
+
+
+@_named(0)  # DEISSN_ENUM_NOISE
 class Noise(enum.IntEnum):
     """How alpha_bar is defined (``deissn_noise``)."""
     LINEAR = 0
@@ -20,6 +32,7 @@ class Noise(enum.IntEnum):
     CONTINUOUS_VP = 5
 
 
+@_named(1)  # DEISSN_ENUM_SPACING
 class Spacing(enum.IntEnum):
     """How the sampling times are chosen (``deissn_spacing``)."""
     QUADRATIC = 0
@@ -32,19 +45,22 @@ class Spacing(enum.IntEnum):
     CUSTOM = 7
 
 
-class Prediction(enum.IntEnum):
-    """What a model outputs (``deissn_prediction``); also accepted: "eps", "x0", "v"."""
-    EPSILON = 0
-    SAMPLE = 1
-    V = 2
-
-
+@_named(2)  # DEISSN_ENUM_METHOD
 class Method(enum.IntEnum):
     """What the sampler extrapolates (``deissn_method``): EPS (DEIS / DEIS-SN) or DATA (x0)."""
     EPS = 0
     DATA = 1
 
 
+@_named(3)  # DEISSN_ENUM_PREDICTION
+class Prediction(enum.IntEnum):
+    """What a model outputs (``deissn_prediction``), a sampler parameter."""
+    EPSILON = 0
+    SAMPLE = 1
+    V = 2
+
+
+@_named(4)  # DEISSN_ENUM_TIME
 class Time(enum.IntEnum):
     """The time argument a model is given (``deissn_time_convention``)."""
     MODEL_INDEX = 0
@@ -53,29 +69,56 @@ class Time(enum.IntEnum):
     SIGMA = 3
 
 
+@_named(5)  # DEISSN_ENUM_DTYPE
 class DType(enum.IntEnum):
-    """The dtype a TorchScript model runs in (``deissn_dtype``)."""
+    """The dtype a model plug-in runs in (``deissn_dtype``)."""
     FLOAT32 = 0
     FLOAT16 = 1
     BFLOAT16 = 2
 
 
-_ALIASES = {Prediction: {"eps": "epsilon", "x0": "sample"},
-            DType: {"float": "float32", "half": "float16", "fp16": "float16", "bf16": "bfloat16"}}
+@_named(6)  # DEISSN_ENUM_PRESET
+class Preset(enum.IntEnum):
+    """A named sampling configuration (``deissn_preset``)."""
+    BEST = 0
+    REFERENCE = 1
 
 
 def to_enum(cls, value, what):
-    """An enum member from a member, its int value or its name (case-insensitive)."""
+    """An enum member from a member, its int value or a name, which the library reads
+    (``deissn_enum_value``: its canonical names and aliases, case and '-'/'_' aside), so that
+    one spelling holds in C, the tools and every binding. Raises :class:`InvalidArgument`
+    naming `what`, with the library's message listing the names."""
     if isinstance(value, str):
-        name = _ALIASES.get(cls, {}).get(value.lower(), value).upper()
-        if name in cls.__members__:
-            return cls[name]
-        raise InvalidArgument("%s: unknown value %r; expected one of %s" % (
-            what, value, ", ".join(repr(m.lower()) for m in cls.__members__)))
+        out = c_int32()
+        try:
+            lib.deissn_enum_value(cls._deissn_kind, value, byref(out))
+        except InvalidArgument as e:
+            raise InvalidArgument("%s: %s" % (what, e.message), e.status) from None
+        return cls(out.value)
+    if isinstance(value, (bool, float)):
+        raise TypeError("%s must be a name or a %s, not %s" % (what, cls.__name__,
+                                                                type(value).__name__))
     try:
         return cls(value)
     except ValueError:
         raise InvalidArgument("%s: unknown value %r" % (what, value)) from None
+
+
+def enum_name(member):
+    """The library's canonical name of enum member `member` (``deissn_enum_name``)."""
+    return lib.deissn_enum_name(type(member)._deissn_kind, int(member)).decode()
+
+
+def moved_argument(where, kwargs):
+    """Refuse the keyword arguments in `kwargs` (the ``**`` of `where`): ``prediction``, which
+    ABI 1 made a sampler parameter, with where it went; anything else as Python would."""
+    if "prediction" in kwargs:
+        raise TypeError("%s() no longer takes prediction: what the model outputs is a sampler "
+                        "parameter now, Sampler(schedule, ..., prediction=%r)"
+                        % (where, kwargs["prediction"]))
+    if kwargs:
+        raise TypeError("%s() got an unexpected keyword argument %r" % (where, next(iter(kwargs))))
 
 
 def map_tau(fn, handle, tau):

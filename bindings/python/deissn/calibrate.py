@@ -7,7 +7,7 @@ import numpy as np
 from ._common import Handle, input_array
 from ._lib import c_float_p, lib
 from .errors import SizeMismatch
-from .table import NormTable
+from .table import NormTable, table_params
 
 
 class Calibrator(Handle):
@@ -81,14 +81,15 @@ class Calibrator(Handle):
                                            counts.ctypes.data_as(POINTER(c_uint64)), sums.size,
                                            samples)
 
-    def finish(self, clip=0, metadata=None):
+    def finish(self, clip=0, metadata=None, *, fingerprint=0):
         """Make the table: r = mean |eps| per step at its time, the `clip` knots nearest
-        tau = 0 set to the next one's value, `metadata` (a str) kept with it. The calibrator
-        is unchanged. Raises :class:`StateError` when a step has no values yet."""
+        tau = 0 set to the next one's value, `metadata` (a str) kept with it, the fingerprint
+        the calibrator's schedule's unless `fingerprint` is given. The calibrator is
+        unchanged. Raises :class:`StateError` when a step has no values yet."""
         out = c_void_p()
+        p = table_params(fingerprint, clip, metadata)
         with self._using() as h:
-            lib.deissn_calibrator_finish(byref(out), h, clip,
-                                         metadata.encode() if metadata else None)
+            lib.deissn_calibrator_finish(byref(out), h, byref(p))
         return NormTable._wrap(out.value)
 
     def __repr__(self):

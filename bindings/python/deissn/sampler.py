@@ -1,15 +1,16 @@
 """The sampler: the DEIS / DEIS-SN stepping state machine, and the full sampling loop."""
 import contextlib
+import ctypes
 from collections import namedtuple
-from ctypes import byref, c_int64, c_void_p
+from ctypes import byref, c_int32, c_int64, c_void_p
 
 import numpy as np
 
 from . import _lib
 from ._common import (CallbackScope, Handle, Method, Prediction, callback, input_array,
-                      inplace_array, to_enum)
+                      inplace_array, moved_argument, to_enum)
 from ._lib import c_float_p, lib
-from .errors import Error, SizeMismatch, StateError
+from .errors import Error, InvalidArgument, SizeMismatch, StateError
 
 DONE = 1
 
@@ -24,6 +25,12 @@ x_to = psi * x_from + sum_j c[j] * eps_j / r[j], eps_0 being the newest output, 
 order, or order + 1 where the step folds in a correction of x_from (corrector_order > 0)."""
 
 
+SampleStats = namedtuple("SampleStats", "evaluations model_seconds sampler_seconds")
+SampleStats.__doc__ = """What a successful :meth:`Sampler.sample` measured
+(``deissn_sample_stats``): model evaluations, and wall seconds inside the model and in
+everything else (updates, checks, copies)."""
+
+
 def _info(s):
     return StepInfo(s.step, s.steps, s.tau, s.model_t, s.alpha, s.sigma)
 
@@ -32,11 +39,15 @@ class Sampler(Handle):
     """Walks a :class:`Schedule` with DEIS, or DEIS-SN when given a :class:`NormTable`.
 
     ``Sampler(schedule, table=None, order=3, lower_order_final=False, method="eps",
-    corrector=False)``; order is 0..3 (0 without a table is DDIM). method "eps" is DEIS /
-    DEIS-SN (the polynomial is through eps / r(tau)); "data" extrapolates the data prediction
-    x0 in log-SNR instead and ignores the table; ``corrector=True`` (method "data" only)
-    corrects each state with the model output evaluated there (one order higher, no extra
-    evaluations). All coefficients are computed here, once.
+    corrector=False, prediction="epsilon")``; order is 0..3 (0 without a table is DDIM).
+    method "eps" is DEIS / DEIS-SN (the polynomial is through eps / r(tau)); "data" (alias
+    "x0") extrapolates the data prediction x0 in log-SNR instead and ignores the table;
+    ``corrector=True`` (method "data" only) corrects each state with the model output
+    evaluated there (one order higher, no extra evaluations). prediction is what the model
+    outputs, for :meth:`step` and :meth:`sample` alike: "epsilon" (alias "eps"), "sample"
+    (alias "x0") or "v_prediction" (alias "v"), or a :class:`Prediction`. Names are the
+    library's (``deissn_enum_value``). All coefficients are computed here, once.
+    :meth:`named` makes the samplers known by name ("deis-sn", "ddim", ...).
 
     Two ways to sample. With your own model call::
 
@@ -56,20 +67,48 @@ class Sampler(Handle):
 
     _free = lib.deissn_sampler_free
     _exclusive = True
+    stats = None  # the SampleStats of the last successful sample()
 
     def __init__(self, schedule, table=None, *, order=3, lower_order_final=False,
-                 method="eps", corrector=False, allow_table_mismatch=False):
+                 method="eps", corrector=False, prediction="epsilon",
+                 allow_table_mismatch=False):
         p = _lib.default_params(_lib.SamplerParams)
         p.order = order
         p.lower_order_final = int(bool(lower_order_final))
-        p.method = to_enum(Method, method, "method")
+        p.method = to_enum(Method, method, "Sampler: method")
         p.corrector = int(bool(corrector))
+        p.prediction = to_enum(Prediction, prediction, "Sampler: prediction")
         p.allow_table_mismatch = int(bool(allow_table_mismatch))
+        self._create(schedule, table, p)
+
+    def _create(self, schedule, table, p):
         out = c_void_p()
         lib.deissn_sampler_create(byref(out), schedule._handle,
                                   table._handle if table is not None else None, byref(p))
         self._adopt(out.value)
         self.schedule, self.table = schedule, table
+
+    @classmethod
+    def named(cls, name, schedule, table=None, *, prediction="epsilon",
+              allow_table_mismatch=False):
+        """The sampler known by `name` (``deissn_sampler_params_by_name``): "deis-sn" (give it
+        a `table`), "deis", "ddim", "x0", "x0-corrector". A table given to a sampler that does
+        not use one, or none to "deis-sn", raises :class:`InvalidArgument`; an unknown name
+        raises it with the library's list of names."""
+        p = _lib.default_params(_lib.SamplerParams)
+        uses_table = c_int32()
+        try:
+            lib.deissn_sampler_params_by_name(byref(p), name, byref(uses_table))
+        except InvalidArgument as e:
+            raise InvalidArgument("Sampler.named: %s" % e.message, e.status) from None
+        if bool(uses_table.value) != (table is not None):
+            raise InvalidArgument("Sampler.named: %r %s" % (
+                name, "needs a table" if uses_table.value else "does not use a table"))
+        p.prediction = to_enum(Prediction, prediction, "Sampler.named: prediction")
+        p.allow_table_mismatch = int(bool(allow_table_mismatch))
+        self = object.__new__(cls)
+        self._create(schedule, table, p)
+        return self
 
     @classmethod
     def preset(cls, name="best", steps=10, table=None, **schedule_kwargs):
@@ -80,11 +119,13 @@ class Sampler(Handle):
 
         "best" is the configuration measured best (docs/presets.md), "reference" the DEIS-SN
         paper's. `schedule_kwargs` describe the noise schedule (noise=..., beta_start=...,
-        alphas_cumprod=...; default linear, T = 1000); see :func:`deissn.preset`."""
+        alphas_cumprod=...; default linear, T = 1000), and prediction=... the model's output;
+        see :func:`deissn.preset`."""
         from .schedule import Schedule, preset
+        prediction = schedule_kwargs.pop("prediction", "epsilon")
         skw, pkw = preset(name, steps)
         skw.update(schedule_kwargs)
-        return cls(Schedule(**skw), table, **pkw)
+        return cls(Schedule(**skw), table, prediction=prediction, **pkw)
 
     @property
     def steps(self):
@@ -123,26 +164,26 @@ class Sampler(Handle):
             if self._next()[1].step == s.step:
                 raise StateError("Sampler: step() was not called for step %d" % s.step, -5)
 
-    def step(self, x, model_out, prediction="epsilon"):
+    def step(self, x, model_out, **moved):
         """Take one step and return `x`, updated in place.
 
         x:          the state, float32, C-contiguous and writable (numpy array or torch CPU
                     tensor), any shape; never copied.
-        model_out:  the model's output on x at :attr:`info`'s time, as many elements as x;
-                    converted once to float32 if it is not (the sampler copies what it keeps).
-        prediction: "epsilon", "sample" (x0) or "v".
+        model_out:  the model's output on x at :attr:`info`'s time, as many elements as x
+                    (what it is, the sampler's `prediction` says); converted once to float32
+                    if it is not (the sampler copies what it keeps).
         Raises :class:`NonFinite` (NaN/Inf in model_out; x and the sampler are unchanged),
         :class:`SizeMismatch`, :class:`StateError` (already done).
         """
+        moved_argument("Sampler.step", moved)
         xa = inplace_array(x, "x")
         out = input_array(model_out)
         if out.size != xa.size:
             raise SizeMismatch("Sampler.step: model_out has %d elements, x has %d"
                                % (out.size, xa.size), -3)
-        prediction = to_enum(Prediction, prediction, "prediction")
         with self._using() as h:
             lib.deissn_step(h, xa.ctypes.data_as(c_float_p), out.ctypes.data_as(c_float_p),
-                            xa.size, prediction, None)
+                            xa.size, None)
         return x
 
     def sample(self, model, x, progress=None, calibrator=None):
@@ -154,10 +195,13 @@ class Sampler(Handle):
         raised by a Python model or by progress are re-raised here, and so is Ctrl-C
         (KeyboardInterrupt), at the latest after the step in progress, with x as it was. A :class:`Calibrator`,
         if given, receives every step's eps once the whole sampling has succeeded.
+        After a successful call :attr:`stats` holds its :class:`SampleStats`.
         """
         xa = inplace_array(x, "x")
         shape = (c_int64 * xa.ndim)(*xa.shape)
-        opts = _lib.SampleOptions(version=_lib.SampleOptions._version_)
+        opts = _lib.default_params(_lib.SampleOptions)
+        stats = _lib.SampleStats()
+        opts.stats = ctypes.pointer(stats)
         # Always a progress callback: it gives Python control between steps, so that a
         # signal (Ctrl-C) is handled then even while a TorchScript model runs.
         def call_progress(user, step, steps):
@@ -177,6 +221,7 @@ class Sampler(Handle):
                 if scope.exc is None:
                     raise
         scope.reraise()
+        self.stats = SampleStats(stats.evaluations, stats.model_seconds, stats.sampler_seconds)
         return x
 
     def coeffs(self):

@@ -4,7 +4,8 @@ from ctypes import byref, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import Handle, Method, Noise, Spacing, input_array, map_tau, to_enum
+from ._common import (Handle, Method, Noise, Preset, Spacing, enum_name, input_array,
+                      map_tau, to_enum)
 from ._lib import c_double_p, lib
 from .errors import InvalidArgument
 
@@ -16,10 +17,13 @@ class Schedule(Handle):
 
         Schedule(noise="linear", spacing="quadratic", steps=10, tau_end=0.0)
 
-    noise:           "linear", "scaled_linear", "squaredcos_cap_v2", "continuous_vp"
-                     (or a :class:`Noise`); implied by `betas` / `alphas_cumprod`.
-    spacing:         "quadratic", "trailing", "linspace", "leading", "power", "logsnr",
-                     "karras" (or a :class:`Spacing`); implied by `taus`.
+    noise:           "linear", "scaled_linear", "squaredcos_cap_v2" (alias "cosine"),
+                     "continuous_vp" (alias "vp"), or a :class:`Noise`; implied by `betas` /
+                     `alphas_cumprod`.
+    spacing:         "quadratic", "trailing", "linspace", "leading", "power" (alias "uniform"),
+                     "logsnr", "karras", or a :class:`Spacing`; implied by `taus`.
+    Names are the library's (``deissn_enum_value``): case and '-' vs '_' do not matter, and
+    an unknown name raises :class:`InvalidArgument` listing the known ones.
     steps:           N, the number of model evaluations (default 10, or len(taus)).
     num_train_steps: T (default 1000, or the length of `betas` / `alphas_cumprod`).
     beta_start, beta_end: linear and scaled_linear betas (None: the library's defaults).
@@ -46,22 +50,22 @@ class Schedule(Handle):
             (alphas_cumprod, Noise.CUSTOM_ALPHAS_CUMPROD)
         if custom is not None:
             custom = input_array(custom, np.float64)
-            if noise is not None and to_enum(Noise, noise, "noise") != implied:
+            if noise is not None and to_enum(Noise, noise, "Schedule: noise") != implied:
                 raise InvalidArgument("Schedule: noise=%r conflicts with the custom array" % noise)
             noise = implied
             p.custom, p.custom_len = custom.ctypes.data_as(c_double_p), custom.size
             p.num_train_steps = custom.size
         if taus is not None:
             taus = input_array(taus, np.float64)
-            if spacing is not None and to_enum(Spacing, spacing, "spacing") != Spacing.CUSTOM:
+            if spacing is not None and to_enum(Spacing, spacing, "Schedule: spacing") != Spacing.CUSTOM:
                 raise InvalidArgument("Schedule: spacing=%r conflicts with taus" % spacing)
             spacing = Spacing.CUSTOM
             p.custom_taus = taus.ctypes.data_as(c_double_p)
             if steps is not None and steps != taus.size:
                 raise InvalidArgument("Schedule: steps=%d but %d taus" % (steps, taus.size))
             steps = taus.size
-        p.noise = to_enum(Noise, "linear" if noise is None else noise, "noise")
-        p.spacing = to_enum(Spacing, "quadratic" if spacing is None else spacing, "spacing")
+        p.noise = to_enum(Noise, "linear" if noise is None else noise, "Schedule: noise")
+        p.spacing = to_enum(Spacing, "quadratic" if spacing is None else spacing, "Schedule: spacing")
         if steps is not None:
             p.steps = steps
         if num_train_steps is not None:
@@ -110,9 +114,6 @@ class Schedule(Handle):
             self.steps, self.num_train_steps, self.fingerprint)
 
 
-_PRESETS = {"best": 0, "reference": 1}
-
-
 def preset(name="best", steps=10):
     """The keyword arguments of a named configuration for `steps` model evaluations, as
     ``(schedule_kwargs, sampler_kwargs)`` (``deissn_preset_params``)::
@@ -123,15 +124,15 @@ def preset(name="best", steps=10):
     "best" is the configuration with the lowest worst-case error over libdeissn's two
     evaluation models (docs/presets.md; at some NFE the x0 method, which ignores the table),
     "reference" the DEIS-SN paper's (quadratic spacing, order 3). Add noise=... etc. to the
-    schedule kwargs as needed; a preset only sets the sampling fields.
+    schedule kwargs as needed; a preset only sets the sampling fields. `name` is a
+    :class:`Preset` or its name.
     """
-    if name not in _PRESETS:
-        raise InvalidArgument("preset: %r is not one of %s" % (name, ", ".join(_PRESETS)))
+    which = to_enum(Preset, name, "preset")
     sp, pp = _lib.default_params(_lib.ScheduleParams), _lib.default_params(_lib.SamplerParams)
-    lib.deissn_preset_params(_PRESETS[name], steps, byref(sp), byref(pp))
-    schedule_kwargs = dict(spacing=Spacing(sp.spacing).name.lower(), steps=sp.steps,
+    lib.deissn_preset_params(which, steps, byref(sp), byref(pp))
+    schedule_kwargs = dict(spacing=enum_name(Spacing(sp.spacing)), steps=sp.steps,
                            power=sp.power, karras_rho=sp.karras_rho,
                            tau_min_eval=sp.tau_min_eval or None, tau_end=sp.tau_end)
     sampler_kwargs = dict(order=pp.order, lower_order_final=bool(pp.lower_order_final),
-                          method=Method(pp.method).name.lower(), corrector=bool(pp.corrector))
+                          method=enum_name(Method(pp.method)), corrector=bool(pp.corrector))
     return schedule_kwargs, sampler_kwargs

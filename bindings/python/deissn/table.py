@@ -1,12 +1,26 @@
 """Normalization tables r(tau): the mean |eps| of a model at time tau."""
 import os
+from collections import namedtuple
 from ctypes import byref, c_double, c_void_p
 
 import numpy as np
 
+from . import _lib
 from ._common import Handle, input_array, map_tau
 from ._lib import c_double_p, c_float_p, lib
 from .errors import SizeMismatch
+
+TableInfo = namedtuple("TableInfo", "n_knots samples steps clip fingerprint has_sums")
+TableInfo.__doc__ = """What is known about how a table was made (``deissn_normtable_info``):
+its knots, the samples and steps of the runs that measured it (0: unknown), the knots clipped
+nearest tau = 0, the schedule fingerprint (0: any) and whether it keeps calibration sums."""
+
+
+def table_params(fingerprint=0, clip=0, metadata=None):
+    """A deissn_normtable_params: 0 / None mean "the source's" (metadata "" means none)."""
+    p = _lib.default_params(_lib.NormTableParams)
+    p.fingerprint, p.clip, p.metadata = fingerprint, clip, metadata
+    return p
 
 
 class NormTable(Handle):
@@ -20,26 +34,37 @@ class NormTable(Handle):
     _free = lib.deissn_normtable_free
 
     @classmethod
-    def load(cls, path, pt_clip=0):
+    def load(cls, path, clip=0, *, fingerprint=0, metadata=None, **renamed):
         """Load a table file (format recognised by its first bytes).
 
-        For the reference implementation's torch.save files, `pt_clip` entries nearest
-        tau = 0 are clipped as in :meth:`from_reference` (5 for CIFAR-10, 1 for LSUN Church).
+        `clip` knots nearest tau = 0 are clipped on top of the file's own clip: the
+        reference implementation's torch.save files want theirs (5 for CIFAR-10, 1 for LSUN
+        Church), as in :meth:`from_reference`. `fingerprint` and `metadata` (0 / None: the
+        file's) relabel the table as :meth:`copy` does.
         Raises :class:`FileError` (cannot read) or :class:`FormatError` (not a table).
         """
+        if "pt_clip" in renamed:
+            raise TypeError("NormTable.load(): pt_clip is now clip (and applies to every format)")
+        if renamed:
+            raise TypeError("NormTable.load() got an unexpected keyword argument %r"
+                            % next(iter(renamed)))
         out = c_void_p()
-        lib.deissn_normtable_load(byref(out), os.fsencode(path), pt_clip)
+        lib.deissn_normtable_load(byref(out), os.fsencode(path),
+                                  byref(table_params(fingerprint, clip, metadata)))
         return cls._wrap(out.value)
 
     @classmethod
-    def from_arrays(cls, tau, r):
-        """A table from knots: `tau` strictly increasing in [0, 1], `r` finite and > 0."""
+    def from_arrays(cls, tau, r, *, fingerprint=0, clip=0, metadata=None):
+        """A table from knots: `tau` strictly increasing in [0, 1], `r` finite and > 0 (after
+        the `clip` knots nearest tau = 0 took the next one's value); `fingerprint` (0: any
+        schedule) and `metadata` (a str) recorded with it."""
         tau, r = input_array(tau, np.float64), input_array(r, np.float64)
         if tau.size != r.size:
             raise SizeMismatch("NormTable.from_arrays: %d taus but %d values" % (tau.size, r.size))
         out = c_void_p()
         lib.deissn_normtable_create(byref(out), tau.ctypes.data_as(c_double_p),
-                                    r.ctypes.data_as(c_double_p), tau.size)
+                                    r.ctypes.data_as(c_double_p), tau.size,
+                                    byref(table_params(fingerprint, clip, metadata)))
         return cls._wrap(out.value)
 
     @classmethod
@@ -55,7 +80,8 @@ class NormTable(Handle):
                                % (score_abs.size, Ls.size))
         out = c_void_p()
         lib.deissn_normtable_from_reference(byref(out), score_abs.ctypes.data_as(c_float_p),
-                                            Ls.ctypes.data_as(c_float_p), score_abs.size, clip)
+                                            Ls.ctypes.data_as(c_float_p), score_abs.size,
+                                            byref(table_params(clip=clip)))
         return cls._wrap(out.value)
 
     def __call__(self, tau):
@@ -86,6 +112,26 @@ class NormTable(Handle):
     def metadata(self):
         """The text kept with the table ("" when none)."""
         return lib.deissn_normtable_metadata(self._handle).decode("utf-8")
+
+    @property
+    def info(self):
+        """A :class:`TableInfo`: how the table was made."""
+        i = _lib.NormTableInfo()
+        lib.deissn_normtable_get_info(self._handle, byref(i))
+        return TableInfo(i.n_knots, i.samples, i.steps, i.clip, i.fingerprint, bool(i.has_sums))
+
+    def copy(self, *, fingerprint=0, clip=0, metadata=None):
+        """A copy relabelled (``deissn_normtable_copy``): a new `fingerprint`, a further `clip`,
+        new `metadata` ("" for none); 0 / None keep this table's. Everything else,
+        calibration sums included, is the same."""
+        out = c_void_p()
+        lib.deissn_normtable_copy(byref(out), self._handle,
+                                  byref(table_params(fingerprint, clip, metadata)))
+        return type(self)._wrap(out.value)
+
+    def with_metadata(self, metadata):
+        """A copy whose metadata is `metadata` ("" or None for none)."""
+        return self.copy(metadata=metadata or "")
 
     def save(self, path):
         """Write the table in libdeissn's own format (read back bit for bit by :meth:`load`),

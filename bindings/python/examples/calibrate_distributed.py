@@ -24,7 +24,8 @@ import deissn  # noqa: E402
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="TorchScript model file")
-    ap.add_argument("--prediction", default="epsilon", help="epsilon, sample or v")
+    ap.add_argument("--prediction", default="epsilon",
+                    help="what the model outputs: epsilon (eps), sample (x0), v_prediction (v)")
     ap.add_argument("--shape", default="1,28,28", help="the shape of one sample, e.g. 3,32,32")
     ap.add_argument("--samples", type=int, default=1024, help="samples in all (default 1024)")
     ap.add_argument("--batch", type=int, default=64, help="samples per model call")
@@ -45,8 +46,8 @@ def main():
         rank, world = 0, 1
 
     schedule = deissn.Schedule(spacing="trailing", steps=args.steps)
-    sampler = deissn.Sampler(schedule)
-    model = deissn.Model.load(args.model, prediction=args.prediction, threads=1 if distributed else 0)
+    sampler = deissn.Sampler(schedule, prediction=args.prediction)
+    model = deissn.Model.load(args.model, threads=1 if distributed else 0)
     calibrator = deissn.Calibrator(schedule)
     first, last = args.samples * rank // world, args.samples * (rank + 1) // world
     for start in range(first, last, args.batch):

@@ -5,11 +5,11 @@
 
 The model (models/fmnist_unet.pt, an eps-prediction UNet on 1 x 32 x 32 images in [-1, 1])
 and its normalization table (models/fmnist_unet_table.pt) are made by
-tools/train_tiny_model.py; pass --model/--table to use others, --table none for plain DEIS.
+tools/train_tiny_model.py; pass --model/--table to use others, --table none for plain DEIS,
+--sampler for another of the library's samplers by name (deis, ddim, x0, x0-corrector).
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,8 @@ def main():
     ap.add_argument("--table", default=str(MODELS / "fmnist_unet_table.pt"),
                     help="normalization table, or 'none' for plain DEIS")
     ap.add_argument("--steps", type=int, default=10, help="model evaluations (NFE)")
-    ap.add_argument("--order", type=int, default=3)
+    ap.add_argument("--sampler", default="deis-sn",
+                    help="deis-sn (with --table), deis, ddim, x0 or x0-corrector")
     ap.add_argument("-n", type=int, default=64, help="number of samples")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shape", default="1,32,32", help="the shape of one sample")
@@ -53,18 +54,22 @@ def main():
                      "tools/train_tiny_model.py and may not be in this checkout yet; pass "
                      "--model/--table to use your own." % (what, path))
     if not deissn.has_torch():
-        sys.exit("sample_png.py: this libdeissn was built without libtorch, so it cannot run "
-                 "TorchScript models")
+        sys.exit("sample_png.py: the torch plug-in (libdeissn-torch.so.%d) is not available "
+                 "here, so TorchScript models cannot be run" % deissn.ABI)
 
     schedule = deissn.Schedule(noise="linear", spacing="quadratic", steps=args.steps)
-    table = None if args.table == "none" else deissn.NormTable.load(args.table)
-    sampler = deissn.Sampler(schedule, table, order=args.order)
+    name = args.sampler
+    if name.lower().replace("_", "-") == "deis-sn" and args.table == "none":
+        name = "deis"  # DEIS-SN without its table is DEIS
+    table = deissn.NormTable.load(args.table) if name.lower().replace("_", "-") == "deis-sn" \
+        else None
+    sampler = deissn.Sampler.named(name, schedule, table)
     model = deissn.Model.load(args.model)
     x = deissn.noise(args.seed, args.n, tuple(int(d) for d in args.shape.split(",")))
-    start = time.perf_counter()
     sampler.sample(model, x)
-    print("%d samples, %d model evaluations, %s: %.2f s" % (
-        args.n, args.steps, "DEIS-SN" if table else "DEIS", time.perf_counter() - start))
+    st = sampler.stats
+    print("%d samples, %d model evaluations, %s: %.2f s in the model, %.3f s in the sampler" % (
+        args.n, st.evaluations, name, st.model_seconds, st.sampler_seconds))
     grid(x).save(args.out)
     print("wrote", args.out)
 

@@ -24,7 +24,7 @@ def seed_table(name, clip):
     path = seed_tables_dir() / ("%s_Ls_score_abs.pt" % name)
     if not path.exists():
         pytest.skip("reference table %s is absent (set DEISSN_SEED_TABLES)" % path)
-    return deissn.NormTable.load(path, pt_clip=clip)
+    return deissn.NormTable.load(path, clip=clip)
 
 
 def golden_cases():
@@ -44,5 +44,5 @@ def gaussian_eps(schedule, tau, x, s=0.5):
 def torch_model_path():
     import deissn
     if not deissn.has_torch():
-        pytest.skip("this libdeissn was built without libtorch")
+        pytest.skip("the torch plug-in (libdeissn-torch.so.1) is not available: deissn.has_torch() is False")
     return MODELS / "gaussian_eps.pt"

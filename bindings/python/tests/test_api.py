@@ -120,3 +120,55 @@ def test_import_with_torch_loaded_first():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO / "bindings" / "python",
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() in ("True", "False")
+
+
+def test_prediction_moved_to_the_sampler_says_where():
+    for call in (lambda: deissn.Model.from_callable(lambda x, t: x, prediction="v"),
+                 lambda: deissn.Model.load("model.pt", prediction="v"),
+                 lambda: deissn.Sampler(deissn.Schedule()).step(
+                     np.zeros(2, np.float32), np.zeros(2), prediction="v")):
+        with pytest.raises(TypeError, match=r"no longer takes prediction: .*"
+                                            r"Sampler\(schedule, \.\.\., prediction='v'\)"):
+            call()
+    with pytest.raises(TypeError, match="pt_clip is now clip"):
+        deissn.NormTable.load("t.pt", pt_clip=5)
+
+
+def test_sample_stats_are_kept_on_success_only():
+    schedule = deissn.Schedule(steps=5)
+    sampler = deissn.Sampler(schedule)
+    assert sampler.stats is None
+    model = deissn.Model.from_callable(lambda x, t: 0.5 * x)
+    sampler.sample(model, deissn.noise(0, 2, 4))
+    st = sampler.stats
+    assert isinstance(st, deissn.SampleStats) and st.evaluations == 5
+    assert st.model_seconds > 0 and st.sampler_seconds > 0
+
+    def failing(x, t):
+        raise RuntimeError("no")
+    with pytest.raises(RuntimeError):
+        sampler.sample(deissn.Model.from_callable(failing), deissn.noise(0, 2, 4))
+    assert sampler.stats is st
+
+
+def test_table_params_fingerprint_clip_metadata(tmp_path):
+    t = deissn.NormTable.from_arrays([0.0, 0.5, 1.0], [9.0, 2.0, 3.0], clip=1,
+                                     fingerprint=0x1234, metadata="made here")
+    assert t.knots[1].tolist() == [2.0, 2.0, 3.0]
+    assert t.info == deissn.TableInfo(3, 0, 0, 1, 0x1234, False)
+    assert t.metadata == "made here"
+    # copy: 0 / None keep the source's, metadata "" clears it
+    c = t.copy(clip=2)
+    assert (c.fingerprint, c.metadata, c.info.clip) == (0x1234, "made here", 2)
+    assert c.knots[1].tolist() == [3.0, 3.0, 3.0]
+    assert t.with_metadata("relabelled").metadata == "relabelled"
+    assert t.with_metadata(None).metadata == ""
+    assert t.copy(fingerprint=7).fingerprint == 7
+    path = tmp_path / "t.dtab"
+    t.save(path)
+    back = deissn.NormTable.load(path)
+    assert back.knots[1].tolist() == t.knots[1].tolist() and back.metadata == "made here"
+    # load's clip goes on top of the file's own, and its labels replace the file's
+    more = deissn.NormTable.load(path, clip=2, metadata="loaded", fingerprint=9)
+    assert (more.info.clip, more.metadata, more.fingerprint) == (2, "loaded", 9)
+    assert more.knots[1].tolist() == [3.0, 3.0, 3.0]

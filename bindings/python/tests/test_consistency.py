@@ -49,6 +49,19 @@ def test_predictions_and_time_conventions(setup):
         abar = schedule.alpha_bar(tau)
         return (x - np.sqrt(1 - abar) * gaussian_eps(schedule, tau, x)) / np.sqrt(abar)
 
-    got = sampler.sample(deissn.Model.from_callable(x0, prediction="x0", time="tau"),
-                         deissn.noise(SEED, N, SHAPE))
-    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    def v(x, tau):
+        abar = schedule.alpha_bar(tau)
+        eps = gaussian_eps(schedule, tau, x)
+        return np.sqrt(abar) * eps - np.sqrt(1 - abar) * (x - np.sqrt(1 - abar) * eps) / np.sqrt(abar)
+
+    # What the model predicts is the sampler's parameter, by any of the library's names.
+    for prediction, fn in (("x0", x0), ("sample", x0), ("v", v), ("V_Prediction", v)):
+        other = deissn.Sampler(schedule, sampler.table, order=max(c.order for c in sampler.coeffs()),
+                               prediction=prediction)
+        got = other.sample(deissn.Model.from_callable(fn, time="tau"), deissn.noise(SEED, N, SHAPE))
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), prediction
+        # the step loop reads its model_out the same way
+        x = deissn.noise(SEED, N, SHAPE)
+        for t in other:
+            x = other.step(x, fn(x, t.tau))
+        assert np.abs(x - want).max() <= 1e-4 * np.abs(want).max(), prediction

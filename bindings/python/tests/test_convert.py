@@ -48,7 +48,7 @@ def test_out_of_range_function_arguments_name_them(tmp_path):
     with pytest.raises(TypeError, match="first_sample"):
         deissn.noise(seed=0, n=1, shape=4, first_sample=1.0)
     with pytest.raises(deissn.InvalidArgument, match="clip"):
-        deissn.NormTable.load(tmp_path / "t", pt_clip=2 ** 32)
+        deissn.NormTable.load(tmp_path / "t", clip=2 ** 32)
     table = deissn.NormTable.from_arrays([0.0, 1.0], [1.0, 2.0])
     cal = deissn.Calibrator(deissn.Schedule(spacing="trailing", steps=4))
     with pytest.raises(deissn.InvalidArgument, match="step"):

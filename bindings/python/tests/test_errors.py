@@ -12,7 +12,7 @@ def test_invalid_argument():
     assert e.value.status == -1 and isinstance(e.value, ValueError)
     with pytest.raises(deissn.InvalidArgument, match="order"):
         deissn.Sampler(deissn.Schedule(), order=4)
-    with pytest.raises(deissn.InvalidArgument, match="unknown value 'cubic'"):
+    with pytest.raises(deissn.InvalidArgument, match="unknown spacing 'cubic'"):
         deissn.Schedule(spacing="cubic")
     with pytest.raises(deissn.InvalidArgument, match="knot 2"):
         deissn.NormTable.from_arrays([0.0, 0.5, 0.4], [1.0, 1.0, 1.0])

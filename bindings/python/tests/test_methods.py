@@ -50,8 +50,11 @@ def test_corrector_needs_the_data_method_and_bad_names_raise():
     schedule = deissn.Schedule(noise="linear", steps=6)
     with pytest.raises(deissn.InvalidArgument, match="corrector"):
         deissn.Sampler(schedule, corrector=True)
-    with pytest.raises(deissn.InvalidArgument, match="method"):
-        deissn.Sampler(schedule, method="x0")
+    with pytest.raises(deissn.InvalidArgument, match="Sampler: method: unknown method 'ode'"):
+        deissn.Sampler(schedule, method="ode")
+    # "x0" is the library's alias of "data"
+    assert deissn.Sampler(schedule, method="x0").coeffs() == \
+        deissn.Sampler(schedule, method="data").coeffs()
     with pytest.raises(deissn.InvalidArgument, match="calibrator"):
         model = deissn.Model.from_callable(lambda x, t: np.zeros_like(x))
         cal = deissn.Calibrator(schedule)

@@ -25,12 +25,17 @@ def header_version():
 
 def test_version_is_the_loaded_librarys_and_the_headers():
     assert deissn.__version__ == deissn.library_version() == header_version()
-    assert _lib.SONAME_MAJOR == int(header_version().split(".")[0])
 
 
-def stub_library(tmp_path, version, leave_out=(), define=None):
-    """A libdeissn.so.N stand-in of `version` exporting the binding's functions but
-    `leave_out`: each a no-op returning 0, or the C definition `define` gives it."""
+def test_abi_is_the_headers_and_the_soname_of_the_loaded_library():
+    assert _lib.ABI == deissn.ABI == int(re.search(r"#define DEISSN_ABI (\d+)", HEADER).group(1))
+    assert _lib._soname(_lib._loaded_path(_lib._cdll)) == "libdeissn.so.%d" % _lib.ABI
+
+
+def stub_library(tmp_path, version, leave_out=(), define=None, abi=None):
+    """A libdeissn.so.ABI stand-in (soname libdeissn.so.`abi`, default the binding's) of
+    `version` exporting the binding's functions but `leave_out`: each a no-op returning 0, or
+    the C definition `define` gives it."""
     cc = shutil.which("cc")
     if cc is None:
         pytest.skip("no C compiler (cc) to build a stand-in libdeissn with")
@@ -45,9 +50,11 @@ def stub_library(tmp_path, version, leave_out=(), define=None):
         if name not in leave_out and name not in define and name not in (
                 "deissn_version_number", "deissn_version_string"):
             lines.append("int %s(void) { return 0; }" % name)
-    src, so = tmp_path / "stub.c", tmp_path / ("libdeissn.so.%d" % major)
+    abi = _lib.ABI if abi is None else abi
+    src, so = tmp_path / "stub.c", tmp_path / ("libdeissn.so.%d" % abi)
     src.write_text("\n".join(lines) + "\n")
-    subprocess.run([cc, "-shared", "-fPIC", "-o", str(so), str(src)], check=True)
+    subprocess.run([cc, "-shared", "-fPIC", "-Wl,-soname,libdeissn.so.%d" % abi, "-o", str(so),
+                    str(src)], check=True)
     return so
 
 
@@ -59,19 +66,18 @@ def import_with(lib, then="print(deissn.__version__)"):
 
 
 def test_missing_library_is_a_clear_import_error(tmp_path):
-    p = import_with(tmp_path / "libdeissn.so.0")
+    p = import_with(tmp_path / ("libdeissn.so.%d" % _lib.ABI))
     assert p.returncode != 0 and "set DEISSN_LIB" in p.stderr
 
 
-def test_any_library_of_the_same_major_with_the_functions_is_accepted(tmp_path):
-    major = _lib.SONAME_MAJOR
-    p = import_with(stub_library(tmp_path, (major, 97, 3)))
+def test_any_library_of_the_same_soname_with_the_functions_is_accepted(tmp_path):
+    p = import_with(stub_library(tmp_path, (0, 97, 3)))
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "%d.97.3" % major
+    assert p.stdout.strip() == "0.97.3"
 
 
 def test_missing_functions_are_named(tmp_path):
-    p = import_with(stub_library(tmp_path, (_lib.SONAME_MAJOR, 1, 0),
+    p = import_with(stub_library(tmp_path, (0, 3, 0),
                                  leave_out=("deissn_sample", "deissn_calibrator_merge")))
     assert p.returncode != 0
     m = re.search(r"ImportError: .*lacks 2 functions this binding needs: ([\w, ]+);", p.stderr)
@@ -79,22 +85,26 @@ def test_missing_functions_are_named(tmp_path):
         p.stderr
 
 
-def test_another_major_version_is_refused(tmp_path):
-    p = import_with(stub_library(tmp_path, (_lib.SONAME_MAJOR + 1, 0, 0)))
+@pytest.mark.parametrize("abi", [_lib.ABI - 1, _lib.ABI + 1])
+def test_another_soname_is_refused(tmp_path, abi):
+    p = import_with(stub_library(tmp_path, (0, 9, 0), abi=abi))
     assert p.returncode != 0
-    assert "ImportError: " in p.stderr and "libdeissn.so.%d" % _lib.SONAME_MAJOR in p.stderr, \
-        p.stderr
+    assert re.search(r"ImportError: .* is libdeissn\.so\.%d, but this binding is for "
+                     r"libdeissn\.so\.%d" % (abi, _lib.ABI), p.stderr), p.stderr
 
 
 def test_a_newer_librarys_larger_params_struct_is_read_as_the_bindings_version(tmp_path):
-    """A newer libdeissn.so.0 whose sampler params have grown (version 9, 64 bytes more):
-    its params_init must not write past the binding's struct, and deissn_sampler_create must
-    be told the binding's version, not the library's."""
+    """A newer libdeissn.so.ABI whose sampler params have grown (version 9, 64 bytes more)
+    and whose params_init writes all of them, whatever version it is asked for: it must not
+    write past the binding's struct, it must be asked for the binding's version, and
+    deissn_sampler_create must be told the binding's version, not the library's."""
     size = ctypes.sizeof(_lib.SamplerParams)
-    so = stub_library(tmp_path, (_lib.SONAME_MAJOR, 9, 0), define={
+    so = stub_library(tmp_path, (0, 9, 0), define={
         "deissn_sampler_params_init": (
             "#include <string.h>\n"
-            "int deissn_sampler_params_init(uint32_t *p) {\n"
+            "uint32_t asked_version;\n"
+            "int deissn_sampler_params_init(uint32_t *p, uint32_t version) {\n"
+            "    asked_version = version;\n"
             "    memset(p, 0, %d + 64); p[0] = 9; p[1] = 3; return 0; }" % size),
         "deissn_schedule_create": "int deissn_schedule_create(void **out) { *out = (void *)8; "
                                   "return 0; }",
@@ -103,7 +113,8 @@ def test_a_newer_librarys_larger_params_struct_is_read_as_the_bindings_version(t
             "int deissn_sampler_create(void **out, void *s, void *t, const uint32_t *p) {\n"
             "    seen_version = p[0]; seen_order = p[1]; *out = (void *)8; return 0; }")})
     p = import_with(so, then="import ctypes; deissn.Sampler(deissn.Schedule()); "
-                             "c = ctypes.CDLL(%r); print(ctypes.c_uint32.in_dll(c, 'seen_version')"
-                             ".value, ctypes.c_uint32.in_dll(c, 'seen_order').value)" % str(so))
+                             "c = ctypes.CDLL(%r); print(*(ctypes.c_uint32.in_dll(c, n).value for n "
+                             "in ('asked_version', 'seen_version', 'seen_order')))" % str(so))
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == [str(_lib.SamplerParams._version_), "3"], p.stdout
+    v = str(_lib.SamplerParams._version_)
+    assert p.stdout.split() == [v, v, "3"], p.stdout

@@ -52,10 +52,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let shape = [GRID * GRID, 1, side, side];
     let mut x = vec![0.0f32; shape.iter().product()];
     deissn::fill_noise(0, 0, side * side, &mut x)?;
-    let t = sampler.sample(&model, &mut x, &shape)?;
-    println!("{} samples, {} steps{}: {:.3} s in the model, {:.4} s in the sampler",
-             GRID * GRID, schedule.steps(), if table.is_some() { " (DEIS-SN)" } else { "" },
-             t.model_seconds, t.sampler_seconds);
+    let stats = sampler.sample(&model, &mut x, &shape)?;
+    println!("{} samples, {} model evaluations{}: {:.3} s in the model, {:.4} s in the sampler",
+             GRID * GRID, stats.evaluations, if table.is_some() { " (DEIS-SN)" } else { "" },
+             stats.model_seconds, stats.sampler_seconds);
 
     // Tile the samples into a GRID x GRID image, mapping [-1, 1] to 0..255.
     let w = GRID * side;

@@ -1,9 +1,9 @@
-use std::ffi::CString;
 use std::ptr::{self, NonNull};
 
 use deissn_sys as sys;
 
 use crate::error::{check, Error, ErrorKind, Result};
+use crate::table::table_params;
 use crate::{NormTable, Schedule};
 
 /// Measures a model's normalization table r(tau): per step of a (typically 1000-step,
@@ -121,13 +121,10 @@ impl Calibrator {
     /// one's value, `metadata` stored with it. The calibrator is unchanged. Errors: `State` (a
     /// step has no values), `InvalidArgument` (clip >= N, metadata too long).
     pub fn finish(&self, clip: u32, metadata: Option<&str>) -> Result<NormTable> {
-        let meta = metadata.map(CString::new).transpose().map_err(|_| Error::new(
-            ErrorKind::InvalidArgument, "Calibrator::finish: metadata contains a NUL byte"))?;
+        let (p, _meta) = table_params("Calibrator::finish", clip, metadata)?;
         let mut out = ptr::null_mut();
-        let rc = unsafe {
-            sys::deissn_calibrator_finish(&mut out, self.ptr.as_ptr(), clip,
-                                          meta.as_ref().map_or(ptr::null(), |m| m.as_ptr()))
-        };
+        // SAFETY: p and the metadata it points to outlive the call, which copies them.
+        let rc = unsafe { sys::deissn_calibrator_finish(&mut out, self.ptr.as_ptr(), &p) };
         NormTable::from_raw(rc, out)
     }
 }

@@ -26,11 +26,17 @@
 //! # fn f(sampler: &mut Sampler, x: &mut [f32], my_model: impl Fn(&[f32], f64) -> Vec<f32>) -> deissn::Result<()> {
 //! while let Some(t) = sampler.next_step() {
 //!     let eps = my_model(x, t.model_t);
-//!     sampler.step(x, &eps, Prediction::Epsilon)?;
+//!     sampler.step(x, &eps)?; // eps: SamplerParams::prediction says what the model gives
 //! }
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! What the model outputs is a sampler parameter ([`SamplerParams::prediction`]); TorchScript
+//! models are read by the library's torch plug-in, libdeissn-torch.so.1, loaded at run time
+//! ([`has_torch`]). The enums parse the library's names and aliases with `str::parse`
+//! (`"cosine".parse::<Noise>()`, `"v".parse::<Prediction>()`), the same spellings as the C
+//! tools, and [`SamplerParams::named`] gives the tools' samplers ("deis-sn", "ddim", ...).
 //!
 //! The library is linked through `deissn-sys` (see its build script for how it is found).
 //! Thread safety follows the C header: schedules, tables and models are `Send + Sync`; a
@@ -45,24 +51,27 @@ use deissn_sys as sys;
 mod calibrate;
 mod error;
 mod model;
+mod names;
 mod sampler;
 mod schedule;
 mod table;
 
 pub use calibrate::{CalibrationSums, Calibrator};
 pub use error::{Error, ErrorKind, Result};
-pub use model::{BoxError, DType, Model, ModelParams, Prediction, TimeConvention};
-pub use sampler::{Method, Preset, Sampler, SamplerParams, StepCoeffs, StepInfo, Timings};
+pub use model::{BoxError, DType, Model, ModelParams, TimeConvention};
+pub use sampler::{Method, Prediction, Preset, SampleStats, Sampler, SamplerParams, StepCoeffs,
+                  StepInfo};
 pub use schedule::{Noise, Schedule, ScheduleBuilder, Spacing};
 pub use table::NormTable;
 
-/// The version of the loaded libdeissn, e.g. "0.2.0".
+/// The version of the loaded libdeissn, e.g. "0.3.0".
 pub fn version() -> &'static str {
     // SAFETY: a static NUL-terminated ASCII string.
     unsafe { CStr::from_ptr(sys::deissn_version_string()) }.to_str().unwrap_or("?")
 }
 
-/// Whether the loaded libdeissn can load TorchScript models.
+/// Whether TorchScript models can be loaded: the torch plug-in (libdeissn-torch.so.1, next
+/// to libdeissn.so) is there and loads. Answered by the library at run time.
 pub fn has_torch() -> bool {
     unsafe { sys::deissn_has_torch() == 1 }
 }

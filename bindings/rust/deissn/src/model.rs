@@ -9,30 +9,10 @@ use std::slice;
 use deissn_sys as sys;
 
 use crate::error::{check, Error, ErrorKind, Result};
+use crate::names::named_enum;
 
-/// What a model outputs; the sampler converts it to eps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Prediction {
-    /// The noise eps.
-    #[default]
-    Epsilon,
-    /// The clean sample x0.
-    Sample,
-    /// v = alpha eps - sigma x0.
-    V,
-}
-
-impl Prediction {
-    pub(crate) fn raw(self) -> i32 {
-        (match self {
-            Prediction::Epsilon => sys::deissn_prediction_DEISSN_PREDICT_EPSILON,
-            Prediction::Sample => sys::deissn_prediction_DEISSN_PREDICT_SAMPLE,
-            Prediction::V => sys::deissn_prediction_DEISSN_PREDICT_V,
-        }) as i32
-    }
-}
-
-/// The time argument a model is given.
+/// The time argument a model is given; parsed from the library's names ("model_index" or
+/// "t", "tau", "tau_1000" or "tau1000", "sigma").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimeConvention {
     /// tau*T - 1, the reference's (DDPM-style discrete models).
@@ -46,7 +26,15 @@ pub enum TimeConvention {
     Sigma,
 }
 
-/// The precision a TorchScript model runs in.
+named_enum!(TimeConvention, deissn_enum_DEISSN_ENUM_TIME, "no such time convention", {
+    ModelIndex = deissn_time_convention_DEISSN_TIME_MODEL_INDEX,
+    Tau = deissn_time_convention_DEISSN_TIME_TAU,
+    Tau1000 = deissn_time_convention_DEISSN_TIME_TAU_1000,
+    Sigma = deissn_time_convention_DEISSN_TIME_SIGMA,
+});
+
+/// The precision a loaded model runs in; parsed from the library's names ("float32",
+/// "fp16", "half", "bf16", ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DType {
     /// float32.
@@ -58,26 +46,35 @@ pub enum DType {
     BFloat16,
 }
 
-/// How to load a TorchScript model; `ModelParams::default()` is an eps-prediction model
-/// called at model time tau*T - 1, on the CPU in float32.
+named_enum!(DType, deissn_enum_DEISSN_ENUM_DTYPE, "no such dtype", {
+    Float32 = deissn_dtype_DEISSN_DTYPE_FLOAT32,
+    Float16 = deissn_dtype_DEISSN_DTYPE_FLOAT16,
+    BFloat16 = deissn_dtype_DEISSN_DTYPE_BFLOAT16,
+});
+
+/// How to load a model file; `ModelParams::default()` is a TorchScript model called at model
+/// time tau*T - 1, on the CPU in float32. What the model outputs is a sampler parameter,
+/// [`SamplerParams::prediction`](crate::SamplerParams::prediction).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelParams {
-    /// What the model outputs.
-    pub prediction: Prediction,
+    /// The backend plug-in that reads the file (libdeissn-NAME.so.1, found next to
+    /// libdeissn.so); `None`: "torch" (TorchScript, libdeissn-torch.so).
+    pub backend: Option<String>,
     /// Its time argument.
     pub time: TimeConvention,
     /// "cpu", "cuda" or "cuda:N".
     pub device: String,
     /// The precision it runs in.
     pub dtype: DType,
-    /// libtorch intra-op threads; 0 = libtorch's default.
+    /// libtorch intra-op threads; 0 leaves libtorch's setting alone. The setting is
+    /// process-global (see `deissn_model_params` in the header).
     pub threads: u32,
 }
 
 impl Default for ModelParams {
     fn default() -> Self {
         ModelParams {
-            prediction: Prediction::Epsilon,
+            backend: None,
             time: TimeConvention::ModelIndex,
             device: "cpu".into(),
             dtype: DType::Float32,
@@ -114,59 +111,57 @@ impl std::fmt::Debug for Model {
     }
 }
 
-fn raw_params(prediction: Prediction, time: TimeConvention) -> sys::deissn_model_params {
-    let mut p = std::mem::MaybeUninit::uninit();
-    // SAFETY: params_init fills the whole struct when given a valid pointer.
-    let mut p = unsafe {
-        sys::deissn_model_params_init(p.as_mut_ptr());
-        p.assume_init()
-    };
-    p.prediction = prediction.raw();
-    p.time_convention = (match time {
-        TimeConvention::ModelIndex => sys::deissn_time_convention_DEISSN_TIME_MODEL_INDEX,
-        TimeConvention::Tau => sys::deissn_time_convention_DEISSN_TIME_TAU,
-        TimeConvention::Tau1000 => sys::deissn_time_convention_DEISSN_TIME_TAU_1000,
-        TimeConvention::Sigma => sys::deissn_time_convention_DEISSN_TIME_SIGMA,
-    }) as i32;
+fn raw_params(time: TimeConvention) -> sys::deissn_model_params {
+    // SAFETY: all-zero is a valid value (numbers, NULL pointers); params_init writes the
+    // fields of the crate's version, which is all of them.
+    let mut p: sys::deissn_model_params = unsafe { std::mem::zeroed() };
+    let rc = unsafe { sys::deissn_model_params_init(&mut p, sys::DEISSN_MODEL_PARAMS_VERSION) };
+    assert_eq!(rc, 0, "deissn_model_params_init refused the crate's version");
+    p.time_convention = time.raw();
     p
 }
 
+fn c_string(what: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::new(ErrorKind::InvalidArgument,
+                                           format!("Model::load: the {what} contains a NUL byte")))
+}
+
 impl Model {
-    /// Load a TorchScript model whose `forward(x, t)` takes x `[B, ...]` and t `[B]`.
-    /// Errors: `Io`, `Model` (not TorchScript, wrong signature), `Unsupported` (a library built
-    /// without libtorch, a device it cannot use), `InvalidArgument` (a bad device string).
+    /// Load a model file through a backend plug-in (`params.backend`; the default, "torch",
+    /// reads a TorchScript file whose `forward(x, t)` takes x `[B, ...]` and t `[B]`).
+    /// Errors: `Io`, `Model` (not TorchScript, wrong signature), `Unsupported` (the plug-in is
+    /// absent or cannot be loaded, see [`has_torch`](crate::has_torch); a device it cannot
+    /// use), `InvalidArgument` (a bad device string, an unknown backend).
     pub fn load(path: impl AsRef<Path>, params: &ModelParams) -> Result<Model> {
         let path = crate::c_path(path.as_ref())?;
-        let device = CString::new(params.device.as_str()).map_err(|_| {
-            Error::new(ErrorKind::InvalidArgument, "Model::load: the device contains a NUL byte")
-        })?;
-        let mut p = raw_params(params.prediction, params.time);
+        let device = c_string("device", &params.device)?;
+        let backend = params.backend.as_deref().map(|b| c_string("backend", b)).transpose()?;
+        let mut p = raw_params(params.time);
         p.device = device.as_ptr();
-        p.dtype = (match params.dtype {
-            DType::Float32 => sys::deissn_dtype_DEISSN_DTYPE_FLOAT32,
-            DType::Float16 => sys::deissn_dtype_DEISSN_DTYPE_FLOAT16,
-            DType::BFloat16 => sys::deissn_dtype_DEISSN_DTYPE_BFLOAT16,
-        }) as i32;
+        p.backend = backend.as_ref().map_or(ptr::null(), |b| b.as_ptr());
+        p.dtype = params.dtype.raw();
         p.num_threads = i32::try_from(params.threads).unwrap_or(i32::MAX);
         let mut out = ptr::null_mut();
-        // SAFETY: path, device and p outlive the call; the library copies the device name.
+        // SAFETY: path, device, backend and p outlive the call; the library copies the names.
         check(unsafe { sys::deissn_model_load(&mut out, path.as_ptr(), &p) })?;
         Ok(Model { ptr: NonNull::new(out).expect("deissn_model_load returned NULL"), _callback: None })
     }
 
     /// Wrap a closure `f(x, shape, t, out)` as a model: it writes the prediction for the batch
-    /// `x` (of `shape`, C order, shape\[0\] the batch size) at time `t` into `out`.
+    /// `x` (of `shape`, C order, shape\[0\] the batch size) at time `t` (in `time`'s
+    /// convention) into `out`; what the prediction is, the sampler's
+    /// [`SamplerParams::prediction`](crate::SamplerParams::prediction) says.
     ///
     /// Returning `Err` stops the sampling with an [`ErrorKind::Callback`] error that carries
     /// the closure's message; a panic in the closure is resumed by `Sampler::sample`.
-    pub fn from_fn<F>(prediction: Prediction, time: TimeConvention, f: F) -> Result<Model>
+    pub fn from_fn<F>(time: TimeConvention, f: F) -> Result<Model>
     where
         F: Fn(&[f32], &[i64], f64, &mut [f32]) -> std::result::Result<(), BoxError>
             + Send + Sync + 'static,
     {
         let callback: Box<Box<ModelFn>> = Box::new(Box::new(f));
         let user = &*callback as *const Box<ModelFn> as *mut c_void;
-        let p = raw_params(prediction, time);
+        let p = raw_params(time);
         let mut out = ptr::null_mut();
         // SAFETY: `user` points into `callback`, which the Model owns and drops after the C
         // model is freed.

@@ -1,15 +1,37 @@
-use std::ffi::{c_int, c_void};
-use std::mem::MaybeUninit;
+use std::ffi::{c_int, c_void, CString};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 
 use deissn_sys as sys;
 
 use crate::error::{check, Error, ErrorKind, Result};
-use crate::model::{set_pending, take_pending, Model, Pending, Prediction};
+use crate::model::{set_pending, take_pending, Model, Pending};
+use crate::names::named_enum;
 use crate::{Calibrator, NormTable, Schedule, ScheduleBuilder};
 
-/// Options of [`Sampler::new`]; `SamplerParams::default()` is order 3, the reference's.
+/// What a model outputs (`deissn_prediction`), a sampler parameter
+/// ([`SamplerParams::prediction`]): the sampler converts it to what it extrapolates.
+/// Parsed from the library's names: `"epsilon"` / `"eps"`, `"sample"` / `"x0"`,
+/// `"v_prediction"` / `"v"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prediction {
+    /// The noise eps.
+    #[default]
+    Epsilon,
+    /// The clean sample x0.
+    Sample,
+    /// v = alpha eps - sigma x0.
+    V,
+}
+
+named_enum!(Prediction, deissn_enum_DEISSN_ENUM_PREDICTION, "no such prediction", {
+    Epsilon = deissn_prediction_DEISSN_PREDICT_EPSILON,
+    Sample = deissn_prediction_DEISSN_PREDICT_SAMPLE,
+    V = deissn_prediction_DEISSN_PREDICT_V,
+});
+
+/// Options of [`Sampler::new`]; `SamplerParams::default()` is order 3 over an eps-prediction
+/// model, the reference's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SamplerParams {
     /// Polynomial order 0..=3 (0 without a table is DDIM).
@@ -22,16 +44,42 @@ pub struct SamplerParams {
     pub method: Method,
     /// Correct each state with the model output evaluated there (`Method::Data` only).
     pub corrector: bool,
+    /// What the model outputs, for [`Sampler::step`] and [`Sampler::sample`] alike.
+    pub prediction: Prediction,
 }
 
 impl Default for SamplerParams {
     fn default() -> Self {
         SamplerParams { order: 3, lower_order_final: false, allow_table_mismatch: false,
-                        method: Method::Eps, corrector: false }
+                        method: Method::Eps, corrector: false, prediction: Prediction::Epsilon }
     }
 }
 
-/// What the sampler's polynomial extrapolates (`deissn_method`).
+impl SamplerParams {
+    /// The params of a sampler known by name (`deissn_sampler_params_by_name`): "deis-sn",
+    /// "deis", "ddim", "x0", "x0-corrector"; with whether it is meant to be given a table
+    /// (true for "deis-sn" only). The other fields are the defaults.
+    /// ```
+    /// # fn main() -> deissn::Result<()> {
+    /// let (ddim, uses_table) = deissn::SamplerParams::named("ddim")?;
+    /// assert_eq!((ddim.order, uses_table), (0, false));
+    /// # Ok(())
+    /// # }
+    /// ```
+    /// Errors: `InvalidArgument` (an unknown name: the message lists the names).
+    pub fn named(name: &str) -> Result<(SamplerParams, bool)> {
+        let c = CString::new(name).map_err(|_| Error::new(
+            ErrorKind::InvalidArgument, "SamplerParams::named: the name contains a NUL byte"))?;
+        let mut p = raw_params(&SamplerParams::default());
+        let mut uses_table = 0i32;
+        // SAFETY: p is initialised at the crate's version; c is NUL-terminated.
+        check(unsafe { sys::deissn_sampler_params_by_name(&mut p, c.as_ptr(), &mut uses_table) })?;
+        Ok((from_raw_params(&p), uses_table != 0))
+    }
+}
+
+/// What the sampler's polynomial extrapolates (`deissn_method`); parsed from the library's
+/// names ("eps", "data" or "x0").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
     /// DEIS and DEIS-SN: eps / r(tau), a polynomial in tau (the reference).
@@ -41,16 +89,13 @@ pub enum Method {
     Data,
 }
 
-impl Method {
-    fn raw(self) -> i32 {
-        match self {
-            Method::Eps => sys::deissn_method_DEISSN_METHOD_EPS as i32,
-            Method::Data => sys::deissn_method_DEISSN_METHOD_DATA as i32,
-        }
-    }
-}
+named_enum!(Method, deissn_enum_DEISSN_ENUM_METHOD, "no such method", {
+    Eps = deissn_method_DEISSN_METHOD_EPS,
+    Data = deissn_method_DEISSN_METHOD_DATA,
+});
 
 /// Named sampling configurations (`deissn_preset`); docs/presets.md has the measurements.
+/// Parsed from the library's names ("best", "reference").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
     /// The configuration with the lowest error at each NFE in libdeissn's evaluation.
@@ -59,19 +104,18 @@ pub enum Preset {
     Reference,
 }
 
-impl Preset {
-    fn raw(self) -> i32 {
-        match self {
-            Preset::Best => sys::deissn_preset_DEISSN_PRESET_BEST as i32,
-            Preset::Reference => sys::deissn_preset_DEISSN_PRESET_REFERENCE as i32,
-        }
-    }
+named_enum!(Preset, deissn_enum_DEISSN_ENUM_PRESET, "no such preset", {
+    Best = deissn_preset_DEISSN_PRESET_BEST,
+    Reference = deissn_preset_DEISSN_PRESET_REFERENCE,
+});
 
+impl Preset {
     /// The preset for `nfe` model evaluations, applied once to both halves
     /// (`deissn_preset_params`): `schedule` with its sampling times set (spacing, steps,
     /// power, karras_rho, tau_min_eval, tau_end; the noise schedule and T are kept, and set
     /// them first: a log-SNR row computes its tau_min_eval from them), and the sampler's
-    /// params (order, lower_order_final, method, corrector).
+    /// params (order, lower_order_final, method, corrector; prediction is the default,
+    /// epsilon: set it for other models).
     ///
     /// ```
     /// # use deissn::{Noise, Preset, Sampler, Schedule};
@@ -87,27 +131,36 @@ impl Preset {
         let (mut schedule, mut p) = (schedule, raw_params(&SamplerParams::default()));
         // SAFETY: both structs are initialised; the call writes only their fields.
         check(unsafe { sys::deissn_preset_params(self.raw(), nfe, schedule.raw_mut(), &mut p) })?;
-        let method = if p.method == Method::Data.raw() { Method::Data } else { Method::Eps };
-        Ok((schedule.preset_applied(),
-            SamplerParams { order: p.order, lower_order_final: p.lower_order_final != 0,
-                            allow_table_mismatch: false, method, corrector: p.corrector != 0 }))
+        Ok((schedule.preset_applied(), from_raw_params(&p)))
     }
 }
 
 /// The C params of `params`.
 fn raw_params(params: &SamplerParams) -> sys::deissn_sampler_params {
-    let mut p = MaybeUninit::uninit();
-    // SAFETY: params_init fills the whole struct when given a valid pointer.
-    let mut p = unsafe {
-        sys::deissn_sampler_params_init(p.as_mut_ptr());
-        p.assume_init()
-    };
+    // SAFETY: all-zero is a valid value of the struct; params_init writes the fields of the
+    // crate's version, which is all of them.
+    let mut p: sys::deissn_sampler_params = unsafe { std::mem::zeroed() };
+    let rc = unsafe { sys::deissn_sampler_params_init(&mut p, sys::DEISSN_SAMPLER_PARAMS_VERSION) };
+    assert_eq!(rc, 0, "deissn_sampler_params_init refused the crate's version");
     p.order = params.order;
     p.lower_order_final = params.lower_order_final.into();
     p.allow_table_mismatch = params.allow_table_mismatch.into();
     p.method = params.method.raw();
     p.corrector = params.corrector.into();
+    p.prediction = params.prediction.raw();
     p
+}
+
+/// The [`SamplerParams`] of C params the library filled in (a preset, a sampler by name).
+fn from_raw_params(p: &sys::deissn_sampler_params) -> SamplerParams {
+    SamplerParams {
+        order: p.order,
+        lower_order_final: p.lower_order_final != 0,
+        allow_table_mismatch: p.allow_table_mismatch != 0,
+        method: Method::from_raw(p.method).unwrap_or_default(),
+        corrector: p.corrector != 0,
+        prediction: Prediction::from_raw(p.prediction).unwrap_or_default(),
+    }
 }
 
 /// Where a sampler stands: the model is to be evaluated at `tau` (model time `model_t` =
@@ -153,12 +206,14 @@ pub struct StepCoeffs {
     pub corrector_order: u32,
 }
 
-/// Time spent by [`Sampler::sample`].
+/// What a successful [`Sampler::sample`] measured (`deissn_sample_stats`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Timings {
-    /// Seconds inside the model.
+pub struct SampleStats {
+    /// Model evaluations (= steps).
+    pub evaluations: u32,
+    /// Wall seconds inside the model's forward.
     pub model_seconds: f64,
-    /// Seconds in the sampler (updates, conversions).
+    /// Wall seconds in everything else: updates, checks, copies.
     pub sampler_seconds: f64,
 }
 
@@ -215,17 +270,20 @@ impl Sampler {
     /// Where the next model evaluation is, or `None` once the last step was taken (call
     /// [`Sampler::reset`] to start again; [`Sampler::sample`] resets by itself).
     pub fn next_step(&self) -> Option<StepInfo> {
-        let mut s = MaybeUninit::uninit();
+        // SAFETY: all-zero is a valid value; the version says what the library writes.
+        let mut s: sys::deissn_step_info = unsafe { std::mem::zeroed() };
+        s.version = sys::DEISSN_STEP_INFO_VERSION;
         // SAFETY: a valid sampler and output; OK or DONE are the only results then.
-        let rc = unsafe { sys::deissn_sampler_next(self.ptr.as_ptr(), s.as_mut_ptr()) };
-        (rc == sys::DEISSN_OK as i32).then(|| info_of(unsafe { &s.assume_init() }))
+        let rc = unsafe { sys::deissn_sampler_next(self.ptr.as_ptr(), &mut s) };
+        (rc == sys::DEISSN_OK as i32).then(|| info_of(&s))
     }
 
     /// Take one step: `model_out` is the model's output on `x` at [`Sampler::next_step`]'s
-    /// time; `x` (the whole batch, any shape) is updated in place. The first step fixes the
-    /// length until [`Sampler::reset`]. Errors: `NonFinite` (NaN/Inf in model_out; x and the
-    /// sampler are unchanged), `Size`, `State` (already done).
-    pub fn step(&mut self, x: &mut [f32], model_out: &[f32], prediction: Prediction) -> Result<()> {
+    /// time (what it is, [`SamplerParams::prediction`] says); `x` (the whole batch, any
+    /// shape) is updated in place. The first step fixes the length until [`Sampler::reset`].
+    /// Errors: `NonFinite` (NaN/Inf in model_out; x and the sampler are unchanged), `Size`,
+    /// `State` (already done).
+    pub fn step(&mut self, x: &mut [f32], model_out: &[f32]) -> Result<()> {
         if x.len() != model_out.len() {
             return Err(Error::new(ErrorKind::Size, format!(
                 "Sampler::step: model_out has {} values, x has {}", model_out.len(), x.len())));
@@ -233,7 +291,7 @@ impl Sampler {
         // SAFETY: both slices hold x.len() floats; they cannot overlap (&mut and &).
         check(unsafe {
             sys::deissn_step(self.ptr.as_ptr(), x.as_mut_ptr(), model_out.as_ptr(), x.len(),
-                             prediction.raw(), ptr::null_mut())
+                             ptr::null_mut())
         })?;
         Ok(())
     }
@@ -245,18 +303,19 @@ impl Sampler {
 
     /// The coefficients of step `i`. Errors: `InvalidArgument` (i >= N).
     pub fn coeffs(&self, i: u32) -> Result<StepCoeffs> {
-        let mut c = MaybeUninit::uninit();
-        check(unsafe { sys::deissn_sampler_coeffs(self.ptr.as_ptr(), i, c.as_mut_ptr()) })?;
-        // SAFETY: filled on success.
-        let c = unsafe { c.assume_init() };
+        // SAFETY: all-zero is a valid value; the version says what the library writes.
+        let mut c: sys::deissn_step_coeffs = unsafe { std::mem::zeroed() };
+        c.version = sys::DEISSN_STEP_COEFFS_VERSION;
+        check(unsafe { sys::deissn_sampler_coeffs(self.ptr.as_ptr(), i, &mut c) })?;
         Ok(StepCoeffs { step: c.step, order: c.order, tau_from: c.tau_from, tau_to: c.tau_to,
                         model_t: c.model_t, psi: c.psi, c: c.c, r: c.r,
                         corrector_order: c.corrector_order })
     }
 
     /// Run a whole sampling with `model`: `x` holds the initial noise of `shape` (shape\[0\]
-    /// the batch) and receives the samples; on error it is left as it was.
-    pub fn sample(&mut self, model: &Model, x: &mut [f32], shape: &[usize]) -> Result<Timings> {
+    /// the batch) and receives the samples; on error it is left as it was. Returns what the
+    /// sampling measured.
+    pub fn sample(&mut self, model: &Model, x: &mut [f32], shape: &[usize]) -> Result<SampleStats> {
         self.run(model, x, shape, None, None)
     }
 
@@ -264,14 +323,14 @@ impl Sampler {
     /// this sampler's step times, and the sampler `Method::Eps`) once the whole sampling has
     /// succeeded. Errors: as `sample`, and `Mismatch`, `InvalidArgument` for those.
     pub fn sample_calibrated(&mut self, model: &Model, x: &mut [f32], shape: &[usize],
-                             calibrator: &mut Calibrator) -> Result<Timings> {
+                             calibrator: &mut Calibrator) -> Result<SampleStats> {
         self.run(model, x, shape, None, Some(calibrator))
     }
 
     /// [`Sampler::sample`], calling `progress(step, steps)` after each step; return false
     /// from it to stop (a `Callback` error).
     pub fn sample_with_progress<P>(&mut self, model: &Model, x: &mut [f32], shape: &[usize],
-                                   mut progress: P) -> Result<Timings>
+                                   mut progress: P) -> Result<SampleStats>
     where
         P: FnMut(u32, u32) -> bool,
     {
@@ -280,16 +339,19 @@ impl Sampler {
 
     fn run(&mut self, model: &Model, x: &mut [f32], shape: &[usize],
            progress: Option<&mut dyn FnMut(u32, u32) -> bool>,
-           calibrator: Option<&mut Calibrator>) -> Result<Timings> {
+           calibrator: Option<&mut Calibrator>) -> Result<SampleStats> {
         let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if numel != Some(x.len()) {
             return Err(Error::new(ErrorKind::Size, format!(
                 "Sampler::sample: shape {shape:?} does not hold the {} values of x", x.len())));
         }
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        // SAFETY: all-zero is DEISSN_SAMPLE_OPTIONS_INIT but for the version (NULLs, 0.0).
+        // SAFETY: all-zero is a valid value (NULLs); options_init writes the crate's version.
         let mut opts: sys::deissn_sample_options = unsafe { std::mem::zeroed() };
-        opts.version = sys::DEISSN_SAMPLE_OPTIONS_VERSION;
+        check(unsafe { sys::deissn_sample_options_init(&mut opts, sys::DEISSN_SAMPLE_OPTIONS_VERSION) })?;
+        let mut stats: sys::deissn_sample_stats = unsafe { std::mem::zeroed() };
+        stats.version = sys::DEISSN_SAMPLE_STATS_VERSION;
+        opts.stats = &mut stats;
         opts.calibrator = calibrator.map_or(ptr::null_mut(), |c| c.as_mut_ptr());
         // The trampoline gets a thin pointer to the fat `&mut dyn FnMut`.
         let mut progress = progress;
@@ -298,15 +360,16 @@ impl Sampler {
             opts.progress_user = p as *mut &mut dyn FnMut(u32, u32) -> bool as *mut c_void;
         }
         take_pending();
-        // SAFETY: x holds prod(shape) floats (checked above); opts and the progress closure
-        // outlive the call.
+        // SAFETY: x holds prod(shape) floats (checked above); opts, stats and the progress
+        // closure outlive the call.
         let rc = unsafe {
             sys::deissn_sample(self.ptr.as_ptr(), model.as_ptr(), x.as_mut_ptr(), dims.as_ptr(),
-                               dims.len() as u32, &mut opts)
+                               dims.len() as u32, &opts)
         };
         match (check(rc), take_pending()) {
-            (Ok(_), _) => Ok(Timings { model_seconds: opts.model_seconds,
-                                       sampler_seconds: opts.sampler_seconds }),
+            (Ok(_), _) => Ok(SampleStats { evaluations: stats.evaluations,
+                                           model_seconds: stats.model_seconds,
+                                           sampler_seconds: stats.sampler_seconds }),
             (Err(_), Some(Pending::Panic(payload))) => panic::resume_unwind(payload),
             (Err(e), Some(Pending::Error(msg))) => Err(Error::new(e.kind(), format!("{}: {msg}", e.message()))),
             (Err(e), None) => Err(e),

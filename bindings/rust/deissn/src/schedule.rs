@@ -1,12 +1,19 @@
-use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 
 use deissn_sys as sys;
 
 use crate::error::{check, Result};
+use crate::names::named_enum;
 
 /// How alpha_bar, the cumulative product of 1 - beta, is defined. Custom schedules are given
-/// with [`ScheduleBuilder::betas`] or [`ScheduleBuilder::alphas_cumprod`].
+/// with [`ScheduleBuilder::betas`] or [`ScheduleBuilder::alphas_cumprod`]. Parsed from the
+/// library's names (`"linear"`, `"squaredcos_cap_v2"` or `"cosine"`, `"vp"`, ...) with
+/// `str::parse`:
+/// ```
+/// # use deissn::Noise;
+/// assert_eq!("cosine".parse::<Noise>().unwrap(), Noise::SquaredCosCapV2);
+/// assert_eq!(Noise::SquaredCosCapV2.to_string(), "squaredcos_cap_v2");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Noise {
     /// Betas linear from beta_start (1e-4) to beta_end (0.02), in float32, like the reference.
@@ -21,7 +28,8 @@ pub enum Noise {
 }
 
 /// How the sampling times tau_N > ... > tau_1 are chosen. Custom times are given with
-/// [`ScheduleBuilder::taus`].
+/// [`ScheduleBuilder::taus`]. Parsed from the library's names (`"uniform"` is `Power`, whose
+/// default power 1 is uniform).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Spacing {
     /// t = (round(arange(T, 0, -T/N)) / T)^2 * T - 1: the reference's DEIS-SN default.
@@ -40,6 +48,25 @@ pub enum Spacing {
     /// EDM's spacing with exponent karras_rho.
     Karras,
 }
+
+named_enum!(Noise, deissn_enum_DEISSN_ENUM_NOISE,
+            "a custom noise schedule: give its values with ScheduleBuilder::betas or alphas_cumprod", {
+    Linear = deissn_noise_DEISSN_NOISE_LINEAR,
+    ScaledLinear = deissn_noise_DEISSN_NOISE_SCALED_LINEAR,
+    SquaredCosCapV2 = deissn_noise_DEISSN_NOISE_SQUAREDCOS_CAP_V2,
+    ContinuousVp = deissn_noise_DEISSN_NOISE_CONTINUOUS_VP,
+});
+
+named_enum!(Spacing, deissn_enum_DEISSN_ENUM_SPACING,
+            "custom times: give them with ScheduleBuilder::taus", {
+    Quadratic = deissn_spacing_DEISSN_SPACING_QUADRATIC,
+    Trailing = deissn_spacing_DEISSN_SPACING_TRAILING,
+    Linspace = deissn_spacing_DEISSN_SPACING_LINSPACE,
+    Leading = deissn_spacing_DEISSN_SPACING_LEADING,
+    Power = deissn_spacing_DEISSN_SPACING_POWER,
+    LogSnr = deissn_spacing_DEISSN_SPACING_LOGSNR,
+    Karras = deissn_spacing_DEISSN_SPACING_KARRAS,
+});
 
 /// A noise schedule alpha_bar(tau) and the N + 1 sampling times tau_N > ... > tau_0.
 ///
@@ -66,12 +93,7 @@ pub struct ScheduleBuilder {
 impl ScheduleBuilder {
     /// The noise schedule (default [`Noise::Linear`]); replaces custom betas.
     pub fn noise(mut self, noise: Noise) -> Self {
-        self.raw.noise = match noise {
-            Noise::Linear => sys::deissn_noise_DEISSN_NOISE_LINEAR,
-            Noise::ScaledLinear => sys::deissn_noise_DEISSN_NOISE_SCALED_LINEAR,
-            Noise::SquaredCosCapV2 => sys::deissn_noise_DEISSN_NOISE_SQUAREDCOS_CAP_V2,
-            Noise::ContinuousVp => sys::deissn_noise_DEISSN_NOISE_CONTINUOUS_VP,
-        } as i32;
+        self.raw.noise = noise.raw();
         self.custom = None;
         self
     }
@@ -87,15 +109,7 @@ impl ScheduleBuilder {
     }
     /// The spacing of the sampling times (default [`Spacing::Quadratic`]); replaces custom taus.
     pub fn spacing(mut self, spacing: Spacing) -> Self {
-        self.raw.spacing = match spacing {
-            Spacing::Quadratic => sys::deissn_spacing_DEISSN_SPACING_QUADRATIC,
-            Spacing::Trailing => sys::deissn_spacing_DEISSN_SPACING_TRAILING,
-            Spacing::Linspace => sys::deissn_spacing_DEISSN_SPACING_LINSPACE,
-            Spacing::Leading => sys::deissn_spacing_DEISSN_SPACING_LEADING,
-            Spacing::Power => sys::deissn_spacing_DEISSN_SPACING_POWER,
-            Spacing::LogSnr => sys::deissn_spacing_DEISSN_SPACING_LOGSNR,
-            Spacing::Karras => sys::deissn_spacing_DEISSN_SPACING_KARRAS,
-        } as i32;
+        self.raw.spacing = spacing.raw();
         self.taus = None;
         self
     }
@@ -181,12 +195,11 @@ impl ScheduleBuilder {
 impl Schedule {
     /// A builder with the defaults (linear noise, quadratic spacing, 10 steps).
     pub fn builder() -> ScheduleBuilder {
-        let mut raw = MaybeUninit::uninit();
-        // SAFETY: params_init fills the whole struct when given a valid pointer.
-        let raw = unsafe {
-            sys::deissn_schedule_params_init(raw.as_mut_ptr());
-            raw.assume_init()
-        };
+        // SAFETY: all-zero is a valid value of the struct (numbers and NULL pointers), and
+        // params_init writes the fields of the crate's version, which is all of them.
+        let mut raw: sys::deissn_schedule_params = unsafe { std::mem::zeroed() };
+        let rc = unsafe { sys::deissn_schedule_params_init(&mut raw, sys::DEISSN_SCHEDULE_PARAMS_VERSION) };
+        assert_eq!(rc, 0, "deissn_schedule_params_init refused the crate's version");
         ScheduleBuilder { raw, custom: None, taus: None }
     }
 

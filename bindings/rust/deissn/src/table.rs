@@ -20,19 +20,37 @@ pub struct NormTable {
 unsafe impl Send for NormTable {}
 unsafe impl Sync for NormTable {}
 
+/// The `deissn_normtable_params` of `clip` and `metadata` (`None`: the source's; `Some("")`:
+/// none), the fingerprint the source's. `what` names the caller in errors. The CString the
+/// params point to is returned with them and must outlive their use.
+pub(crate) fn table_params(what: &str, clip: u32, metadata: Option<&str>)
+                           -> Result<(sys::deissn_normtable_params, Option<CString>)> {
+    let meta = metadata.map(CString::new).transpose().map_err(|_| Error::new(
+        ErrorKind::InvalidArgument, format!("{what}: metadata contains a NUL byte")))?;
+    // SAFETY: all-zero is a valid value; params_init writes the crate's version's fields.
+    let mut p: sys::deissn_normtable_params = unsafe { std::mem::zeroed() };
+    check(unsafe { sys::deissn_normtable_params_init(&mut p, sys::DEISSN_NORMTABLE_PARAMS_VERSION) })?;
+    p.clip = clip;
+    p.metadata = meta.as_ref().map_or(ptr::null(), |m| m.as_ptr());
+    Ok((p, meta))
+}
+
 impl NormTable {
     pub(crate) fn from_raw(rc: i32, out: *mut sys::deissn_normtable) -> Result<NormTable> {
         check(rc)?;
         Ok(NormTable { ptr: NonNull::new(out).expect("libdeissn returned a NULL table") })
     }
 
-    /// Load a table file, its format recognised by its first bytes. For the reference
-    /// implementation's torch.save files, `pt_clip` knots nearest tau = 0 are clipped as in
-    /// [`NormTable::from_reference`] (5 for CIFAR-10). Errors: `Io` (cannot read), `Format`.
-    pub fn load(path: impl AsRef<Path>, pt_clip: u32) -> Result<NormTable> {
+    /// Load a table file, its format recognised by its first bytes. `clip` knots nearest
+    /// tau = 0 are clipped on top of the file's own clip: the reference implementation's
+    /// torch.save files want theirs, as in [`NormTable::from_reference`] (5 for CIFAR-10, 1
+    /// for LSUN Church). Errors: `Io` (cannot read), `Format`, `InvalidArgument` (clip too
+    /// large).
+    pub fn load(path: impl AsRef<Path>, clip: u32) -> Result<NormTable> {
         let path = crate::c_path(path.as_ref())?;
+        let (p, _meta) = table_params("NormTable::load", clip, None)?;
         let mut out = ptr::null_mut();
-        NormTable::from_raw(unsafe { sys::deissn_normtable_load(&mut out, path.as_ptr(), pt_clip) }, out)
+        NormTable::from_raw(unsafe { sys::deissn_normtable_load(&mut out, path.as_ptr(), &p) }, out)
     }
 
     /// A table from knots: `tau` strictly increasing in [0, 1], `r` finite and > 0.
@@ -43,7 +61,9 @@ impl NormTable {
         }
         let mut out = ptr::null_mut();
         // SAFETY: both slices hold tau.len() values; the library copies them.
-        let rc = unsafe { sys::deissn_normtable_create(&mut out, tau.as_ptr(), r.as_ptr(), tau.len()) };
+        let rc = unsafe {
+            sys::deissn_normtable_create(&mut out, tau.as_ptr(), r.as_ptr(), tau.len(), ptr::null())
+        };
         NormTable::from_raw(rc, out)
     }
 
@@ -55,11 +75,12 @@ impl NormTable {
             return Err(Error::new(ErrorKind::Size, format!(
                 "NormTable::from_reference: score_abs has {} values, Ls {}", score_abs.len(), ls.len())));
         }
+        let (p, _meta) = table_params("NormTable::from_reference", clip, None)?;
         let mut out = ptr::null_mut();
         // SAFETY: both slices hold score_abs.len() values; the library copies them.
         let rc = unsafe {
             sys::deissn_normtable_from_reference(&mut out, score_abs.as_ptr(), ls.as_ptr(),
-                                                 score_abs.len(), clip)
+                                                 score_abs.len(), &p)
         };
         NormTable::from_raw(rc, out)
     }
@@ -107,13 +128,24 @@ impl NormTable {
             .to_string_lossy().into_owned()
     }
 
-    /// A copy labelled with `metadata` ("" for none); everything else is the same.
+    /// A copy labelled with `metadata` ("" for none); everything else, the calibration sums
+    /// included, is the same (`deissn_normtable_copy`).
     pub fn with_metadata(&self, metadata: &str) -> Result<NormTable> {
-        let meta = CString::new(metadata).map_err(|_| Error::new(
-            ErrorKind::InvalidArgument, "NormTable::with_metadata: metadata contains a NUL byte"))?;
+        let (p, _meta) = table_params("NormTable::with_metadata", 0, Some(metadata))?;
         let mut out = ptr::null_mut();
-        let rc = unsafe { sys::deissn_normtable_with_metadata(&mut out, self.as_ptr(), meta.as_ptr()) };
+        // SAFETY: p and the metadata it points to outlive the call, which copies them.
+        let rc = unsafe { sys::deissn_normtable_copy(&mut out, self.as_ptr(), &p) };
         NormTable::from_raw(rc, out)
+    }
+
+    /// How many knots nearest tau = 0 are clipped (`deissn_normtable_get_info`).
+    pub fn clip(&self) -> u32 {
+        // SAFETY: all-zero is a valid value; the version says what the library writes.
+        let mut info: sys::deissn_normtable_info = unsafe { std::mem::zeroed() };
+        info.version = sys::DEISSN_NORMTABLE_INFO_VERSION;
+        let rc = unsafe { sys::deissn_normtable_get_info(self.as_ptr(), &mut info) };
+        debug_assert_eq!(rc, 0);
+        info.clip
     }
 
     /// Write the table in libdeissn's `.dsn` format (docs/table-format.md), atomically.

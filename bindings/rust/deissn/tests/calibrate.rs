@@ -5,12 +5,12 @@ mod common;
 use std::sync::Arc;
 
 use common::gaussian_eps;
-use deissn::{Calibrator, ErrorKind, Method, Model, NormTable, Prediction, Sampler,
+use deissn::{Calibrator, ErrorKind, Method, Model, NormTable, Sampler,
              SamplerParams, Schedule, Spacing, TimeConvention};
 
 fn gaussian_model(schedule: &Arc<Schedule>) -> Model {
     let s = Arc::clone(schedule);
-    Model::from_fn(Prediction::Epsilon, TimeConvention::Tau, move |x, _shape, tau, out| {
+    Model::from_fn(TimeConvention::Tau, move |x, _shape, tau, out| {
         gaussian_eps(&s, tau, 0.5, x, out);
         Ok(())
     })

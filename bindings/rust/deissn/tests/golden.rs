@@ -3,7 +3,7 @@
 mod common;
 
 use common::{gaussian_eps, repo, seed_tables, Json};
-use deissn::{NormTable, Prediction, Sampler, SamplerParams, Schedule, Spacing};
+use deissn::{NormTable, Sampler, SamplerParams, Schedule, Spacing};
 
 #[test]
 fn golden_cases() {
@@ -51,7 +51,7 @@ fn golden_cases() {
         for want in c.get("exact_trajectory").arr() {
             let t = sampler.next_step().expect("a step per trajectory entry");
             gaussian_eps(&schedule, t.tau, std, &x, &mut eps);
-            sampler.step(&mut x, &eps, Prediction::Epsilon).unwrap();
+            sampler.step(&mut x, &eps).unwrap();
             let want = want.nums();
             let xmax = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for (k, (&got, w)) in x.iter().zip(&want).enumerate() {
