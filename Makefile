@@ -348,6 +348,13 @@ bench-smoke: $(B)/bench/bench_step
 	$(B)/bench/bench_step 3
 	$(PYTHON) bench/bench.py --smoke
 
+# ---- the shipped model's table: r(tau) and the plans tuned on it (docs/tuning.md) ---------
+# Not run by `make check` (about 10 min on one core); the result is committed.
+.PHONY: shipped-table
+shipped-table: $(B)/bin/deissn-calibrate
+	$(B)/bin/deissn-calibrate --model models/fmnist_unet.pt --out models/fmnist_unet.dsn \
+	    --metadata "the shipped model's table (make shipped-table)" 2>&1 | tee models/fmnist_unet.tune.log
+
 # ---- quality evaluation (docs/quality.md): RMSE and FD against NFE, plots in docs/img -------
 # eval takes ~20 min on 2 cores for part 2 (ground truth cached in build/eval) and about 2 h
 # on one core for part 1 (tools/eval/presets.sh); eval-smoke and eval-presets-smoke take
@@ -380,7 +387,7 @@ install: all
 	install -m 644 $(CMAKE_FILES) $(DESTDIR)$(LIBDIR)/cmake/deissn/
 	install -m 755 $(EXAMPLES) $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(DATADIR)/models
-	install -m 644 models/fmnist_unet.pt models/fmnist_unet_table.pt $(DESTDIR)$(DATADIR)/models/
+	install -m 644 models/fmnist_unet.pt models/fmnist_unet.dsn $(DESTDIR)$(DATADIR)/models/
 
 uninstall:
 	rm -rf $(DESTDIR)$(LIBDIR)/cmake/deissn

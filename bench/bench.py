@@ -44,7 +44,7 @@ from deissn import _lib  # noqa: E402  (raw calls: no argument checks inside the
 
 T = 1000
 MODEL = os.path.join(ROOT, "models", "fmnist_unet.pt")
-TABLE = os.path.join(ROOT, "models", "fmnist_unet_table.pt")
+TABLE = os.path.join(ROOT, "tools", "eval", "fmnist_unet_table.pt")
 SEED = os.environ.get("DEISSN_SEED_TABLES") or os.path.join(ROOT, "..", "shared", "seed-tables")
 
 

@@ -118,7 +118,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1) reps = atoi(argv[1]);
     if (reps < 1) reps = 1;
-    const char *path = argc > 2 ? argv[2] : "models/fmnist_unet_table.pt";
+    const char *path = argc > 2 ? argv[2] : "models/fmnist_unet.dsn";
     deissn_normtable *table = NULL;
     if (deissn_normtable_load(&table, path, NULL) != DEISSN_OK)
         printf("(no table: %s)\n", deissn_last_error());

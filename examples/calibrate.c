@@ -1,5 +1,11 @@
-/* deissn-calibrate - make, merge and export normalization tables r(tau).
+/* deissn-calibrate - make, tune, merge and export normalization tables r(tau).
  *
+ *   deissn-calibrate --model M [--nfe 3-25] [--grid-steps 400] [--fit 64] [--holdout 256]
+ *                    [--batch B] [--seed S] [--shape 1,32,32] [model settings] [--out M.dsn]
+ *       tunes the model (deissn_tune, docs/tuning.md): solves its ODE accurately from fit +
+ *       holdout seeds, calibrates r(tau) from those evaluations, and learns for every NFE of
+ *       the range the sampling plan with the lowest error on the fit seeds, measured on the
+ *       holdout seeds; writes the table with the plans (deissn-sample then uses them).
  *   deissn-calibrate --model M --samples N [--batch B] [--steps 1000] [--seed S] [--clip C]
  *                    [--shape 1,32,32] [--threads T] [--device cpu|cuda[:N]]
  *                    [--metadata TEXT] [--out table.dsn]
@@ -38,23 +44,38 @@
 typedef struct {
     const char *model, *out, *device, *metadata, *csv;
     const char *run_option; /* the first option given that only a calibration run uses */
+    const char *samples_option; /* the first option given that only a --samples run uses */
+    const char *tune_option;    /* the first option given that only tuning uses */
     const char **merge;
     int n_merge, has_clip, force_merge;
-    unsigned steps, clip, threads;
+    unsigned steps, clip, threads, nfe_min, nfe_max, grid_steps, fit, holdout;
     unsigned long long seed, samples, batch, first;
     int64_t shape[3];
+    tool_model settings;
 } options;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: deissn-calibrate --model M --samples N [--first K] [--batch B] [--steps 1000]\n"
+            "usage: deissn-calibrate --model M [--nfe 3-25] [--grid-steps 400] [--fit 64]\n"
+            "                        [--holdout 256] [--batch B] [--seed S] [--shape C,H,W]\n"
+            "                        [model settings] [--out table.dsn]\n"
+            "       deissn-calibrate --model M --samples N [--first K] [--batch B] [--steps 1000]\n"
             "                        [--seed S] [--clip C] [--shape C,H,W] [--threads T]\n"
             "                        [--device D] [--metadata TEXT] [--out table.dsn]\n"
             "       deissn-calibrate --merge a.dsn b.dsn ... [--force-merge] [--clip C]\n"
             "                        [--metadata TEXT] --out c.dsn\n"
             "       deissn-calibrate --csv table.dsn|table.pt [--clip C] --out table.csv\n"
-            "  --model FILE     TorchScript eps-prediction model, forward(x, t), t = tau*1000 - 1\n"
+            "  --model FILE     TorchScript model, forward(x, t). Alone: tune it (the table and\n"
+            "                   the plans for --nfe; docs/tuning.md); with --samples: only\n"
+            "                   calibrate r(tau) with 1000-step DDIM runs (mergeable parts)\n"
+            "  --nfe A-B        the NFE range to tune (default 3-25)\n"
+            "  --grid-steps N   evaluation times of the reference solves (default 400)\n"
+            "  --fit N          reference trajectories that choose the plans (default 64)\n"
+            "  --holdout N      further trajectories that only measure them (default 256)\n"
+            "  --noise NAME, --train-steps T, --beta-start B, --beta-end B, --prediction NAME,\n"
+            "  --time NAME      the model's settings, by the library's names (default linear,\n"
+            "                   1000, epsilon, model_index); recorded in the table\n"
             "  --samples N      how many samples to average over\n"
             "  --batch B        samples per model call (default 64; does not change the result)\n"
             "  --steps N        steps of the calibration runs (default 1000)\n"
@@ -64,7 +85,7 @@ static void usage(FILE *f)
             "  --clip C         knots nearest tau = 0 set to the next one's value (default 0;\n"
             "                   --merge: the first table's)\n"
             "  --shape C,H,W    sample shape (default 1,32,32)\n"
-            "  --threads T      libtorch intra-op threads (default: libtorch's choice)\n"
+            "  --threads T      libtorch intra-op threads (default 1; 0: libtorch's choice)\n"
             "  --device D       cpu (default), cuda, cuda:N\n"
             "  --metadata TEXT  a note stored in the table with the record of the run\n"
             "                   (docs/tables.md)\n"
@@ -78,6 +99,9 @@ static int parse_args(int argc, char **argv, options *o)
     memset(o, 0, sizeof *o);
     o->steps = 1000;
     o->batch = 64;
+    o->threads = 1;
+    o->nfe_min = 3, o->nfe_max = 25, o->grid_steps = 400, o->fit = 64, o->holdout = 256;
+    o->settings = (tool_model)TOOL_MODEL_UNSET;
     o->shape[0] = 1, o->shape[1] = 32, o->shape[2] = 32;
     o->merge = calloc((size_t)argc, sizeof *o->merge);
     if (!o->merge) return 0;
@@ -106,9 +130,19 @@ static int parse_args(int argc, char **argv, options *o)
         }
         i++;
         static const char *const run_only[] = {"--samples", "--first", "--batch", "--steps",
-                                               "--seed", "--shape", "--threads", "--device"};
+                                               "--seed", "--shape", "--threads", "--device",
+                                               "--nfe", "--grid-steps", "--fit", "--holdout",
+                                               "--noise", "--train-steps", "--beta-start",
+                                               "--beta-end", "--prediction", "--time"};
         for (size_t k = 0; k < sizeof run_only / sizeof *run_only; k++)
             if (!o->run_option && !strcmp(a, run_only[k])) o->run_option = run_only[k];
+        static const char *const samples_only[] = {"--first", "--steps", "--clip"};
+        for (size_t k = 0; k < sizeof samples_only / sizeof *samples_only; k++)
+            if (!o->samples_option && !strcmp(a, samples_only[k])) o->samples_option = a;
+        static const char *const tune_only[] = {"--nfe", "--grid-steps", "--fit", "--holdout"};
+        for (size_t k = 0; k < sizeof tune_only / sizeof *tune_only; k++)
+            if (!o->tune_option && !strcmp(a, tune_only[k])) o->tune_option = a;
+        if (tool_model_option(&o->settings, a, v)) continue;
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--device")) o->device = v;
@@ -125,6 +159,21 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--threads"))
             o->threads = (unsigned)tool_parse_u64(a, v, 0, MAX_THREADS);
         else if (!strcmp(a, "--shape")) tool_parse_shape(a, v, MAX_DIM, MAX_NUMEL, o->shape);
+        else if (!strcmp(a, "--grid-steps"))
+            o->grid_steps = (unsigned)tool_parse_u64(a, v, 8, MAX_STEPS);
+        else if (!strcmp(a, "--fit")) o->fit = (unsigned)tool_parse_u64(a, v, 1, 1u << 20);
+        else if (!strcmp(a, "--holdout")) o->holdout = (unsigned)tool_parse_u64(a, v, 0, 1u << 20);
+        else if (!strcmp(a, "--nfe")) {
+            const char *dash = strchr(v, '-');
+            char lo[32];
+            if (!dash || (size_t)(dash - v) >= sizeof lo)
+                tool_die(2, "--nfe: '%s' is not a range A-B", v);
+            memcpy(lo, v, (size_t)(dash - v));
+            lo[dash - v] = '\0';
+            o->nfe_min = (unsigned)tool_parse_u64("--nfe (from)", lo, 2, DEISSN_PLAN_MAX_NFE);
+            o->nfe_max = (unsigned)tool_parse_u64("--nfe (to)", dash + 1, o->nfe_min,
+                                                  DEISSN_PLAN_MAX_NFE);
+        }
         else {
             fprintf(stderr, "deissn-calibrate: unknown option '%s'\n", a);
             return 0;
@@ -179,7 +228,6 @@ static int on_step(void *user, uint32_t step, uint32_t steps)
  * same in tables that --merge adds up; "samples" lists the samples a table holds as
  * SEED:FIRST-END ranges (END exclusive), which must not overlap. */
 
-#define RECORD_HEADER "deissn-calibration=1\n"
 static const char *const identity[] = {"model_bytes", "model_crc32", "shape", "noise_fingerprint",
                                        "spacing", "sampler", "steps"};
 #define N_IDENTITY (sizeof identity / sizeof *identity)
@@ -243,25 +291,6 @@ static void record_add_escaped(record *r, const char *key, const char *value)
     r->len += k;
 }
 
-/* The raw (still escaped) value of `key` in the record `meta` into buf; 0 if the record or
- * the key is absent. */
-static int record_get(const char *meta, const char *key, char *buf, size_t cap)
-{
-    if (strncmp(meta, RECORD_HEADER, strlen(RECORD_HEADER)) != 0) return 0;
-    size_t klen = strlen(key);
-    for (const char *line = meta; *line;) {
-        const char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        if (len > klen && !strncmp(line, key, klen) && line[klen] == '=') {
-            size_t vlen = len - klen - 1 < cap - 1 ? len - klen - 1 : cap - 1;
-            memcpy(buf, line + klen + 1, vlen);
-            buf[vlen] = '\0';
-            return 1;
-        }
-        line += len + (nl != NULL);
-    }
-    return 0;
-}
 
 /* Samples SEED:FIRST-END of one table; `part` is the index of its file. */
 typedef struct {
@@ -273,7 +302,7 @@ typedef struct {
 static int parse_ranges(const char *meta, int part, range **rs, size_t *n, size_t *cap)
 {
     char v[DEISSN_NORMTABLE_METADATA_MAX + 1];
-    if (!record_get(meta, "samples", v, sizeof v)) return -1;
+    if (!tool_record_get(meta, "samples", v, sizeof v)) return -1;
     for (char *p = v; *p;) {
         range r = {0, 0, 0, part};
         char *end;
@@ -351,6 +380,126 @@ static int file_fingerprint(const char *path, unsigned long long *size, uint32_t
 
 /* ---- the three modes --------------------------------------------------------------------- */
 
+/* The record lines every run writes: the model file, the shape, the model's settings. */
+static int record_model(record *meta, const options *o, const deissn_schedule_params *sp)
+{
+    unsigned long long model_bytes = 0;
+    uint32_t model_crc = 0;
+    if (file_fingerprint(o->model, &model_bytes, &model_crc) != 0) {
+        fprintf(stderr, "deissn-calibrate: --model %s: cannot read it for its fingerprint: %s\n",
+                o->model, strerror(errno));
+        return 1;
+    }
+    deissn_schedule *s = NULL;
+    deissn_schedule_create(&s, sp);
+    record_add(meta, "deissn-calibration", "1");
+    record_add_escaped(meta, "model", o->model);
+    record_add(meta, "model_bytes", "%llu", model_bytes);
+    record_add(meta, "model_crc32", "%08x", (unsigned)model_crc);
+    record_add(meta, "shape", "%lld,%lld,%lld", (long long)o->shape[0], (long long)o->shape[1],
+               (long long)o->shape[2]);
+    record_add(meta, "noise_fingerprint", "%08x", s ? (unsigned)deissn_schedule_fingerprint(s) : 0u);
+    deissn_schedule_free(s);
+    const tool_model *m = &o->settings;
+    record_add(meta, "noise", "%s", deissn_enum_name(DEISSN_ENUM_NOISE, m->noise));
+    record_add(meta, "train_steps", "%u", m->train_steps);
+    if (m->beta_start > 0) record_add(meta, "beta_start", "%.17g", m->beta_start);
+    if (m->beta_end > 0) record_add(meta, "beta_end", "%.17g", m->beta_end);
+    record_add(meta, "prediction", "%s", deissn_enum_name(DEISSN_ENUM_PREDICTION, m->prediction));
+    record_add(meta, "time", "%s", deissn_enum_name(DEISSN_ENUM_TIME, m->time));
+    return 0;
+}
+
+typedef struct {
+    double start, last;
+    int tty;
+} tune_progress;
+
+static int on_tune(void *user, uint32_t done, uint32_t total)
+{
+    tune_progress *p = user;
+    double now = tool_now();
+    if (done != total && now - p->last < (p->tty ? 0.2 : 10.0)) return 0;
+    p->last = now;
+    double el = now - p->start, frac = (double)done / total;
+    fprintf(stderr, p->tty ? "\r%u/%u (%.0f%%) %.0f s, ETA %.0f s   " : "%u/%u (%.0f%%) %.0f s, "
+            "ETA %.0f s\n", done, total, 100 * frac, el, frac > 0 ? el * (1 - frac) / frac : 0);
+    return 0;
+}
+
+static int tune(const options *o)
+{
+    const char *out = o->out ? o->out : "table.dsn";
+    deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    deissn_tune_params tp = DEISSN_TUNE_PARAMS_INIT;
+    tool_model_apply(&o->settings, &sp, NULL, &mp);
+    mp.device = o->device;
+    mp.num_threads = (int32_t)o->threads;
+    tp.nfe_min = o->nfe_min;
+    tp.nfe_max = o->nfe_max;
+    tp.grid_steps = o->grid_steps;
+    tp.fit_samples = o->fit;
+    tp.holdout_samples = o->holdout;
+    tp.batch = (uint32_t)o->batch;
+    tp.seed = o->seed;
+    tp.prediction = o->settings.prediction;
+    tune_progress prog = {tool_now(), 0, isatty(STDERR_FILENO)};
+    tp.progress = on_tune;
+    tp.progress_user = &prog;
+
+    static record meta; /* 64 KiB */
+    if (record_model(&meta, o, &sp)) return 1;
+    record_add(&meta, "spacing", "tune-grid");
+    record_add(&meta, "sampler", "deis3");
+    record_add(&meta, "steps", "%u", o->grid_steps);
+    record_add(&meta, "samples", "%llu:0-%llu", o->seed, (unsigned long long)o->fit + o->holdout);
+    record_add(&meta, "sample_count", "%llu", (unsigned long long)o->fit + o->holdout);
+    record_add(&meta, "clip", "0");
+    record_add(&meta, "tuned_nfe", "%u-%u", o->nfe_min, o->nfe_max);
+    record_add(&meta, "tuned_fit", "%u", o->fit);
+    record_add(&meta, "libdeissn", "%s", deissn_version_string());
+    if (o->metadata) record_add_escaped(&meta, "note", o->metadata);
+    if (meta.full) tool_die(2, "--metadata: the record and the note do not fit in a table");
+
+    deissn_model *model = NULL;
+    deissn_normtable *tuned = NULL, *table = NULL;
+    int32_t rc;
+    int status = 1;
+    if ((rc = deissn_model_load(&model, o->model, &mp)) != DEISSN_OK)
+        status = tool_fail("loading the model", rc);
+    else if ((rc = deissn_tune(&tuned, model, &sp, NULL, o->shape, 3, &tp)) != DEISSN_OK)
+        status = tool_fail(prog.tty ? "\ntuning" : "tuning", rc);
+    else if ((rc = deissn_normtable_copy(&table, tuned, &(deissn_normtable_params){
+                  .version = DEISSN_NORMTABLE_PARAMS_VERSION, .metadata = meta.text})) != DEISSN_OK)
+        status = tool_fail("labelling the table", rc);
+    else if ((rc = deissn_normtable_save(table, out)) != DEISSN_OK)
+        status = tool_fail("saving the table", rc);
+    else
+        status = 0;
+    if (status == 0) {
+        if (prog.tty) fputc('\n', stderr);
+        fprintf(stderr, "deissn-calibrate: wrote %s in %.0f s: r(tau) from %u reference solves, "
+                "plans for NFE %u-%u (held-out RMSE on %u samples; BEST's on the same):\n", out,
+                tool_now() - prog.start, o->fit + o->holdout, o->nfe_min, o->nfe_max, o->holdout);
+        for (size_t i = 0; i < deissn_normtable_plan_count(table); i++) {
+            deissn_plan pl = DEISSN_PLAN_INIT;
+            deissn_normtable_plan(table, i, &pl);
+            fprintf(stderr, "  NFE %2u  %-12s order %u%s, tau_end %-6g RMSE %.4f [%.4f, %.4f]  "
+                    "BEST %.4f  (%.2fx)\n", pl.nfe,
+                    pl.method == DEISSN_METHOD_DATA ? (pl.corrector ? "x0-corrector" : "x0")
+                                                    : pl.uses_table ? "deis-sn" : "deis",
+                    pl.order, pl.lower_order_final ? " lof" : "    ", pl.tau_end, pl.error,
+                    pl.error_low, pl.error_high, pl.best_error,
+                    pl.best_error > 0 ? pl.error / pl.best_error : 0.0);
+        }
+    }
+    deissn_normtable_free(table);
+    deissn_normtable_free(tuned);
+    deissn_model_free(model);
+    return status;
+}
+
 static int calibrate(const options *o)
 {
     const char *out = o->out ? o->out : "table.dsn";
@@ -360,6 +509,7 @@ static int calibrate(const options *o)
     deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
     pp.order = 0; /* DDIM: the eps the model gives along the ODE, nothing extrapolated */
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    tool_model_apply(&o->settings, &sp, &pp, &mp);
     mp.device = o->device;
     mp.num_threads = (int32_t)o->threads;
 
@@ -410,21 +560,7 @@ static int calibrate(const options *o)
     if (status == 0 && p.tty) fputc('\n', stderr);
 
     static record meta; /* 64 KiB */
-    unsigned long long model_bytes = 0;
-    uint32_t model_crc = 0;
-    if (status == 0 && file_fingerprint(o->model, &model_bytes, &model_crc) != 0) {
-        fprintf(stderr, "deissn-calibrate: --model %s: cannot read it for its fingerprint: %s\n",
-                o->model, strerror(errno));
-        status = 1;
-    }
-    record_add(&meta, "deissn-calibration", "1");
-    record_add_escaped(&meta, "model", o->model);
-    record_add(&meta, "model_bytes", "%llu", model_bytes);
-    record_add(&meta, "model_crc32", "%08x", (unsigned)model_crc);
-    record_add(&meta, "shape", "%lld,%lld,%lld", (long long)o->shape[0], (long long)o->shape[1],
-               (long long)o->shape[2]);
-    record_add(&meta, "noise_fingerprint", "%08x",
-               s ? (unsigned)deissn_schedule_fingerprint(s) : 0u);
+    if (status == 0 && record_model(&meta, o, &sp)) status = 1;
     record_add(&meta, "spacing", "trailing");
     record_add(&meta, "sampler", "ddim");
     record_add(&meta, "steps", "%u", o->steps);
@@ -471,10 +607,10 @@ static void check_parts(const options *o, deissn_normtable *const *parts, record
     char first[DEISSN_NORMTABLE_METADATA_MAX + 1], value[DEISSN_NORMTABLE_METADATA_MAX + 1];
     const char *meta0 = deissn_normtable_metadata(parts[0]);
     record_add(out, "deissn-calibration", "1");
-    if (record_get(meta0, "model", value, sizeof value)) record_add(out, "model", "%s", value);
+    if (tool_record_get(meta0, "model", value, sizeof value)) record_add(out, "model", "%s", value);
     int recorded = 1;
     for (int i = 0; i < o->n_merge; i++)
-        if (!record_get(deissn_normtable_metadata(parts[i]), "samples", value, sizeof value)) {
+        if (!tool_record_get(deissn_normtable_metadata(parts[i]), "samples", value, sizeof value)) {
             if (!o->force_merge)
                 tool_die(1, "--merge: %s has no record of the run that made it (an older "
                          "deissn-calibrate, or another program, made it), so it cannot be "
@@ -482,10 +618,10 @@ static void check_parts(const options *o, deissn_normtable *const *parts, record
             recorded = 0;
         }
     for (size_t k = 0; k < N_IDENTITY; k++) {
-        int have0 = record_get(meta0, identity[k], first, sizeof first), mixed = !have0;
+        int have0 = tool_record_get(meta0, identity[k], first, sizeof first), mixed = !have0;
         for (int i = 1; i < o->n_merge; i++) {
             const char *meta = deissn_normtable_metadata(parts[i]);
-            int have = record_get(meta, identity[k], value, sizeof value);
+            int have = tool_record_get(meta, identity[k], value, sizeof value);
             if (have0 && have && !strcmp(first, value)) continue;
             if (!o->force_merge)
                 tool_die(1, "--merge: %s and %s are from different runs: %s is %s in %s and %s in "
@@ -592,8 +728,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "deissn-calibrate: give exactly one of --model, --merge, --csv\n");
         usage(stderr);
         status = 2;
-    } else if (o.model && o.samples == 0) {
-        fprintf(stderr, "deissn-calibrate: --model needs --samples\n");
+    } else if (o.model && o.samples == 0 && o.samples_option) {
+        fprintf(stderr, "deissn-calibrate: %s applies to a --samples run, not to tuning\n",
+                o.samples_option);
+        status = 2;
+    } else if (o.model && o.samples > 0 && o.tune_option) {
+        fprintf(stderr, "deissn-calibrate: %s applies to tuning (--model without --samples)\n",
+                o.tune_option);
         status = 2;
     } else if (!o.model && o.run_option) { /* options that would be silently ignored */
         fprintf(stderr, "deissn-calibrate: %s applies to a calibration run (--model), not to "
@@ -613,7 +754,9 @@ int main(int argc, char **argv)
         for (int i = 0; i < o.n_merge; i++)
             tool_check_outputs(&out, 1, &(tool_file){"--merge", o.merge[i]}, 1);
         if (out.path) tool_check_writable("--out", out.path);
-        status = o.model ? calibrate(&o) : o.n_merge ? merge(&o) : export_csv(&o);
+        if (o.model) tool_model_defaults(&o.settings);
+        status = o.model ? (o.samples ? calibrate(&o) : tune(&o)) : o.n_merge ? merge(&o)
+                                                                            : export_csv(&o);
     }
     free(o.merge);
     return status;

@@ -1,10 +1,14 @@
 /* deissn-inspect - print a sampler's per-step plan as JSON: times, Psi and the C_ij.
  *
- *   deissn-inspect [--schedule linear|scaled_linear|cosine|continuous] [--spacing quadratic|
- *                  trailing|linspace|leading|power|logsnr|karras] [--steps 10] [--order 3]
- *                  [--table FILE [--clip 0]] [--lower-order-final] [--tau-end 0]
- *                  [--method eps|data] [--corrector]
+ *   deissn-inspect [--schedule NAME] [--spacing NAME] [--steps 10] [--order 3]
+ *                  [--table FILE [--clip 0]] [--preset tuned|best|reference]
+ *                  [--lower-order-final] [--tau-end 0] [--method eps|data] [--corrector]
  *                  [--power 1] [--rho 7] [--train-steps 1000]
+ *
+ * Names are the library's (deissn_enum_value: linear, scaled_linear, squaredcos_cap_v2 or
+ * cosine, ...). --preset applies a preset for --steps NFE (tuned: the table's plan) before the
+ * other options. A table with tuned plans also gets them printed ("plans"), each with its
+ * held-out error and BEST's.
  *
  * --table reads any table file deissn_normtable_load() knows (libdeissn's .dsn, the
  * reference's .pt; --clip applies to .pt); --table-pt is an older name for it.
@@ -25,23 +29,20 @@
 /* The schedule's limit on steps and training steps. */
 #define MAX_STEPS 1000000u
 
-static const char *const noise_names[] = {"linear", "scaled_linear", "cosine", NULL, NULL,
-                                          "continuous"};
-static const char *const spacing_names[] = {"quadratic", "trailing", "linspace", "leading",
-                                            "power", "logsnr", "karras"};
-
-static int lookup(const char *const *names, int n, const char *s)
+/* The value of enum `kind` named `v` (the library's names and aliases), or exit 2. */
+static int32_t named(int32_t kind, const char *opt, const char *v)
 {
-    for (int i = 0; i < n; i++)
-        if (names[i] && !strcmp(names[i], s)) return i;
-    return -1;
+    int32_t x;
+    if (deissn_enum_value(kind, v, &x) != DEISSN_OK) tool_die(2, "%s: %s", opt, deissn_last_error());
+    return x;
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: deissn-inspect [--schedule linear|scaled_linear|cosine|continuous]\n"
+    fprintf(f, "usage: deissn-inspect [--schedule linear|scaled_linear|squaredcos_cap_v2|...]\n"
                "         [--spacing quadratic|trailing|linspace|leading|power|logsnr|karras]\n"
                "         [--steps N] [--order 0-3] [--table FILE] [--clip N]\n"
+               "         [--preset tuned|best|reference]\n"
                "         [--lower-order-final] [--tau-end T] [--power P] [--rho R]\n"
                "         [--method eps|data] [--corrector]\n"
                "         [--train-steps T]\n"
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
     const char *table_path = NULL;
     unsigned clip = 0;
     int clip_given = 0;
+    int32_t preset = -1; /* none: the options as given */
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -75,26 +77,16 @@ int main(int argc, char **argv)
             fprintf(stderr, "deissn-inspect: %s needs a value\n", a);
             usage(stderr);
             return 2;
-        } else if (!strcmp(a, "--schedule")) {
-            sp.noise = lookup(noise_names, 6, v);
-            if (sp.noise < 0) {
-                fprintf(stderr, "deissn-inspect: unknown schedule '%s'\n", v);
-                return 2;
-            }
+        } else if (!strcmp(a, "--schedule") || !strcmp(a, "--noise")) {
+            sp.noise = named(DEISSN_ENUM_NOISE, a, v);
         } else if (!strcmp(a, "--spacing")) {
-            sp.spacing = lookup(spacing_names, 7, v);
-            if (sp.spacing < 0) {
-                fprintf(stderr, "deissn-inspect: unknown spacing '%s'\n", v);
-                return 2;
-            }
+            sp.spacing = named(DEISSN_ENUM_SPACING, a, v);
+        } else if (!strcmp(a, "--preset")) {
+            preset = named(DEISSN_ENUM_PRESET, a, v);
         } else if (!strcmp(a, "--steps")) {
             sp.steps = (uint32_t)tool_parse_u64(a, v, 1, MAX_STEPS);
         } else if (!strcmp(a, "--method")) {
-            if (strcmp(v, "eps") && strcmp(v, "data")) {
-                fprintf(stderr, "deissn-inspect: --method is eps or data, not '%s'\n", v);
-                return 2;
-            }
-            pp.method = strcmp(v, "data") ? DEISSN_METHOD_EPS : DEISSN_METHOD_DATA;
+            pp.method = named(DEISSN_ENUM_METHOD, a, v);
         } else if (!strcmp(a, "--order")) {
             pp.order = (uint32_t)tool_parse_u64(a, v, 0, 3);
         } else if (!strcmp(a, "--table") || !strcmp(a, "--table-pt")) {
@@ -128,10 +120,14 @@ int main(int argc, char **argv)
     int32_t rc;
     if (table_path && (rc = deissn_normtable_load(&table, table_path, &(deissn_normtable_params){.version = DEISSN_NORMTABLE_PARAMS_VERSION, .clip = clip, .metadata = NULL})) != DEISSN_OK)
         return tool_fail("loading the table", rc);
+    int32_t use_table = 1;
+    if (preset >= 0 &&
+        (rc = deissn_preset_params(preset, sp.steps, table, &sp, &pp, &use_table)) != DEISSN_OK)
+        return tool_fail("preset", rc);
     if ((rc = deissn_schedule_create(&sched, &sp)) != DEISSN_OK)
         return tool_fail("schedule", rc);
     double t0 = tool_now();
-    rc = deissn_sampler_create(&s, sched, table, &pp);
+    rc = deissn_sampler_create(&s, sched, use_table ? table : NULL, &pp);
     double setup_us = (tool_now() - t0) * 1e6;
     if (rc != DEISSN_OK) return tool_fail("sampler", rc);
 
@@ -142,9 +138,9 @@ int main(int argc, char **argv)
     printf("{\n  \"library\": ");
     tool_json_string(stdout, library);
     printf(",\n  \"schedule\": ");
-    tool_json_string(stdout, noise_names[sp.noise]);
+    tool_json_string(stdout, deissn_enum_name(DEISSN_ENUM_NOISE, sp.noise));
     printf(", \"spacing\": ");
-    tool_json_string(stdout, spacing_names[sp.spacing]);
+    tool_json_string(stdout, deissn_enum_name(DEISSN_ENUM_SPACING, sp.spacing));
     printf(", \"steps\": %u, \"order\": %u,\n  \"table\": ", n, pp.order);
     if (table_path) tool_json_string(stdout, table_path);
     else printf("null");
@@ -158,7 +154,30 @@ int main(int argc, char **argv)
     printf(", \"clip\": %u, \"lower_order_final\": %s,\n", clip,
            pp.lower_order_final ? "true" : "false");
     printf("  \"method\": \"%s\", \"corrector\": %s,\n",
-           pp.method == DEISSN_METHOD_DATA ? "data" : "eps", pp.corrector ? "true" : "false");
+           deissn_enum_name(DEISSN_ENUM_METHOD, pp.method), pp.corrector ? "true" : "false");
+    if (preset >= 0) {
+        printf("  \"preset\": ");
+        tool_json_string(stdout, deissn_enum_name(DEISSN_ENUM_PRESET, preset));
+        printf(", \"table_used\": %s,\n", use_table && table ? "true" : "false");
+    }
+    if (deissn_normtable_plan_count(table)) { /* the table's tuned plans, and what each is worth */
+        printf("  \"plans\": [\n");
+        for (size_t k = 0; k < deissn_normtable_plan_count(table); k++) {
+            deissn_plan pl = DEISSN_PLAN_INIT;
+            deissn_normtable_plan(table, k, &pl);
+            printf("    {\"nfe\": %u, \"method\": \"%s\", \"order\": %u, \"corrector\": %s, "
+                   "\"lower_order_final\": %s, \"uses_table\": %s, \"tau_end\": %.17g, "
+                   "\"heldout_rmse\": %.17g, \"heldout_interval\": [%.17g, %.17g], "
+                   "\"heldout_samples\": %u, \"best_rmse\": %.17g, \"taus\": [",
+                   pl.nfe, deissn_enum_name(DEISSN_ENUM_METHOD, pl.method), pl.order,
+                   pl.corrector ? "true" : "false", pl.lower_order_final ? "true" : "false",
+                   pl.uses_table ? "true" : "false", pl.tau_end, pl.error, pl.error_low,
+                   pl.error_high, pl.samples, pl.best_error);
+            for (uint32_t j = 0; j < pl.nfe; j++) printf("%s%.17g", j ? ", " : "", pl.taus[j]);
+            printf("]}%s\n", k + 1 < deissn_normtable_plan_count(table) ? "," : "");
+        }
+        printf("  ],\n");
+    }
     printf("  \"schedule_fingerprint\": \"%08x\", \"setup_microseconds\": %.1f,\n",
            deissn_schedule_fingerprint(sched), setup_us);
     printf("  \"steps_plan\": [\n");

@@ -1,12 +1,13 @@
 /* deissn-sample - sample images from a TorchScript diffusion model with libdeissn and write a
- * PNG grid. With no options it uses the model and table shipped in models/ and the BEST
- * preset for 10 model evaluations.
+ * PNG grid. With no options it uses the model and table shipped in models/ and the plan tuned
+ * for that model at 10 model evaluations (DEISSN_PRESET_TUNED).
  *
- *   deissn-sample [--model M] [--table T] [--steps 10] [--preset best|reference]
- *                 [--sampler deis-sn|deis|x0|ddim] [--order 3] [--spacing quadratic|...]
+ *   deissn-sample [--model M] [--table T] [--steps 10] [--preset tuned|best|reference]
+ *                 [--sampler deis-sn|deis|x0|x0-corrector|ddim] [--order 3] [--spacing NAME]
  *                 [--lower-order-final] [--corrector] [--seed S] [-n 64]
  *                 [--batch B] [--shape 1,32,32] [--threads T] [--device cpu|cuda[:N]]
- *                 [--out samples.png] */
+ *                 [--noise NAME] [--prediction NAME] [--time NAME] [--train-steps T]
+ *                 [--beta-start B] [--beta-end B] [--out samples.png] */
 #include "deissn.h"
 #include "tool.h"
 
@@ -23,10 +24,7 @@
 #define DEISSN_DATADIR "/usr/local/share/deissn"
 #endif
 #define DEFAULT_MODEL "fmnist_unet.pt"
-#define DEFAULT_TABLE "fmnist_unet_table.pt"
-
-static const char *const spacing_names[] = {"quadratic", "trailing", "linspace", "leading",
-                                            "power",     "logsnr",   "karras"};
+#define DEFAULT_TABLE "fmnist_unet.dsn"
 
 #define UNSET (-1)
 /* The ranges of the numeric options. */
@@ -42,32 +40,48 @@ typedef struct {
     unsigned long long seed;
     long long n, batch;
     int64_t shape[3];
+    tool_model settings; /* what the model predicts, its noise schedule (and the table's) */
 } options;
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deissn-sample [options]\n"
-            "  --model FILE        TorchScript eps-prediction model (default: the shipped %s)\n"
-            "  --table FILE        normalization table, .dsn or reference .pt (default: the\n"
+            "  --model FILE        TorchScript model, forward(x, t) (default: the shipped %s)\n"
+            "  --table FILE        its table from deissn-calibrate (.dsn: r(tau), tuned plans,\n"
+            "                      the model's settings) or a reference .pt (default: the\n"
             "                      shipped table when the model is the shipped one)\n"
             "  --steps N           model evaluations (default 10)\n"
-            "  --preset NAME       best (default: the configuration measured best for N steps,\n"
-            "                      docs/presets.md) or reference (the paper's DEIS-SN:\n"
-            "                      quadratic, order 3); the options below override it\n"
-            "  --sampler NAME      deis-sn (eps / r(tau), needs a table), deis (eps, no table),\n"
-            "                      x0 (the data prediction; no table) or ddim (order 0, no\n"
-            "                      table); default: the preset's (deis-sn or x0)\n"
+            "  --preset NAME       tuned (default when the table has plans: the plan tuned on\n"
+            "                      this model for N steps, or the nearest below), best (the\n"
+            "                      fixed preset, docs/presets.md; the default without plans)\n"
+            "                      or reference (the paper's DEIS-SN: quadratic, order 3);\n"
+            "                      the options below override it\n"
+            "  --sampler NAME      deis-sn (eps / r(tau), needs a table), deis (eps), x0 (the\n"
+            "                      data prediction), x0-corrector, ddim (order 0); default:\n"
+            "                      the preset's\n"
             "  --order K           polynomial order 0-3\n"
-            "  --spacing NAME      quadratic, trailing, linspace, leading, power, logsnr, karras\n"
+            "  --spacing NAME      quadratic, trailing, linspace, leading, power (uniform),\n"
+            "                      logsnr, karras\n"
             "  --lower-order-final lower the order on the final steps\n"
             "  --corrector         correct each state with the new evaluation (x0 only)\n"
             "  --seed S            noise seed (default 0); sample k depends only on (S, k)\n"
             "  -n N                number of samples (default 64)\n"
             "  --batch B           samples per model call (default: all)\n"
             "  --shape C,H,W       sample shape (default 1,32,32)\n"
-            "  --threads T         libtorch intra-op threads (default: libtorch's choice)\n"
+            "  --threads T         libtorch intra-op threads (default 1; 0: libtorch's choice,\n"
+            "                      all cores, slower than one on a busy machine)\n"
             "  --device D          cpu (default), cuda, cuda:N\n"
+            "  --noise NAME        the model's noise schedule: linear (default), scaled_linear,\n"
+            "                      squaredcos_cap_v2 (cosine), continuous_vp\n"
+            "  --train-steps T     its training steps (default 1000)\n"
+            "  --beta-start B, --beta-end B   linear/scaled_linear betas (default: the schedule's)\n"
+            "  --prediction NAME   what the model predicts: epsilon (default), sample (x0),\n"
+            "                      v_prediction (v)\n"
+            "  --time NAME         its time argument: model_index (tau*T - 1, default), tau,\n"
+            "                      tau_1000, sigma\n"
+            "                      (a table from deissn-calibrate records these: given, they\n"
+            "                      must agree with it; not given, they are taken from it)\n"
             "  --out FILE          PNG grid to write (default samples.png)\n",
             DEFAULT_MODEL);
 }
@@ -204,6 +218,10 @@ static int parse(int argc, char **argv, options *o)
                                              "--sampler", "--steps", "--order", "--threads",
                                              "--preset",
                                              "--seed", "-n", "--batch", "--shape", "--spacing"};
+        if (v && tool_model_option(&o->settings, a, v)) {
+            i++;
+            continue;
+        }
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(a, valued[k]);
         if (!known) {
@@ -230,23 +248,25 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--batch")) o->batch = (long long)tool_parse_u64(a, v, 0, INT64_MAX);
         else if (!strcmp(a, "--shape")) tool_parse_shape(a, v, MAX_DIM, MAX_NUMEL, o->shape);
         else if (!strcmp(a, "--spacing")) {
-            o->spacing = -1;
-            for (int s = 0; s < 7; s++)
-                if (!strcmp(v, spacing_names[s])) o->spacing = s;
-            if (o->spacing < 0) {
-                fprintf(stderr, "deissn-sample: unknown spacing '%s'\n", v);
+            int32_t sp;
+            if (deissn_enum_value(DEISSN_ENUM_SPACING, v, &sp) != DEISSN_OK ||
+                sp == DEISSN_SPACING_CUSTOM) {
+                fprintf(stderr, "deissn-sample: --spacing: %s\n", sp == DEISSN_SPACING_CUSTOM
+                        ? "custom times come from a tuned plan (--preset tuned)"
+                        : deissn_last_error());
                 return -1;
             }
+            o->spacing = sp;
         }
     }
-    if (o->sampler && strcmp(o->sampler, "deis-sn") && strcmp(o->sampler, "deis") &&
-        strcmp(o->sampler, "x0") && strcmp(o->sampler, "ddim")) {
-        fprintf(stderr, "deissn-sample: --sampler is deis-sn, deis, x0 or ddim, not '%s'\n",
-                o->sampler);
+    deissn_sampler_params probe = DEISSN_SAMPLER_PARAMS_INIT;
+    if (o->sampler && deissn_sampler_params_by_name(&probe, o->sampler, NULL) != DEISSN_OK) {
+        fprintf(stderr, "deissn-sample: --sampler: %s\n", deissn_last_error());
         return -1;
     }
-    if (strcmp(o->preset, "best") && strcmp(o->preset, "reference")) {
-        fprintf(stderr, "deissn-sample: --preset is best or reference, not '%s'\n", o->preset);
+    int32_t preset;
+    if (o->preset && deissn_enum_value(DEISSN_ENUM_PRESET, o->preset, &preset) != DEISSN_OK) {
+        fprintf(stderr, "deissn-sample: --preset: %s\n", deissn_last_error());
         return -1;
     }
     /* DDIM is order 0: an explicit other order contradicts it. */
@@ -261,30 +281,10 @@ static int parse(int argc, char **argv, options *o)
 int main(int argc, char **argv)
 {
     tool_name = "deissn-sample";
-    options o = {.out = "samples.png", .device = "cpu", .preset = "best", .spacing = UNSET,
-                 .order = UNSET, .lower_order_final = UNSET, .corrector = UNSET, .steps = 10,
-                 .n = 64, .shape = {1, 32, 32}};
+    options o = {.out = "samples.png", .device = "cpu", .spacing = UNSET, .order = UNSET,
+                 .lower_order_final = UNSET, .corrector = UNSET, .steps = 10, .threads = 1,
+                 .n = 64, .shape = {1, 32, 32}, .settings = TOOL_MODEL_UNSET};
     if (parse(argc, argv, &o)) return 2;
-
-    /* The preset first, then what the command line says explicitly. */
-    int32_t rc;
-    deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
-    deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
-    int32_t preset = strcmp(o.preset, "best") ? DEISSN_PRESET_REFERENCE : DEISSN_PRESET_BEST;
-    if ((rc = deissn_preset_params(preset, o.steps, NULL, &sp, &pp, NULL)) != DEISSN_OK)
-        return tool_fail("preset", rc);
-    int sampler_given = o.sampler != NULL;
-    if (!sampler_given) o.sampler = pp.method == DEISSN_METHOD_DATA ? "x0" : "deis-sn";
-    if (strcmp(o.sampler, "x0")) { /* the eps samplers */
-        pp.method = DEISSN_METHOD_EPS;
-        pp.corrector = 0;
-    } else {
-        pp.method = DEISSN_METHOD_DATA;
-    }
-    if (o.spacing != UNSET) sp.spacing = o.spacing;
-    if (o.order != UNSET) pp.order = (uint32_t)o.order;
-    if (o.lower_order_final != UNSET) pp.lower_order_final = (uint32_t)o.lower_order_final;
-    if (o.corrector != UNSET) pp.corrector = (uint32_t)o.corrector;
 
     int shipped_model = o.model == NULL;
     if (shipped_model && !(o.model = find_data(argv[0], DEFAULT_MODEL))) {
@@ -292,31 +292,56 @@ int main(int argc, char **argv)
                         "or pass --model)\n", DEFAULT_MODEL);
         return 1;
     }
-    int use_table = !strcmp(o.sampler, "deis-sn");
-    if (!use_table && o.table && sampler_given) {
-        fprintf(stderr, "deissn-sample: --sampler %s does not use a table; drop --table or "
-                        "pass --sampler deis-sn\n", o.sampler);
-        return 2;
+    if (shipped_model && !o.table && !(o.table = find_data(argv[0], DEFAULT_TABLE))) {
+        fprintf(stderr, "deissn-sample: the shipped table %s was not found\n", DEFAULT_TABLE);
+        return 1;
     }
-    /* A table given for a model is still loaded (and so checked) when the preset picked a
-     * sampler that does not use it; the report says so. */
-    int load_table = use_table || o.table != NULL;
-    if (use_table && !o.table) {
-        if (!shipped_model) {
-            fprintf(stderr, "deissn-sample: --sampler deis-sn with your own model needs --table "
-                            "(make one with deissn-calibrate), or use --sampler deis\n");
-            return 2;
-        }
-        if (!(o.table = find_data(argv[0], DEFAULT_TABLE))) {
-            fprintf(stderr, "deissn-sample: the shipped table %s was not found\n", DEFAULT_TABLE);
-            return 1;
-        }
-    }
-    if (!strcmp(o.sampler, "ddim")) pp.order = 0;
     const tool_file outputs[] = {{"--out", o.out}};
     const tool_file inputs[] = {{"--model", o.model}, {"--table", o.table}};
     tool_check_outputs(outputs, 1, inputs, 2);
     tool_check_writable("--out", o.out);
+
+    /* The table first: it says what the model is (its record) and holds the tuned plans. */
+    int32_t rc;
+    double t_load = tool_now();
+    deissn_normtable *table = NULL;
+    if (o.table && (rc = deissn_normtable_load(&table, o.table, NULL)) != DEISSN_OK)
+        return tool_fail("loading the table", rc);
+    if (table) tool_model_from_record(&o.settings, deissn_normtable_metadata(table), o.table);
+    tool_model_defaults(&o.settings);
+
+    /* The preset, then what the command line says explicitly. */
+    deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
+    deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    tool_model_apply(&o.settings, &sp, &pp, &mp);
+    int32_t preset = deissn_normtable_plan_count(table) ? DEISSN_PRESET_TUNED : DEISSN_PRESET_BEST;
+    if (o.preset) deissn_enum_value(DEISSN_ENUM_PRESET, o.preset, &preset); /* checked in parse */
+    if (preset == DEISSN_PRESET_TUNED && !deissn_normtable_plan_count(table)) {
+        fprintf(stderr, "deissn-sample: --preset tuned needs a table with plans (deissn-calibrate "
+                        "--model M --out M.dsn makes one)%s%s\n", o.table ? "; this one has none: " : "",
+                o.table ? o.table : "");
+        return 2;
+    }
+    int32_t use_table = 0;
+    if ((rc = deissn_preset_params(preset, o.steps, table, &sp, &pp, &use_table)) != DEISSN_OK)
+        return tool_fail("preset", rc);
+    deissn_plan plan = DEISSN_PLAN_INIT;
+    if (sp.spacing == DEISSN_SPACING_CUSTOM) /* a tuned plan: which one, for the report */
+        for (size_t i = 0; i < deissn_normtable_plan_count(table); i++) {
+            deissn_normtable_plan(table, i, &plan);
+            if (plan.nfe == sp.steps) break;
+        }
+    if (o.sampler) deissn_sampler_params_by_name(&pp, o.sampler, &use_table);
+    if (o.spacing != UNSET) sp.spacing = o.spacing;
+    if (o.order != UNSET) pp.order = (uint32_t)o.order;
+    if (o.lower_order_final != UNSET) pp.lower_order_final = (uint32_t)o.lower_order_final;
+    if (o.corrector != UNSET) pp.corrector = (uint32_t)o.corrector;
+    if (use_table && !table) {
+        fprintf(stderr, "deissn-sample: --sampler deis-sn with your own model needs --table "
+                        "(make one with deissn-calibrate), or use --sampler deis\n");
+        return 2;
+    }
     if (o.shape[0] != 1 && o.shape[0] != 3) {
         fprintf(stderr, "deissn-sample: --shape %lld,%lld,%lld: a PNG holds 1 (gray) or 3 (RGB) "
                         "channels, not %lld\n", (long long)o.shape[0], (long long)o.shape[1],
@@ -343,16 +368,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    double t_load = tool_now();
-    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.device = o.device;
     mp.num_threads = (int32_t)o.threads;
     deissn_model *model = NULL;
     if ((rc = deissn_model_load(&model, o.model, &mp)) != DEISSN_OK)
         return tool_fail("loading the model", rc);
-    deissn_normtable *table = NULL;
-    if (load_table && (rc = deissn_normtable_load(&table, o.table, NULL)) != DEISSN_OK)
-        return tool_fail("loading the table", rc);
     t_load = tool_now() - t_load;
 
     deissn_schedule *schedule = NULL;
@@ -385,18 +405,24 @@ int main(int argc, char **argv)
     if (write_grid(o.out, x, o.n, o.shape, &g)) return 1;
     printf("deissn-sample (libdeissn %s)\n", deissn_version_string());
     printf("  model    %s (%s)\n", o.model, o.device);
-    char spacing[32];
+    char spacing[64];
     if (sp.spacing == DEISSN_SPACING_POWER)
-        snprintf(spacing, sizeof spacing, "power %.17g", sp.power);
-    else snprintf(spacing, sizeof spacing, "%s", spacing_names[sp.spacing]);
-    printf("  sampler  %s, order %u, %s spacing, %u steps = %u model evaluations%s%s (preset "
-           "%s)\n",
-           !strcmp(o.sampler, "deis-sn") ? "DEIS-SN" : !strcmp(o.sampler, "deis") ? "DEIS"
-           : !strcmp(o.sampler, "x0") ? "x0 (data prediction)" : "DDIM",
-           pp.order, spacing, o.steps, o.steps,
-           pp.lower_order_final ? ", lower order at the end" : "",
-           pp.corrector ? ", corrector" : "", o.preset);
-    if (table) printf("  table    %s%s\n", o.table, use_table ? "" : " (not used by x0)");
+        snprintf(spacing, sizeof spacing, "power %.17g spacing", sp.power);
+    else if (sp.spacing == DEISSN_SPACING_CUSTOM)
+        snprintf(spacing, sizeof spacing, "tuned times");
+    else snprintf(spacing, sizeof spacing, "%s spacing", deissn_enum_name(DEISSN_ENUM_SPACING, sp.spacing));
+    const char *method = pp.method == DEISSN_METHOD_DATA ? "x0 (data prediction)"
+                         : pp.order == 0 && !use_table   ? "DDIM"
+                         : use_table                      ? "DEIS-SN"
+                                                          : "DEIS";
+    printf("  sampler  %s, order %u, %s, %u model evaluations%s%s (preset %s)\n", method,
+           pp.order, spacing, sp.steps, pp.lower_order_final ? ", lower order at the end" : "",
+           pp.corrector ? ", corrector" : "", deissn_enum_name(DEISSN_ENUM_PRESET, preset));
+    if (sp.spacing == DEISSN_SPACING_CUSTOM && plan.nfe)
+        printf("  plan     tuned for %u NFE%s: held-out RMSE %.4g [%.4g, %.4g] on %u samples, "
+               "BEST %.4g there\n", plan.nfe, plan.nfe != o.steps ? " (the nearest below)" : "",
+               plan.error, plan.error_low, plan.error_high, plan.samples, plan.best_error);
+    if (table) printf("  table    %s%s\n", o.table, use_table ? "" : " (not used by this sampler)");
     printf("  samples  %lld x %lldx%lldx%lld, seed %llu, batch %lld\n", o.n, (long long)o.shape[0],
            (long long)o.shape[1], (long long)o.shape[2], o.seed, batch);
     printf("  time     %.3f s sampling: model %.3f s (%.1f%%), sampler %.3f ms (%.2f%%); "

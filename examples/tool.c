@@ -4,6 +4,7 @@
 #include "deissn.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -168,4 +169,117 @@ void tool_json_string(FILE *f, const char *s)
         p += n ? n : 1;
     }
     fputc('"', f);
+}
+
+/* ---- the record of a run in a table's metadata (docs/tables.md) ------------------------- */
+
+/* The raw (still escaped) value of `key` in the record `meta` into buf; 0 if the record or
+ * the key is absent. */
+int tool_record_get(const char *meta, const char *key, char *buf, size_t cap)
+{
+    if (strncmp(meta, TOOL_RECORD_HEADER, strlen(TOOL_RECORD_HEADER)) != 0) return 0;
+    size_t klen = strlen(key);
+    for (const char *line = meta; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (len > klen && !strncmp(line, key, klen) && line[klen] == '=') {
+            size_t vlen = len - klen - 1 < cap - 1 ? len - klen - 1 : cap - 1;
+            memcpy(buf, line + klen + 1, vlen);
+            buf[vlen] = '\0';
+            return 1;
+        }
+        line += len + (nl != NULL);
+    }
+    return 0;
+}
+
+int tool_model_option(tool_model *m, const char *opt, const char *value)
+{
+    static const struct {
+        const char *opt;
+        int32_t kind;
+        size_t at;
+    } named[] = {
+        {"--noise", DEISSN_ENUM_NOISE, offsetof(tool_model, noise)},
+        {"--prediction", DEISSN_ENUM_PREDICTION, offsetof(tool_model, prediction)},
+        {"--time", DEISSN_ENUM_TIME, offsetof(tool_model, time)},
+    };
+    for (size_t k = 0; k < sizeof named / sizeof *named; k++) {
+        if (strcmp(opt, named[k].opt)) continue;
+        int32_t v;
+        if (deissn_enum_value(named[k].kind, value, &v) != DEISSN_OK)
+            tool_die(2, "%s: %s", opt, deissn_last_error());
+        memcpy((char *)m + named[k].at, &v, sizeof v);
+        return 1;
+    }
+    if (!strcmp(opt, "--train-steps")) m->train_steps = (uint32_t)tool_parse_u64(opt, value, 1, 100000);
+    else if (!strcmp(opt, "--beta-start")) m->beta_start = tool_parse_double(opt, value, 0, 1, 1, 1);
+    else if (!strcmp(opt, "--beta-end")) m->beta_end = tool_parse_double(opt, value, 0, 1, 1, 1);
+    else return 0;
+    return 1;
+}
+
+void tool_model_defaults(tool_model *m)
+{
+    if (m->noise < 0) m->noise = DEISSN_NOISE_LINEAR;
+    if (m->prediction < 0) m->prediction = DEISSN_PREDICT_EPSILON;
+    if (m->time < 0) m->time = DEISSN_TIME_MODEL_INDEX;
+    if (m->train_steps == 0) m->train_steps = 1000;
+}
+
+/* The record's keys for the model settings, and how each is compared. */
+void tool_model_from_record(tool_model *m, const char *meta, const char *table)
+{
+    char v[256];
+    static const struct {
+        const char *key;
+        int32_t kind;
+        size_t at;
+    } named[] = {
+        {"noise", DEISSN_ENUM_NOISE, offsetof(tool_model, noise)},
+        {"prediction", DEISSN_ENUM_PREDICTION, offsetof(tool_model, prediction)},
+        {"time", DEISSN_ENUM_TIME, offsetof(tool_model, time)},
+    };
+    for (size_t k = 0; k < sizeof named / sizeof *named; k++) {
+        int32_t rec, *cur = (int32_t *)((char *)m + named[k].at);
+        if (!tool_record_get(meta, named[k].key, v, sizeof v)) continue;
+        if (deissn_enum_value(named[k].kind, v, &rec) != DEISSN_OK)
+            tool_die(1, "--table %s: its record has %s=%s, which this libdeissn does not know",
+                     table, named[k].key, v);
+        if (*cur >= 0 && *cur != rec)
+            tool_die(2, "--%s %s differs from %s=%s recorded in the table %s (it was made for "
+                     "that model; drop the option or pass another table)", named[k].key,
+                     deissn_enum_name(named[k].kind, *cur), named[k].key, v, table);
+        *cur = rec;
+    }
+    if (tool_record_get(meta, "train_steps", v, sizeof v)) {
+        uint32_t t = (uint32_t)strtoul(v, NULL, 10);
+        if (m->train_steps && m->train_steps != t)
+            tool_die(2, "--train-steps %u differs from train_steps=%s recorded in the table %s",
+                     m->train_steps, v, table);
+        m->train_steps = t;
+    }
+    const char *beta_keys[2] = {"beta_start", "beta_end"};
+    double *betas[2] = {&m->beta_start, &m->beta_end};
+    for (int k = 0; k < 2; k++) {
+        if (!tool_record_get(meta, beta_keys[k], v, sizeof v)) continue;
+        double b = strtod(v, NULL);
+        if (*betas[k] > 0 && *betas[k] != b)
+            tool_die(2, "--%s %.17g differs from %s=%s recorded in the table %s",
+                     k ? "beta-end" : "beta-start", *betas[k], beta_keys[k], v, table);
+        *betas[k] = b;
+    }
+}
+
+void tool_model_apply(const tool_model *m, deissn_schedule_params *s, deissn_sampler_params *p,
+                      deissn_model_params *mp)
+{
+    if (s) {
+        s->noise = m->noise;
+        s->num_train_steps = m->train_steps;
+        s->beta_start = m->beta_start;
+        s->beta_end = m->beta_end;
+    }
+    if (p) p->prediction = m->prediction;
+    if (mp) mp->time_convention = m->time;
 }

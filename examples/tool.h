@@ -77,4 +77,41 @@ int tool_utf8_len(const unsigned char *p);
  * always valid JSON. */
 void tool_json_string(FILE *f, const char *s);
 
+/* ---- the record of a run in a table's metadata: "key=value" lines (docs/tables.md) ------ */
+
+#define TOOL_RECORD_HEADER "deissn-calibration=1\n"
+
+/* The raw (still escaped) value of `key` in the record `meta` into buf; 0 if the record or
+ * the key is absent. */
+int tool_record_get(const char *meta, const char *key, char *buf, size_t cap);
+
+/* ---- the model's settings: noise schedule, prediction, time convention ------------------- */
+
+#include "deissn.h"
+
+/* What the tools know about a model beyond its file; -1 / 0: not given. */
+typedef struct tool_model {
+    int32_t noise, prediction, time; /* deissn_noise, deissn_prediction, deissn_time_convention */
+    uint32_t train_steps;
+    double beta_start, beta_end;     /* 0: the noise schedule's default */
+} tool_model;
+
+#define TOOL_MODEL_UNSET { -1, -1, -1, 0, 0.0, 0.0 }
+
+/* Consume --noise, --prediction, --time (library names: deissn_enum_value), --train-steps,
+ * --beta-start, --beta-end; 1 if opt was one of them (a bad value exits with status 2). */
+int tool_model_option(tool_model *m, const char *opt, const char *value);
+
+/* Take what the table's record says about its model (noise, prediction, time, train_steps,
+ * beta_start, beta_end) where the command line said nothing; exit with status 2, naming the
+ * option, the recorded value and the table, where it said something else. */
+void tool_model_from_record(tool_model *m, const char *meta, const char *table);
+
+/* Fill what is still unset with the library's defaults (linear, epsilon, model_index, 1000). */
+void tool_model_defaults(tool_model *m);
+
+/* Copy the settings into the library's params (any pointer may be NULL). */
+void tool_model_apply(const tool_model *m, deissn_schedule_params *s, deissn_sampler_params *p,
+                      deissn_model_params *mp);
+
 #endif

@@ -7,15 +7,36 @@
  * eps by r(tau), the mean |eps| the model produced at that time in long offline runs (a
  * "normalization table"). See docs/design.md for the maths.
  *
- * This is the only public header. It is C99 and compiles as C and as C++.
+ * This is the only public header. It is C99 and compiles as C and as C++. It reads in the
+ * order a user learns: schedules, the sampler and its step loop, presets, models and the
+ * whole-sampling call, noise; then tables, calibration and tuning; names last.
+ *
+ * Quick start: sample with your own network (examples/minimal.c is this, complete):
+ *
+ *     deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;  // linear noise, T = 1000
+ *     deissn_sampler_params pp = DEISSN_SAMPLER_PARAMS_INIT;    // what the model predicts, ...
+ *     deissn_preset_params(DEISSN_PRESET_BEST, 10, NULL, &sp, &pp, NULL); // 10 evaluations
+ *     deissn_schedule *schedule;  deissn_schedule_create(&schedule, &sp);
+ *     deissn_sampler *sampler;    deissn_sampler_create(&sampler, schedule, NULL, &pp);
+ *     deissn_step_info at = DEISSN_STEP_INFO_INIT;
+ *     int32_t rc = deissn_sampler_next(sampler, &at);
+ *     while (rc == DEISSN_OK) {
+ *         my_network(x, at.model_t, out);                 // evaluate where the sampler says
+ *         rc = deissn_step(sampler, x, out, n, &at);      // DEISSN_DONE: x is the sample
+ *     }
+ *
+ * With a TorchScript file, deissn_model_load() + deissn_sample() run the whole loop on the
+ * model's device; with a table from deissn-calibrate (deissn_normtable_load()),
+ * DEISSN_PRESET_TUNED samples with the plan tuned on that model.
  *
  * Objects (all opaque, created by *_create / *_load and released by *_free):
  *   deissn_schedule   a noise schedule (alpha_bar(tau)) plus the chosen sampling times.
- *   deissn_normtable  a normalization table r(tau).
  *   deissn_sampler    the stepping state machine: coefficients for every step and the
  *                     history (eps, or x0) of the batch being sampled.
- *   deissn_model      something that maps (x, t) to a prediction: a C callback, or a
- *                     TorchScript file when the library is built with libtorch.
+ *   deissn_model      something that maps (x, t) to a prediction: a C callback, or a model
+ *                     file read by a backend plug-in (TorchScript: libdeissn-torch.so).
+ *   deissn_normtable  a normalization table r(tau), with the plans tuned on its model.
+ *   deissn_calibrator the sums that a calibration run accumulates.
  *
  * Conventions:
  *   - Every function that can fail returns an int32_t status: DEISSN_OK (0), a negative
@@ -125,40 +146,18 @@ DEISSN_API const char *deissn_status_string(int32_t status);
 DEISSN_API const char *deissn_last_error(void);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Names: one spelling of every enum value, for tools, bindings and configuration files       */
+/* Objects                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-/* The enums of this header that have names. */
-typedef enum deissn_enum {
-    DEISSN_ENUM_NOISE = 0,      /* deissn_noise: linear, scaled_linear, squaredcos_cap_v2,
-                                   custom_betas, custom_alphas_cumprod, continuous_vp */
-    DEISSN_ENUM_SPACING = 1,    /* deissn_spacing: quadratic, trailing, linspace, leading,
-                                   power, logsnr, karras, custom */
-    DEISSN_ENUM_METHOD = 2,     /* deissn_method: eps, data */
-    DEISSN_ENUM_PREDICTION = 3, /* deissn_prediction: epsilon, sample, v_prediction */
-    DEISSN_ENUM_TIME = 4,       /* deissn_time_convention: model_index, tau, tau_1000, sigma */
-    DEISSN_ENUM_DTYPE = 5,      /* deissn_dtype: float32, float16, bfloat16 */
-    DEISSN_ENUM_PRESET = 6      /* deissn_preset: best, reference, tuned */
-} deissn_enum;
-
-/* The canonical name of `value` of enum `kind` (the spellings above: diffusers' where it has
- * one), a static string; NULL for an unknown kind or value. */
-DEISSN_API const char *deissn_enum_name(int32_t kind, int32_t value);
-
-/* The value of enum `kind` named `name`: a canonical name, or an alias users bring from
- * elsewhere (case and '-' vs '_' do not matter): noise "cosine" (squaredcos_cap_v2), "vp"
- * (continuous_vp); spacing "uniform" (power with its default power 1), "log_snr"; method
- * "x0"; prediction "eps", "x0", "v"; time "t", "tau1000"; dtype "fp32", "fp16", "half",
- * "bf16".
- * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, unknown kind, unknown name: the message lists
- * the names of that enum). On error *value is unchanged. */
-DEISSN_API int32_t deissn_enum_value(int32_t kind, const char *name, int32_t *value);
+typedef struct deissn_schedule deissn_schedule;   /* noise schedule + sampling times */
+typedef struct deissn_sampler deissn_sampler;     /* coefficients and the step history */
+typedef struct deissn_model deissn_model;         /* a C callback or a plug-in's model */
+typedef struct deissn_normtable deissn_normtable; /* r(tau), calibration sums, tuned plans */
+typedef struct deissn_calibrator deissn_calibrator; /* sums of |eps| while calibrating */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Schedules: the noise schedule alpha_bar(tau) and the sampling times                        */
 /* ------------------------------------------------------------------------------------------ */
-
-typedef struct deissn_schedule deissn_schedule;
 
 /* How alpha_bar (the cumulative product of 1 - beta) is defined. Discrete schedules have T
  * training steps; alpha_bar(tau) interpolates linearly in tau through the knots
@@ -262,288 +261,8 @@ DEISSN_API double deissn_schedule_alpha_bar(const deissn_schedule *schedule, dou
 DEISSN_API uint32_t deissn_schedule_fingerprint(const deissn_schedule *schedule);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Normalization tables: r(tau), the mean |eps| of the model at time tau                      */
-/* ------------------------------------------------------------------------------------------ */
-
-typedef struct deissn_normtable deissn_normtable;
-
-/* The longest metadata string a table carries, in bytes (not counting the NUL). */
-#define DEISSN_NORMTABLE_METADATA_MAX 65535
-
-/* A tuned plan: how to sample one model with exactly `nfe` model evaluations, learned by the
- * calibration run (deissn-calibrate; docs/tuning.md) and stored in the model's table. The
- * times are free (not a named spacing). An output struct when read from a table: set
- * `version` (DEISSN_PLAN_INIT) first. */
-#define DEISSN_PLAN_MAX_NFE 64
-#define DEISSN_PLAN_VERSION 1
-typedef struct deissn_plan {
-    uint32_t version;           /* DEISSN_PLAN_VERSION */
-    uint32_t nfe;               /* model evaluations, 1..DEISSN_PLAN_MAX_NFE */
-    int32_t method;             /* deissn_method */
-    uint32_t order;             /* 0..3 */
-    uint32_t corrector;         /* 1: METHOD_DATA with the corrector */
-    uint32_t lower_order_final; /* as in deissn_sampler_params */
-    uint32_t uses_table;        /* 1: METHOD_EPS normalised by the table the plan is in */
-    uint32_t samples;           /* held-out samples the errors were measured on */
-    double tau_end;             /* where sampling stops */
-    double taus[DEISSN_PLAN_MAX_NFE]; /* tau_N > ... > tau_1 > tau_end; the first nfe */
-    double error;               /* held-out RMSE of the samples against a converged solution
-                                   of the same ODE from the same noise */
-    double error_low, error_high; /* its 95 % bootstrap interval */
-    double best_error;          /* the same measure, same samples, for DEISSN_PRESET_BEST */
-} deissn_plan;
-
-#define DEISSN_PLAN_INIT { DEISSN_PLAN_VERSION, 0, 0, 0, 0, 0, 0, 0, 0.0, {0}, 0.0, 0.0, 0.0, 0.0 }
-
-/* The most plans a table holds. */
-#define DEISSN_NORMTABLE_MAX_PLANS 64
-
-/* What a table records beside its knots. Every function that makes a table takes one (NULL:
- * the defaults), so a fingerprint, a clip or metadata is set the same way everywhere; zero
- * and NULL mean "what the source has" (nothing for deissn_normtable_create()). */
-#define DEISSN_NORMTABLE_PARAMS_VERSION 2
-typedef struct deissn_normtable_params {
-    uint32_t version;      /* DEISSN_NORMTABLE_PARAMS_VERSION */
-    uint32_t fingerprint;  /* deissn_schedule_fingerprint() of the schedule the values were
-                              measured with; 0 (default): the source's (create: unknown,
-                              which matches any schedule) */
-    uint32_t clip;         /* the `clip` knots nearest tau = 0 take the value of the next one
-                              (r[0..clip-1] = r[clip]), as the reference does: the model's
-                              output is least reliable there. Applied on top of the source's
-                              own clip (the larger one holds); default 0 */
-    const char *metadata;  /* UTF-8 text kept with the table (model, settings, command...),
-                              at most DEISSN_NORMTABLE_METADATA_MAX bytes; copied, not kept.
-                              NULL (default): the source's; "": none */
-    /* Version 2: */
-    const deissn_plan *plans; /* the table's tuned plans, n_plans of them with distinct nfe
-                                 (copied; any order), at most DEISSN_NORMTABLE_MAX_PLANS.
-                                 NULL (default): the source's; n_plans 0 with a non-NULL
-                                 pointer: none */
-    size_t n_plans;
-} deissn_normtable_params;
-
-#define DEISSN_NORMTABLE_PARAMS_INIT { DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, NULL, NULL, 0 }
-
-/* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()). */
-DEISSN_API int32_t deissn_normtable_params_init(deissn_normtable_params *params, uint32_t version);
-
-/* Create a table from n >= 2 knots (tau[i], r[i]): tau strictly increasing in [0, 1], r
- * finite and > 0 (after the clip, so clipped knots may hold any value). r(tau) interpolates
- * linearly between knots and is constant beyond the first and last knot.
- * Ownership: the caller owns *out (deissn_normtable_free()); the arrays are copied.
- * Threads:   a table is immutable; share it freely.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL array, n < 2, unsorted tau, tau outside
- *            [0, 1], r NaN/Inf/<= 0: the message names the index; an unknown params
- *            version, clip >= n, metadata too long or not UTF-8); DEISSN_E_NOMEM. */
-DEISSN_API int32_t deissn_normtable_create(deissn_normtable **out, const double *tau,
-                                           const double *r, size_t n,
-                                           const deissn_normtable_params *params);
-
-/* Create a table from the reference implementation's arrays (the `score_abs` and `Ls` tensors
- * of its .pt files, n entries each, in sampling order of an n-step trailing run): r =
- * reverse(score_abs * Ls) (the product taken in double), params->clip applied, and entry j
- * placed at tau = j/(n-1). The table records the fingerprint of the reference schedule
- * (linear, T = 1000) when n == 1000 and params->fingerprint is 0.
- * Returns: as deissn_normtable_create(). */
-DEISSN_API int32_t deissn_normtable_from_reference(deissn_normtable **out,
-                                                   const float *score_abs, const float *Ls,
-                                                   size_t n,
-                                                   const deissn_normtable_params *params);
-
-/* A copy of `table` with params applied (a new fingerprint, a further clip, new metadata);
- * everything else, calibration sums included, is the same. Tables are immutable, so this is
- * how a loaded or calibrated table is labelled before deissn_normtable_save().
- * Ownership: the caller owns *out; `table` is unchanged.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL out or table, params as for
- *            deissn_normtable_create()); DEISSN_E_NOMEM. */
-DEISSN_API int32_t deissn_normtable_copy(deissn_normtable **out, const deissn_normtable *table,
-                                         const deissn_normtable_params *params);
-
-/* The number of tuned plans the table holds (0 when table is NULL). */
-DEISSN_API size_t deissn_normtable_plan_count(const deissn_normtable *table);
-
-/* Plan i (0..count-1, in increasing nfe) into *plan (its version set by the caller).
- * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, i out of range, plan->version unknown). */
-DEISSN_API int32_t deissn_normtable_plan(const deissn_normtable *table, size_t i,
-                                         deissn_plan *plan);
-
-/* Release a reference to a table. NULL is allowed. */
-DEISSN_API void deissn_normtable_free(deissn_normtable *table);
-
-/* r(tau) by linear interpolation (constant beyond the end knots). NaN when table is NULL. */
-DEISSN_API double deissn_normtable_eval(const deissn_normtable *table, double tau);
-
-/* The number of knots; 0 when table is NULL. */
-DEISSN_API size_t deissn_normtable_size(const deissn_normtable *table);
-
-/* Knot i: *tau and *r (either may be NULL).
- * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL table, i >= size). */
-DEISSN_API int32_t deissn_normtable_knot(const deissn_normtable *table, size_t i, double *tau,
-                                         double *r);
-
-/* The fingerprint of the schedule the table was made for (see deissn_schedule_fingerprint());
- * 0 means "unknown": the table is accepted with any schedule. 0 when table is NULL. */
-DEISSN_API uint32_t deissn_normtable_fingerprint(const deissn_normtable *table);
-
-/* What is known about how a table was made. An output struct: set `version`
- * (DEISSN_NORMTABLE_INFO_INIT) before passing it. */
-#define DEISSN_NORMTABLE_INFO_VERSION 1
-typedef struct deissn_normtable_info {
-    uint32_t version;     /* set by the caller: DEISSN_NORMTABLE_INFO_VERSION */
-    size_t n_knots;       /* deissn_normtable_size() */
-    uint64_t samples;     /* samples the sampling runs that measured it made; 0 = unknown */
-    uint32_t steps;       /* steps of those runs; 0 = unknown */
-    uint32_t clip;        /* how many knots nearest tau = 0 were clipped */
-    uint32_t fingerprint; /* deissn_normtable_fingerprint(); 0 = unknown */
-    int32_t has_sums;     /* 1: the table keeps the calibration sums it was made from, so it
-                             can be merged (deissn_calibrator_from_table()); 0: made from
-                             plain values (deissn_normtable_create(), the reference's files) */
-} deissn_normtable_info;
-
-#define DEISSN_NORMTABLE_INFO_INIT { DEISSN_NORMTABLE_INFO_VERSION, 0, 0, 0, 0, 0, 0 }
-
-/* Fill *info. The reference's files report steps = their length and samples = 0.
- * Returns DEISSN_OK or DEISSN_E_INVALID_ARG (NULL, info->version unknown). */
-DEISSN_API int32_t deissn_normtable_get_info(const deissn_normtable *table,
-                                             deissn_normtable_info *info);
-
-/* The table's metadata, a NUL-terminated UTF-8 string ("" when it has none, or when table is
- * NULL). Valid as long as the table lives. */
-DEISSN_API const char *deissn_normtable_metadata(const deissn_normtable *table);
-
-/* Write `table` to `path` in libdeissn's own table format (docs/table-format.md: knots,
- * clip, fingerprint, calibration sums, metadata; zlib-compressed, CRC-checked).
- * Where:     a symbolic link is followed (through any chain) and its target written; the
- *            link stays. The bytes go to a temporary ".NAME.deissn-tmp-PID-K" in the
- *            target's directory, which is synced and renamed over the target once complete,
- *            so the target never holds a partial table, even if the process dies. An
- *            existing target keeps its mode (and its owner and group where the process may
- *            set them). Temporaries of the same NAME left by processes that no longer exist
- *            (killed during a save) are removed by the next save. A `path` that exists and
- *            is not a regular file (a FIFO, a character device such as /dev/null,
- *            /dev/stdout on a pipe or terminal) is written directly, without a temporary;
- *            a FIFO's open waits for a reader.
- * Threads:   any number of threads may save the same table (to different paths).
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL); DEISSN_E_SIZE (more knots than the
- *            format allows, 1000000); DEISSN_E_IO (a directory, cannot create, write, sync
- *            or rename: the message names the file and the system's reason; no temporary
- *            file is left behind); DEISSN_E_NOMEM. */
-DEISSN_API int32_t deissn_normtable_save(const deissn_normtable *table, const char *path);
-
-/* Write the knots as CSV for plotting: a header line "tau,r" (or "tau,r,sum,count" for a
- * table with calibration sums), then one line per knot in increasing tau, with 17
- * significant digits (the doubles round-trip). Written where and as deissn_normtable_save()
- * writes (links followed, atomically through a temporary, the mode kept; FIFOs and devices
- * directly).
- * Returns: as deissn_normtable_save(). */
-DEISSN_API int32_t deissn_normtable_export_csv(const deissn_normtable *table, const char *path);
-
-/* Load a table from a file, recognised by its first bytes: libdeissn's own format (written
- * by deissn_normtable_save(), read back bit for bit), or the reference implementation's
- * torch.save files (a dict with float32 tensors `score_abs` and `Ls`, read as
- * deissn_normtable_from_reference() does, without libtorch and without a GPU even when the
- * storage is tagged cuda). params (NULL: none) applies as in deissn_normtable_copy(): the
- * reference's files want their clip (5 for CIFAR-10, 1 for LSUN Church).
- * Ownership: the caller owns *out (deissn_normtable_free()).
- * Threads:   reentrant.
- * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, params as for deissn_normtable_create());
- *          DEISSN_E_IO (cannot
- *          open or read: the message names the file); DEISSN_E_FORMAT (neither format: the
- *          message names the file and its first bytes; a future format version; truncated,
- *          CRC mismatch, sizes that disagree, values that are not a valid table; no
- *          `score_abs` or `Ls`, not float32: the message names the file and the problem);
- *          DEISSN_E_NOMEM. */
-DEISSN_API int32_t deissn_normtable_load(deissn_normtable **out, const char *path,
-                                         const deissn_normtable_params *params);
-
-/* ------------------------------------------------------------------------------------------ */
-/* Calibration: measuring r(tau) for a model                                                  */
-/* ------------------------------------------------------------------------------------------ */
-
-/* A calibrator accumulates, for each step of a (typically 1000-step, trailing) sampling run,
- * the sum of |eps| over every element of every sample and how many elements that was. The
- * sums are exact integers: each |eps| is added as floor(|eps| * 2^24), i.e. in fixed point
- * with 24 fractional bits, truncated (so each value loses less than 6e-8), into an int64;
- * the counts are uint64. Integer sums make merging exact and order-free: however the
- * samples are split into batches, processes or machines, merged calibrators hold the same
- * bits. deissn_calibrator_finish() turns the sums into a table:
- * r = (sum / 2^24) / count, in double, at each step's time.
- * Threads: one thread at a time per calibrator. */
-typedef struct deissn_calibrator deissn_calibrator;
-
-/* Create an empty calibrator for sampling runs over `schedule`'s steps (N >= 2; step i is
- * evaluated at tau_from = deissn_schedule_times()[i]). The calibrator records the
- * schedule's times and fingerprint; it does not keep the schedule.
- * Ownership: the caller owns *out and frees it with deissn_calibrator_free().
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, fewer than 2 steps); DEISSN_E_NOMEM. */
-DEISSN_API int32_t deissn_calibrator_create(deissn_calibrator **out,
-                                            const deissn_schedule *schedule);
-
-/* Create a calibrator holding the sums a table was made from, to merge it with others.
- * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL; the table has no calibration sums);
- *          DEISSN_E_NOMEM. */
-DEISSN_API int32_t deissn_calibrator_from_table(deissn_calibrator **out,
-                                                const deissn_normtable *table);
-
-/* Release a calibrator. NULL is allowed. */
-DEISSN_API void deissn_calibrator_free(deissn_calibrator *calibrator);
-
-/* The number of steps N; 0 when calibrator is NULL. */
-DEISSN_API uint32_t deissn_calibrator_steps(const deissn_calibrator *calibrator);
-
-/* Add the eps (n values, any layout) that a sampling run used at `step`, for callers that run
- * their own loop (deissn_sample() does this itself given options->calibrator). `samples` is
- * added to the number of samples the table is made from: pass the batch size once per batch
- * (e.g. with step 0) and 0 otherwise.
- * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, step >= N); DEISSN_E_NONFINITE (NaN or
- *          Inf: the message gives the step and element); DEISSN_E_SIZE (an |eps| >= 2^39,
- *          or the step's int64 sum or a count would overflow: the message gives the step).
- *          On error the calibrator is unchanged. */
-DEISSN_API int32_t deissn_calibrator_add(deissn_calibrator *calibrator, uint32_t step,
-                                         const float *eps, size_t n, uint64_t samples);
-
-/* Add `src`'s sums, counts and samples to `dst` (src is unchanged; it may not be dst).
- * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, src == dst); DEISSN_E_MISMATCH (a
- *          different number of steps, different step times or schedule fingerprint);
- *          DEISSN_E_SIZE (a sum or count would overflow). On error dst is unchanged. */
-DEISSN_API int32_t deissn_calibrator_merge(deissn_calibrator *dst,
-                                           const deissn_calibrator *src);
-
-/* Copy the raw state out: sums[i] and counts[i] of step i (sampling order, i = 0..N-1;
- * either array may be NULL) and *samples (may be NULL). With deissn_calibrator_add_sums()
- * this lets a caller reduce calibrators across processes itself (e.g. torch.distributed
- * all_reduce of the int64 arrays), bit-exactly.
- * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL calibrator); DEISSN_E_SIZE (capacity < N
- *          with an array given). */
-DEISSN_API int32_t deissn_calibrator_get_sums(const deissn_calibrator *calibrator,
-                                              int64_t *sums, uint64_t *counts, size_t capacity,
-                                              uint64_t *samples);
-
-/* Add raw sums and counts (n = N values each, sampling order, sums >= 0) and `samples`.
- * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, a negative sum); DEISSN_E_SIZE (n != N;
- *          a sum or count would overflow). On error the calibrator is unchanged. */
-DEISSN_API int32_t deissn_calibrator_add_sums(deissn_calibrator *calibrator,
-                                              const int64_t *sums, const uint64_t *counts,
-                                              size_t n, uint64_t samples);
-
-/* Make a table: one knot per step at its time (increasing tau), r = (sum / 2^24) / count,
- * then params applied (NULL: none): params->clip knots nearest tau = 0 clipped, params->
- * metadata recorded, the fingerprint the calibrator's schedule's unless params sets one. The
- * table keeps the sums and counts (so it can be merged later), the samples and the steps.
- * The calibrator is unchanged and may go on accumulating.
- * Ownership: the caller owns *out.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, params as for deissn_normtable_create(),
- *            a step whose r is 0 after the clip); DEISSN_E_STATE (a step has no values yet);
- *            DEISSN_E_NOMEM. On error *out is NULL. */
-DEISSN_API int32_t deissn_calibrator_finish(deissn_normtable **out,
-                                            const deissn_calibrator *calibrator,
-                                            const deissn_normtable_params *params);
-
-/* ------------------------------------------------------------------------------------------ */
 /* Samplers                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
-
-typedef struct deissn_sampler deissn_sampler;
 
 /* What the sampler's polynomial extrapolates. Both integrate the probability-flow ODE's
  * linear part exactly (exponential integrators) and differ in the quantity they assume to be
@@ -761,8 +480,6 @@ DEISSN_API int32_t deissn_preset_params(int32_t preset, uint32_t nfe,
 /* Models and the full sampling loop                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
-typedef struct deissn_model deissn_model;
-
 /* A model implemented by the caller: write the prediction for the batch `x` at model time `t`
  * into `out`. `shape` has `ndim` entries, shape[0] is the batch size; x and out hold
  * prod(shape) floats (host memory, C order). `t` is in the model's time convention. Return 0
@@ -901,6 +618,293 @@ DEISSN_API int32_t deissn_sample(deissn_sampler *sampler, deissn_model *model, f
                                  const deissn_sample_options *options);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Noise                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Fill out[0 .. n_samples*sample_numel) with standard normal noise for the samples
+ * first_sample, first_sample + 1, ...: sample k's values depend only on (seed, k), so a
+ * sample is the same whatever the batch it is drawn in, and the same on every platform
+ * (counter-based generator, arithmetic with no platform-dependent rounding).
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL out); DEISSN_E_SIZE (the count overflows). */
+DEISSN_API int32_t deissn_fill_noise(uint64_t seed, uint64_t first_sample, size_t n_samples,
+                                     size_t sample_numel, float *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Normalization tables: r(tau), the mean |eps| of the model at time tau                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The longest metadata string a table carries, in bytes (not counting the NUL). */
+#define DEISSN_NORMTABLE_METADATA_MAX 65535
+
+/* A tuned plan: how to sample one model with exactly `nfe` model evaluations, learned by the
+ * calibration run (deissn-calibrate; docs/tuning.md) and stored in the model's table. The
+ * times are free (not a named spacing). An output struct when read from a table: set
+ * `version` (DEISSN_PLAN_INIT) first. */
+#define DEISSN_PLAN_MAX_NFE 64
+#define DEISSN_PLAN_VERSION 1
+typedef struct deissn_plan {
+    uint32_t version;           /* DEISSN_PLAN_VERSION */
+    uint32_t nfe;               /* model evaluations, 1..DEISSN_PLAN_MAX_NFE */
+    int32_t method;             /* deissn_method */
+    uint32_t order;             /* 0..3 */
+    uint32_t corrector;         /* 1: METHOD_DATA with the corrector */
+    uint32_t lower_order_final; /* as in deissn_sampler_params */
+    uint32_t uses_table;        /* 1: METHOD_EPS normalised by the table the plan is in */
+    uint32_t samples;           /* held-out samples the errors were measured on */
+    double tau_end;             /* where sampling stops */
+    double taus[DEISSN_PLAN_MAX_NFE]; /* tau_N > ... > tau_1 > tau_end; the first nfe */
+    double error;               /* held-out RMSE of the samples against a converged solution
+                                   of the same ODE from the same noise */
+    double error_low, error_high; /* its 95 % bootstrap interval */
+    double best_error;          /* the same measure, same samples, for DEISSN_PRESET_BEST */
+} deissn_plan;
+
+#define DEISSN_PLAN_INIT { DEISSN_PLAN_VERSION, 0, 0, 0, 0, 0, 0, 0, 0.0, {0}, 0.0, 0.0, 0.0, 0.0 }
+
+/* The most plans a table holds. */
+#define DEISSN_NORMTABLE_MAX_PLANS 64
+
+/* What a table records beside its knots. Every function that makes a table takes one (NULL:
+ * the defaults), so a fingerprint, a clip or metadata is set the same way everywhere; zero
+ * and NULL mean "what the source has" (nothing for deissn_normtable_create()). */
+#define DEISSN_NORMTABLE_PARAMS_VERSION 2
+typedef struct deissn_normtable_params {
+    uint32_t version;      /* DEISSN_NORMTABLE_PARAMS_VERSION */
+    uint32_t fingerprint;  /* deissn_schedule_fingerprint() of the schedule the values were
+                              measured with; 0 (default): the source's (create: unknown,
+                              which matches any schedule) */
+    uint32_t clip;         /* the `clip` knots nearest tau = 0 take the value of the next one
+                              (r[0..clip-1] = r[clip]), as the reference does: the model's
+                              output is least reliable there. Applied on top of the source's
+                              own clip (the larger one holds); default 0 */
+    const char *metadata;  /* UTF-8 text kept with the table (model, settings, command...),
+                              at most DEISSN_NORMTABLE_METADATA_MAX bytes; copied, not kept.
+                              NULL (default): the source's; "": none */
+    /* Version 2: */
+    const deissn_plan *plans; /* the table's tuned plans, n_plans of them with distinct nfe
+                                 (copied; any order), at most DEISSN_NORMTABLE_MAX_PLANS.
+                                 NULL (default): the source's; n_plans 0 with a non-NULL
+                                 pointer: none */
+    size_t n_plans;
+} deissn_normtable_params;
+
+#define DEISSN_NORMTABLE_PARAMS_INIT { DEISSN_NORMTABLE_PARAMS_VERSION, 0, 0, NULL, NULL, 0 }
+
+/* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()). */
+DEISSN_API int32_t deissn_normtable_params_init(deissn_normtable_params *params, uint32_t version);
+
+/* Create a table from n >= 2 knots (tau[i], r[i]): tau strictly increasing in [0, 1], r
+ * finite and > 0 (after the clip, so clipped knots may hold any value). r(tau) interpolates
+ * linearly between knots and is constant beyond the first and last knot.
+ * Ownership: the caller owns *out (deissn_normtable_free()); the arrays are copied.
+ * Threads:   a table is immutable; share it freely.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL array, n < 2, unsorted tau, tau outside
+ *            [0, 1], r NaN/Inf/<= 0: the message names the index; an unknown params
+ *            version, clip >= n, metadata too long or not UTF-8); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_create(deissn_normtable **out, const double *tau,
+                                           const double *r, size_t n,
+                                           const deissn_normtable_params *params);
+
+/* Create a table from the reference implementation's arrays (the `score_abs` and `Ls` tensors
+ * of its .pt files, n entries each, in sampling order of an n-step trailing run): r =
+ * reverse(score_abs * Ls) (the product taken in double), params->clip applied, and entry j
+ * placed at tau = j/(n-1). The table records the fingerprint of the reference schedule
+ * (linear, T = 1000) when n == 1000 and params->fingerprint is 0.
+ * Returns: as deissn_normtable_create(). */
+DEISSN_API int32_t deissn_normtable_from_reference(deissn_normtable **out,
+                                                   const float *score_abs, const float *Ls,
+                                                   size_t n,
+                                                   const deissn_normtable_params *params);
+
+/* A copy of `table` with params applied (a new fingerprint, a further clip, new metadata);
+ * everything else, calibration sums included, is the same. Tables are immutable, so this is
+ * how a loaded or calibrated table is labelled before deissn_normtable_save().
+ * Ownership: the caller owns *out; `table` is unchanged.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL out or table, params as for
+ *            deissn_normtable_create()); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_copy(deissn_normtable **out, const deissn_normtable *table,
+                                         const deissn_normtable_params *params);
+
+/* The number of tuned plans the table holds (0 when table is NULL). */
+DEISSN_API size_t deissn_normtable_plan_count(const deissn_normtable *table);
+
+/* Plan i (0..count-1, in increasing nfe) into *plan (its version set by the caller).
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, i out of range, plan->version unknown). */
+DEISSN_API int32_t deissn_normtable_plan(const deissn_normtable *table, size_t i,
+                                         deissn_plan *plan);
+
+/* Release a reference to a table. NULL is allowed. */
+DEISSN_API void deissn_normtable_free(deissn_normtable *table);
+
+/* r(tau) by linear interpolation (constant beyond the end knots). NaN when table is NULL. */
+DEISSN_API double deissn_normtable_eval(const deissn_normtable *table, double tau);
+
+/* The number of knots; 0 when table is NULL. */
+DEISSN_API size_t deissn_normtable_size(const deissn_normtable *table);
+
+/* Knot i: *tau and *r (either may be NULL).
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL table, i >= size). */
+DEISSN_API int32_t deissn_normtable_knot(const deissn_normtable *table, size_t i, double *tau,
+                                         double *r);
+
+/* The fingerprint of the schedule the table was made for (see deissn_schedule_fingerprint());
+ * 0 means "unknown": the table is accepted with any schedule. 0 when table is NULL. */
+DEISSN_API uint32_t deissn_normtable_fingerprint(const deissn_normtable *table);
+
+/* What is known about how a table was made. An output struct: set `version`
+ * (DEISSN_NORMTABLE_INFO_INIT) before passing it. */
+#define DEISSN_NORMTABLE_INFO_VERSION 1
+typedef struct deissn_normtable_info {
+    uint32_t version;     /* set by the caller: DEISSN_NORMTABLE_INFO_VERSION */
+    size_t n_knots;       /* deissn_normtable_size() */
+    uint64_t samples;     /* samples the sampling runs that measured it made; 0 = unknown */
+    uint32_t steps;       /* steps of those runs; 0 = unknown */
+    uint32_t clip;        /* how many knots nearest tau = 0 were clipped */
+    uint32_t fingerprint; /* deissn_normtable_fingerprint(); 0 = unknown */
+    int32_t has_sums;     /* 1: the table keeps the calibration sums it was made from, so it
+                             can be merged (deissn_calibrator_from_table()); 0: made from
+                             plain values (deissn_normtable_create(), the reference's files) */
+} deissn_normtable_info;
+
+#define DEISSN_NORMTABLE_INFO_INIT { DEISSN_NORMTABLE_INFO_VERSION, 0, 0, 0, 0, 0, 0 }
+
+/* Fill *info. The reference's files report steps = their length and samples = 0.
+ * Returns DEISSN_OK or DEISSN_E_INVALID_ARG (NULL, info->version unknown). */
+DEISSN_API int32_t deissn_normtable_get_info(const deissn_normtable *table,
+                                             deissn_normtable_info *info);
+
+/* The table's metadata, a NUL-terminated UTF-8 string ("" when it has none, or when table is
+ * NULL). Valid as long as the table lives. */
+DEISSN_API const char *deissn_normtable_metadata(const deissn_normtable *table);
+
+/* Write `table` to `path` in libdeissn's own table format (docs/table-format.md: knots,
+ * clip, fingerprint, calibration sums, metadata; zlib-compressed, CRC-checked).
+ * Where:     a symbolic link is followed (through any chain) and its target written; the
+ *            link stays. The bytes go to a temporary ".NAME.deissn-tmp-PID-K" in the
+ *            target's directory, which is synced and renamed over the target once complete,
+ *            so the target never holds a partial table, even if the process dies. An
+ *            existing target keeps its mode (and its owner and group where the process may
+ *            set them). Temporaries of the same NAME left by processes that no longer exist
+ *            (killed during a save) are removed by the next save. A `path` that exists and
+ *            is not a regular file (a FIFO, a character device such as /dev/null,
+ *            /dev/stdout on a pipe or terminal) is written directly, without a temporary;
+ *            a FIFO's open waits for a reader.
+ * Threads:   any number of threads may save the same table (to different paths).
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL); DEISSN_E_SIZE (more knots than the
+ *            format allows, 1000000); DEISSN_E_IO (a directory, cannot create, write, sync
+ *            or rename: the message names the file and the system's reason; no temporary
+ *            file is left behind); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_save(const deissn_normtable *table, const char *path);
+
+/* Write the knots as CSV for plotting: a header line "tau,r" (or "tau,r,sum,count" for a
+ * table with calibration sums), then one line per knot in increasing tau, with 17
+ * significant digits (the doubles round-trip). Written where and as deissn_normtable_save()
+ * writes (links followed, atomically through a temporary, the mode kept; FIFOs and devices
+ * directly).
+ * Returns: as deissn_normtable_save(). */
+DEISSN_API int32_t deissn_normtable_export_csv(const deissn_normtable *table, const char *path);
+
+/* Load a table from a file, recognised by its first bytes: libdeissn's own format (written
+ * by deissn_normtable_save(), read back bit for bit), or the reference implementation's
+ * torch.save files (a dict with float32 tensors `score_abs` and `Ls`, read as
+ * deissn_normtable_from_reference() does, without libtorch and without a GPU even when the
+ * storage is tagged cuda). params (NULL: none) applies as in deissn_normtable_copy(): the
+ * reference's files want their clip (5 for CIFAR-10, 1 for LSUN Church).
+ * Ownership: the caller owns *out (deissn_normtable_free()).
+ * Threads:   reentrant.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, params as for deissn_normtable_create());
+ *          DEISSN_E_IO (cannot
+ *          open or read: the message names the file); DEISSN_E_FORMAT (neither format: the
+ *          message names the file and its first bytes; a future format version; truncated,
+ *          CRC mismatch, sizes that disagree, values that are not a valid table; no
+ *          `score_abs` or `Ls`, not float32: the message names the file and the problem);
+ *          DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_normtable_load(deissn_normtable **out, const char *path,
+                                         const deissn_normtable_params *params);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Calibration: measuring r(tau) for a model                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A calibrator accumulates, for each step of a (typically 1000-step, trailing) sampling run,
+ * the sum of |eps| over every element of every sample and how many elements that was. The
+ * sums are exact integers: each |eps| is added as floor(|eps| * 2^24), i.e. in fixed point
+ * with 24 fractional bits, truncated (so each value loses less than 6e-8), into an int64;
+ * the counts are uint64. Integer sums make merging exact and order-free: however the
+ * samples are split into batches, processes or machines, merged calibrators hold the same
+ * bits. deissn_calibrator_finish() turns the sums into a table:
+ * r = (sum / 2^24) / count, in double, at each step's time.
+ * Threads: one thread at a time per calibrator. */
+
+/* Create an empty calibrator for sampling runs over `schedule`'s steps (N >= 2; step i is
+ * evaluated at tau_from = deissn_schedule_times()[i]). The calibrator records the
+ * schedule's times and fingerprint; it does not keep the schedule.
+ * Ownership: the caller owns *out and frees it with deissn_calibrator_free().
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, fewer than 2 steps); DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_calibrator_create(deissn_calibrator **out,
+                                            const deissn_schedule *schedule);
+
+/* Create a calibrator holding the sums a table was made from, to merge it with others.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL; the table has no calibration sums);
+ *          DEISSN_E_NOMEM. */
+DEISSN_API int32_t deissn_calibrator_from_table(deissn_calibrator **out,
+                                                const deissn_normtable *table);
+
+/* Release a calibrator. NULL is allowed. */
+DEISSN_API void deissn_calibrator_free(deissn_calibrator *calibrator);
+
+/* The number of steps N; 0 when calibrator is NULL. */
+DEISSN_API uint32_t deissn_calibrator_steps(const deissn_calibrator *calibrator);
+
+/* Add the eps (n values, any layout) that a sampling run used at `step`, for callers that run
+ * their own loop (deissn_sample() does this itself given options->calibrator). `samples` is
+ * added to the number of samples the table is made from: pass the batch size once per batch
+ * (e.g. with step 0) and 0 otherwise.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, step >= N); DEISSN_E_NONFINITE (NaN or
+ *          Inf: the message gives the step and element); DEISSN_E_SIZE (an |eps| >= 2^39,
+ *          or the step's int64 sum or a count would overflow: the message gives the step).
+ *          On error the calibrator is unchanged. */
+DEISSN_API int32_t deissn_calibrator_add(deissn_calibrator *calibrator, uint32_t step,
+                                         const float *eps, size_t n, uint64_t samples);
+
+/* Add `src`'s sums, counts and samples to `dst` (src is unchanged; it may not be dst).
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, src == dst); DEISSN_E_MISMATCH (a
+ *          different number of steps, different step times or schedule fingerprint);
+ *          DEISSN_E_SIZE (a sum or count would overflow). On error dst is unchanged. */
+DEISSN_API int32_t deissn_calibrator_merge(deissn_calibrator *dst,
+                                           const deissn_calibrator *src);
+
+/* Copy the raw state out: sums[i] and counts[i] of step i (sampling order, i = 0..N-1;
+ * either array may be NULL) and *samples (may be NULL). With deissn_calibrator_add_sums()
+ * this lets a caller reduce calibrators across processes itself (e.g. torch.distributed
+ * all_reduce of the int64 arrays), bit-exactly.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL calibrator); DEISSN_E_SIZE (capacity < N
+ *          with an array given). */
+DEISSN_API int32_t deissn_calibrator_get_sums(const deissn_calibrator *calibrator,
+                                              int64_t *sums, uint64_t *counts, size_t capacity,
+                                              uint64_t *samples);
+
+/* Add raw sums and counts (n = N values each, sampling order, sums >= 0) and `samples`.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, a negative sum); DEISSN_E_SIZE (n != N;
+ *          a sum or count would overflow). On error the calibrator is unchanged. */
+DEISSN_API int32_t deissn_calibrator_add_sums(deissn_calibrator *calibrator,
+                                              const int64_t *sums, const uint64_t *counts,
+                                              size_t n, uint64_t samples);
+
+/* Make a table: one knot per step at its time (increasing tau), r = (sum / 2^24) / count,
+ * then params applied (NULL: none): params->clip knots nearest tau = 0 clipped, params->
+ * metadata recorded, the fingerprint the calibrator's schedule's unless params sets one. The
+ * table keeps the sums and counts (so it can be merged later), the samples and the steps.
+ * The calibrator is unchanged and may go on accumulating.
+ * Ownership: the caller owns *out.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, params as for deissn_normtable_create(),
+ *            a step whose r is 0 after the clip); DEISSN_E_STATE (a step has no values yet);
+ *            DEISSN_E_NOMEM. On error *out is NULL. */
+DEISSN_API int32_t deissn_calibrator_finish(deissn_normtable **out,
+                                            const deissn_calibrator *calibrator,
+                                            const deissn_normtable_params *params);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Tuning: learning the plans that sample one model best                                      */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -953,16 +957,34 @@ DEISSN_API int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
                                uint32_t sample_ndim, const deissn_tune_params *params);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Noise                                                                                      */
+/* Names: one spelling of every enum value, for tools, bindings and configuration files       */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Fill out[0 .. n_samples*sample_numel) with standard normal noise for the samples
- * first_sample, first_sample + 1, ...: sample k's values depend only on (seed, k), so a
- * sample is the same whatever the batch it is drawn in, and the same on every platform
- * (counter-based generator, arithmetic with no platform-dependent rounding).
- * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL out); DEISSN_E_SIZE (the count overflows). */
-DEISSN_API int32_t deissn_fill_noise(uint64_t seed, uint64_t first_sample, size_t n_samples,
-                                     size_t sample_numel, float *out);
+/* The enums of this header that have names. */
+typedef enum deissn_enum {
+    DEISSN_ENUM_NOISE = 0,      /* deissn_noise: linear, scaled_linear, squaredcos_cap_v2,
+                                   custom_betas, custom_alphas_cumprod, continuous_vp */
+    DEISSN_ENUM_SPACING = 1,    /* deissn_spacing: quadratic, trailing, linspace, leading,
+                                   power, logsnr, karras, custom */
+    DEISSN_ENUM_METHOD = 2,     /* deissn_method: eps, data */
+    DEISSN_ENUM_PREDICTION = 3, /* deissn_prediction: epsilon, sample, v_prediction */
+    DEISSN_ENUM_TIME = 4,       /* deissn_time_convention: model_index, tau, tau_1000, sigma */
+    DEISSN_ENUM_DTYPE = 5,      /* deissn_dtype: float32, float16, bfloat16 */
+    DEISSN_ENUM_PRESET = 6      /* deissn_preset: best, reference, tuned */
+} deissn_enum;
+
+/* The canonical name of `value` of enum `kind` (the spellings above: diffusers' where it has
+ * one), a static string; NULL for an unknown kind or value. */
+DEISSN_API const char *deissn_enum_name(int32_t kind, int32_t value);
+
+/* The value of enum `kind` named `name`: a canonical name, or an alias users bring from
+ * elsewhere (case and '-' vs '_' do not matter): noise "cosine" (squaredcos_cap_v2), "vp"
+ * and "continuous" (continuous_vp); spacing "uniform" (power with its default power 1),
+ * "log_snr"; method "x0"; prediction "eps", "x0", "v"; time "t", "tau1000"; dtype "fp32",
+ * "fp16", "half", "bf16".
+ * Returns DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, unknown kind, unknown name: the message lists
+ * the names of that enum). On error *value is unchanged. */
+DEISSN_API int32_t deissn_enum_value(int32_t kind, const char *name, int32_t *value);
 
 #ifdef __cplusplus
 } /* extern "C" */

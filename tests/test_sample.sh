@@ -9,7 +9,7 @@ ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-if [ ! -f models/fmnist_unet.pt ] || [ ! -f models/fmnist_unet_table.pt ]; then
+if [ ! -f models/fmnist_unet.pt ] || [ ! -f models/fmnist_unet.dsn ]; then
     echo "SKIP test_sample: the shipped model is not in models/"
     echo "0 passed, 0 failed, 1 skipped"; exit 0
 fi
@@ -39,7 +39,7 @@ print(verdict, 'max', d.max(), 'gray level(s), in a fraction', (d > 0).mean(), '
 echo "# batch 4 vs batch 16: $diff"
 case "$diff" in ok*) ok ;; *) bad "batch 4 and batch 16 differ by more than rounding: $diff" ;; esac
 for args in "--steps 0" "--order 4" "--sampler euler" "--model /nonexistent.pt" \
-            "--table /nonexistent.dsn" "--sampler x0 --table models/fmnist_unet_table.pt" \
+            "--table /nonexistent.dsn" "--sampler x0 --table models/fmnist_unet.dsn" \
             "--sampler deis --corrector" "--shape 1,x"; do
     if $BIN $args -n 1 --out "$tmp/x.png" > "$tmp/err.txt" 2>&1; then bad "'$args' succeeded"
     elif grep -q "deissn-sample: " "$tmp/err.txt"; then ok

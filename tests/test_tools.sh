@@ -56,7 +56,7 @@ refuse 2 "^deissn-calibrate: --shape: '65536,65536,65536' is not C,H,W" \
 # unchanged FILE COPY: FILE still has the bytes of COPY.
 unchanged() { cmp -s "$1" "$2" && ok || bad "$1 was changed"; }
 GAUSS=tests/models/gaussian_eps.pt
-cp models/fmnist_unet_table.pt "$tmp/t.pt" && cp "$tmp/t.pt" "$tmp/t.orig"
+cp models/fmnist_unet.dsn "$tmp/t.pt" && cp "$tmp/t.pt" "$tmp/t.orig"
 refuse 2 "^deissn-calibrate: --out $tmp/./t.pt is the same file as --csv $tmp/t.pt" \
     $CAL --csv "$tmp/t.pt" --out "$tmp/./t.pt"
 unchanged "$tmp/t.pt" "$tmp/t.orig"
@@ -75,7 +75,7 @@ unchanged "$tmp/m.pt" "$tmp/m.orig"
 # A quote, a backslash, a tab and a newline must come back as the same string; a byte that
 # is not UTF-8 as U+FFFD.
 for name in 'we"ird.pt' 'back\slash.pt' "$(printf 'tab\tnew\nline.pt')" "$(printf 'latin\377.pt')"; do
-    cp models/fmnist_unet_table.pt "$tmp/$name"
+    cp models/fmnist_unet.dsn "$tmp/$name"
     if ! $INSPECT --steps 3 --table "$tmp/$name" > "$tmp/plan.json" 2> "$tmp/err"; then
         bad "deissn-inspect --table '$name' failed: $(cat "$tmp/err")"; continue
     fi

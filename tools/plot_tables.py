@@ -10,7 +10,7 @@ the values libdeissn itself reads (the clip applied, the knots where the library
 not a re-implementation of the loader. The tables:
   - the reference's CIFAR-10 and LSUN Church tables (clip 5 and 1, as the reference uses them),
     from $DEISSN_SEED_TABLES (default ../shared/seed-tables);
-  - the shipped model's table, models/fmnist_unet_table.pt, when it exists (clip 0).
+  - the shipped model's table, models/fmnist_unet.dsn (made by deissn-calibrate), when it exists.
 A table that is missing is skipped with a note.
 """
 import csv
@@ -30,7 +30,7 @@ SEED = os.environ.get("DEISSN_SEED_TABLES") or os.path.join("..", "shared", "see
 TABLES = [  # (label, path, clip)
     ("CIFAR-10 (reference, clip 5)", os.path.join(SEED, "cifar10_Ls_score_abs.pt"), 5),
     ("LSUN Church (reference, clip 1)", os.path.join(SEED, "lsunchurch_Ls_score_abs.pt"), 1),
-    ("Fashion-MNIST U-Net (shipped)", os.path.join("models", "fmnist_unet_table.pt"), 0),
+    ("Fashion-MNIST U-Net (shipped)", os.path.join("models", "fmnist_unet.dsn"), 0),
 ]
 
 

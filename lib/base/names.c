@@ -51,7 +51,8 @@ static const name_entry preset_names[] = {
     {"tuned", DEISSN_PRESET_TUNED}, END};
 
 static const alias_entry noise_aliases[] = {
-    {"cosine", "squaredcos_cap_v2"}, {"vp", "continuous_vp"}, {NULL, NULL}};
+    {"cosine", "squaredcos_cap_v2"}, {"vp", "continuous_vp"}, {"continuous", "continuous_vp"},
+    {NULL, NULL}};
 static const alias_entry spacing_aliases[] = {
     {"uniform", "power"}, {"log_snr", "logsnr"}, {NULL, NULL}};
 static const alias_entry method_aliases[] = {{"x0", "data"}, {NULL, NULL}};

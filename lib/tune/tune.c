@@ -606,8 +606,12 @@ int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
     for (size_t i = 0; i < S; i++)
         for (size_t k = 0; k < S; k++)
             cost[i * S + k] = k > i && i < c.M ? ddim_cost(&c, i, k) : INFINITY;
-    for (size_t i = 0; i < nplans && rc == DEISSN_OK; i++)
-        rc = search_one(&c, params->nfe_min + (uint32_t)i, cost, cands, ncap, &res[i]);
+    for (size_t i = 0; i < nplans && rc == DEISSN_OK; i++) {
+        uint32_t nfe = params->nfe_min + (uint32_t)i;
+        rc = search_one(&c, nfe, cost, cands, ncap, &res[i]);
+        if (rc == DEISSN_OK && params->done_nfe && params->done_nfe(params->user, nfe))
+            rc = dsn_error(DEISSN_E_CALLBACK, "%s: stopped after NFE %u", FN, nfe);
+    }
     if (rc == DEISSN_OK) memcpy(plans, res, nplans * sizeof *res);
 done:
     deissn_schedule_free(sched);

@@ -71,6 +71,9 @@ typedef struct dsn_tune_params {
     uint32_t n_refine;         /* fit trajectories of the true-error refinement (0: none) */
     dsn_tune_eval_fn eval;     /* the model (required) */
     void *user;
+    /* Called after each NFE's search with that NFE (may be NULL); non-zero stops the search
+     * with DEISSN_E_CALLBACK. */
+    int (*done_nfe)(void *user, uint32_t nfe);
 } dsn_tune_params;
 
 typedef struct dsn_tune_plan {

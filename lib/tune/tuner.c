@@ -67,7 +67,17 @@ typedef struct {
     float *host;
     int32_t status;       /* the first failure, and its message */
     char message[512];
+    record_ctx *progress; /* the reference solves' count, continued per NFE */
 } eval_ctx;
+
+static int nfe_done(void *user, uint32_t nfe)
+{
+    (void)nfe;
+    record_ctx *r = ((eval_ctx *)user)->progress;
+    r->done++;
+    return r->par->progress && r->par->progress(r->par->progress_user, (uint32_t)r->done,
+                                                (uint32_t)r->total);
+}
 
 static int eval(void *user, const float *x, size_t n_samples, size_t sample_numel, double tau,
                 float *eps_out)
@@ -217,14 +227,14 @@ int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
     /* 2. The search; 3. the plans into the table. */
     dsn_tune_plan *found = NULL;
     eval_ctx ec = {model, sched, sample_shape, sample_ndim, p.prediction, NULL, NULL, 0, NULL, 0,
-                   ""};
+                   "", &rec};
     if (!rc) {
         found = dsn_calloc(nfe_count ? nfe_count : 1, sizeof *found);
         if (!found) rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory", FN);
     }
     if (!rc) {
         dsn_tune_reference ref = {M, node_taus, K, D, X, E, p.fit_samples};
-        dsn_tune_params tp = {p.nfe_min, p.nfe_max, 8, 3, 8, eval, &ec};
+        dsn_tune_params tp = {p.nfe_min, p.nfe_max, 8, 3, 8, eval, &ec, nfe_done};
         rc = dsn_tune_search(found, nfe_count, &sp, use, &ref, &tp);
         if (rc == DEISSN_E_CALLBACK && ec.status) /* the model's own error, not the search's */
             rc = dsn_error(ec.status, "%s", ec.message);

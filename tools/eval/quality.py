@@ -49,7 +49,7 @@ import matplotlib.ticker  # noqa: E402
 
 SEED = 2024
 MODEL = os.path.join(ROOT, "models", "fmnist_unet.pt")
-TABLE = os.path.join(ROOT, "models", "fmnist_unet_table.pt")
+TABLE = os.path.join(ROOT, "tools", "eval", "fmnist_unet_table.pt")
 METHODS = [  # (name, order, normalised)
     ("DDIM", 0, False),
     ("DEIS-1", 1, False), ("DEIS-2", 2, False), ("DEIS-3", 3, False),

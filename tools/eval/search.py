@@ -59,7 +59,7 @@ TABLE_SAMPLES, TABLE_STEPS = 8, 500  # fmnist's fallback table (the shipped one 
 #       --out fmnist_small_table.dsn
 IMAGE_MODELS = {
     "fmnist": (os.path.join(REPO, "models", "fmnist_unet.pt"),
-               os.path.join(REPO, "models", "fmnist_unet_table.pt")),
+               os.path.join(REPO, "tools", "eval", "fmnist_unet_table.pt")),
     "fmnist-small": (os.path.join(HERE, "fmnist_small.pt"),
                      os.path.join(HERE, "fmnist_small_table.dsn")),
 }

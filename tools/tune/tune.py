@@ -45,7 +45,7 @@ import deissn  # noqa: E402
 
 MODELS = {
     "fmnist": (os.path.join(REPO, "models", "fmnist_unet.pt"),
-               os.path.join(REPO, "models", "fmnist_unet_table.pt")),
+               os.path.join(REPO, "tools", "eval", "fmnist_unet_table.pt")),
     "fmnist-small": (os.path.join(REPO, "tools", "eval", "fmnist_small.pt"),
                      os.path.join(REPO, "tools", "eval", "fmnist_small_table.dsn")),
 }
