@@ -200,6 +200,28 @@ static void test_tuned_beats_named(fixture *f)
     CHECK(memcmp(plans, again, sizeof plans) == 0, "two searches differ");
 }
 
+/* Without a table there are no DEIS-SN candidates; without the refinement the plan keeps
+ * grid times (or BEST's); the hold-out error is still measured. */
+static void test_no_table_no_refine(fixture *f)
+{
+    dsn_tune_plan plan;
+    dsn_tune_params p = params_for(f, 5, 5);
+    p.n_refine = 0;
+    CHECK_STATUS(dsn_tune_search(&plan, 1, &f->noise, NULL, &f->ref, &p), DEISSN_OK, "search");
+    CHECK(plan.use_table == 0, "a plan with the table, and no table was given");
+    CHECK(plan.refined == 0, "refined with n_refine 0");
+    int on_grid = plan.from_preset;
+    for (uint32_t j = 0; !plan.from_preset && j < plan.nfe; j++) {
+        int found = 0;
+        for (size_t m = 0; m < M; m++) found |= plan.taus[j] == f->taus[m];
+        on_grid = found;
+        if (!found) break;
+    }
+    CHECK(on_grid, "times off the grid without the refinement");
+    CHECK(isfinite(plan.holdout_rmse) && plan.holdout_samples == K - NFIT, "hold-out %g",
+          plan.holdout_rmse);
+}
+
 static void test_bad_args(fixture *f)
 {
     dsn_tune_plan plans[2], keep[2];
@@ -256,6 +278,7 @@ int main(void)
     static fixture f;
     setup(&f);
     test_tuned_beats_named(&f);
+    test_no_table_no_refine(&f);
     test_bad_args(&f);
     teardown(&f);
     TEST_SUMMARY();
