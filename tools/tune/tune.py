@@ -344,11 +344,11 @@ def main():
                     help="plans then run on all the fit seeds, with BEST's")
     ap.add_argument("--refine", type=int, default=8,
                     help="fit seeds of the true-error refinement of the chosen plan (0: none)")
-    ap.add_argument("--refine-plans", type=int, default=1,
+    ap.add_argument("--refine-plans", type=int, default=2,
                     help="how many of the best fit plans the refinement starts from")
-    ap.add_argument("--named-starts", action="store_true",
-                    help="also the peers' grids (time_uniform, logsnr, power 1.5 to 1e-3) with "
-                         "the x0 methods, order 2-3, lower_order_final, as candidates")
+    ap.add_argument("--no-named-starts", dest="named_starts", action="store_false",
+                    help="without the peers' grids (time_uniform, logsnr, power 1.5 to 1e-3) "
+                         "with the x0 methods, order 2-3, lower_order_final, as candidates")
     ap.add_argument("--peers-from", default=None,
                     help="a result JSON whose peer configurations to reuse (no peer search)")
     ap.add_argument("--peer-fit", type=int, default=32, help="fit seeds for the peers' choice")
