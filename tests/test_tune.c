@@ -149,7 +149,7 @@ static void test_tuned_beats_named(fixture *f)
               pl->holdout_samples, pl->fit_samples);
         CHECK(isfinite(pl->holdout_rmse) && pl->holdout_rmse > 0, "holdout %g", pl->holdout_rmse);
         CHECK(pl->evaluations > 0, "evaluations");
-        int sorted = pl->taus[0] == f->taus[0] || pl->from_preset;
+        int sorted = pl->taus[0] == f->taus[0] || pl->start == DSN_TUNE_START_PRESET;
         for (uint32_t j = 1; j < pl->nfe; j++) sorted &= pl->taus[j] < pl->taus[j - 1];
         sorted &= pl->tau_end < pl->taus[pl->nfe - 1];
         CHECK(sorted, "NFE %u: times not decreasing", pl->nfe);
@@ -187,10 +187,11 @@ static void test_tuned_beats_named(fixture *f)
                     double r = holdout_rmse(f, &sp, &mp, method == 1 ? f->table : NULL);
                     if (r < best_named) best_named = r;
                 }
-        printf("# NFE %u: tuned hold-out RMSE %.3g (method %d%s order %u%s%s, tau_end %g), "
-               "best named spacing %.3g\n", pl->nfe, pl->holdout_rmse, pl->method,
+        printf("# NFE %u: tuned hold-out RMSE %.3g (method %d%s order %u%s%s, tau_end %g, start "
+               "%u%s), best named spacing %.3g\n", pl->nfe, pl->holdout_rmse, pl->method,
                pl->use_table ? "+table" : "", pl->order, pl->lower_order_final ? " lof" : "",
-               pl->corrector ? " corr" : "", pl->tau_end, best_named);
+               pl->corrector ? " corr" : "", pl->tau_end, pl->start,
+               pl->refined ? " refined" : "", best_named);
         CHECK(pl->holdout_rmse < best_named, "NFE %u: tuned %.4g, best named %.4g", pl->nfe,
               pl->holdout_rmse, best_named);
     }
@@ -200,6 +201,28 @@ static void test_tuned_beats_named(fixture *f)
     CHECK_STATUS(dsn_tune_search(again, 3, &f->noise, f->table, &f->ref, &p), DEISSN_OK,
                  "search again");
     CHECK(memcmp(plans, again, sizeof plans) == 0, "two searches differ");
+}
+
+/* Without a table there are no DEIS-SN candidates; without the refinement a grid plan keeps
+ * grid times; the hold-out error is still measured. */
+static void test_no_table_no_refine(fixture *f)
+{
+    dsn_tune_plan plan;
+    dsn_tune_params p = params_for(f, 5, 5);
+    p.n_refine = 0;
+    CHECK_STATUS(dsn_tune_search(&plan, 1, &f->noise, NULL, &f->ref, &p), DEISSN_OK, "search");
+    CHECK(plan.use_table == 0, "a plan with the table, and no table was given");
+    CHECK(plan.refined == 0, "refined with n_refine 0");
+    int on_grid = plan.start != DSN_TUNE_START_GRID;
+    for (uint32_t j = 0; plan.start == DSN_TUNE_START_GRID && j < plan.nfe; j++) {
+        int found = 0;
+        for (size_t m = 0; m < M; m++) found |= plan.taus[j] == f->taus[m];
+        on_grid = found;
+        if (!found) break;
+    }
+    CHECK(on_grid, "times off the grid without the refinement");
+    CHECK(isfinite(plan.holdout_rmse) && plan.holdout_samples == K - NFIT, "hold-out %g",
+          plan.holdout_rmse);
 }
 
 static void test_bad_args(fixture *f)
@@ -368,6 +391,7 @@ int main(void)
     static fixture f;
     setup(&f);
     test_tuned_beats_named(&f);
+    test_no_table_no_refine(&f);
     test_bad_args(&f);
     test_deissn_tune(&f);
     teardown(&f);

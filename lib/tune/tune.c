@@ -22,7 +22,8 @@ typedef struct cand {
     uint32_t nodes[DSN_TUNE_MAX_NFE];
     double taus[DSN_TUNE_MAX_NFE];
     double tau_end;
-    int from_preset;
+    uint32_t start; /* dsn_tune_start */
+    int refined;
     double surrogate, sel_rmse, fit_rmse;
 } cand;
 
@@ -308,6 +309,24 @@ static void descend(const ctx *c, cand *p, uint32_t nfe)
     set_times(c, p, nfe);
 }
 
+static double lambda_of(const ctx *c, double tau);
+static double tau_of_lambda(const ctx *c, double lam);
+
+/* Times of a named grid from the first grid time t0 to the last, tau_last, ending there:
+ * g = 0: uniform in tau, 1: power 1.5 in tau, 2: uniform in lambda. */
+static void named_times(const ctx *c, int g, uint32_t nfe, cand *p)
+{
+    double t0 = c->node_tau[0], tl = c->node_tau[c->M - 1];
+    double l0 = lambda_of(c, t0), l1 = lambda_of(c, tl);
+    for (uint32_t i = 0; i < nfe; i++) {
+        double u = (double)(nfe - i) / nfe; /* 1 .. 1/N */
+        p->taus[i] = g == 2 ? tau_of_lambda(c, l1 + u * (l0 - l1))
+                            : tl + (t0 - tl) * (g == 1 ? pow(u, 1.5) : u);
+    }
+    p->taus[0] = t0;
+    p->tau_end = tl;
+}
+
 /* BEST's configuration as a candidate, when its end is one of the two ends. */
 static int preset_cand(const ctx *c, uint32_t nfe, cand *p)
 {
@@ -331,7 +350,7 @@ static int preset_cand(const ctx *c, uint32_t nfe, cand *p)
     p->v.corrector = mp.corrector;
     p->v.order = mp.order;
     p->v.lof = mp.lower_order_final;
-    p->from_preset = 1;
+    p->start = DSN_TUNE_START_PRESET;
     p->surrogate = NAN;
     return 1;
 }
@@ -478,6 +497,21 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
                 }
         }
     }
+    /* the peers' grids to the grid's last time (uniform in tau, power 1.5 in tau, uniform in
+     * lambda: DPM-Solver's time_uniform and logSNR) with the x0 methods, order 2 and 3,
+     * lower_order_final: starts the refinement may do better from than the grid's */
+    for (int g = 0; g < 3; g++)
+        for (int corr = 0; corr < 2; corr++)
+            for (uint32_t order = 2; order <= 3; order++) {
+                cand *p = &cands[n++];
+                memset(p, 0, sizeof *p);
+                p->v = (variant){DEISSN_METHOD_DATA, 0, (uint32_t)corr, order, 1, 1};
+                named_times(c, g, nfe, p);
+                p->start = DSN_TUNE_START_UNIFORM + (uint32_t)g;
+                p->surrogate = NAN;
+                rc = true_rmse(c, p, nfe, 0, nsel, &p->sel_rmse);
+                if (rc != DEISSN_OK) return rc;
+            }
     /* the `top` best distinct plans on the selection trajectories, then BEST's */
     size_t chosen[64], nc = 0;
     for (size_t t = 0; t < par->top && t < 63; t++) {
@@ -506,19 +540,29 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
         if (rc != DEISSN_OK) return rc;
         if (cand_cmp(p, &cands[win], 1)) win = chosen[j];
     }
-    const cand *w = &cands[win];
-    if (par->n_refine > 0) { /* the true-error refinement, kept if it helps on all fit */
-        cand r = *w;
-        r.from_preset = 0;
+    /* the true-error refinement from the best two on all fit trajectories; a refined plan
+     * wins if it is better there than the best so far */
+    cand best = cands[win];
+    for (int r2 = 0; r2 < 2 && par->n_refine > 0; r2++) {
+        size_t from = n;
+        for (size_t j = 0; j < nc; j++) /* the (r2+1)-th best */
+            if ((r2 == 0 && chosen[j] == win) ||
+                (r2 == 1 && chosen[j] != win &&
+                 (from == n || cand_cmp(&cands[chosen[j]], &cands[from], 1))))
+                from = chosen[j];
+        if (from == n) break;
+        cand r = cands[from];
+        r.refined = 1;
         rc = refine(c, &r, nfe, par->n_refine < nfit ? par->n_refine : nfit);
         if (rc != DEISSN_OK) return rc;
         rc = true_rmse(c, &r, nfe, 0, nfit, &r.fit_rmse);
         if (rc != DEISSN_OK) return rc;
-        if (r.fit_rmse < w->fit_rmse) {
+        if (r.fit_rmse < best.fit_rmse) {
             r.surrogate = NAN; /* the times left the grid */
-            cands[win] = r;
+            best = r;
         }
     }
+    const cand *w = &best;
     memset(out, 0, sizeof *out);
     out->nfe = nfe;
     memcpy(out->taus, w->taus, nfe * sizeof(double));
@@ -528,8 +572,8 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
     out->order = w->v.order;
     out->lower_order_final = w->v.lof;
     out->corrector = w->v.corrector;
-    out->from_preset = (uint32_t)w->from_preset;
-    out->refined = isnan(w->surrogate) && !w->from_preset;
+    out->start = w->start;
+    out->refined = (uint32_t)w->refined;
     out->surrogate = w->surrogate;
     out->fit_rmse = w->fit_rmse;
     out->fit_samples = nfit;
@@ -581,7 +625,7 @@ int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
     c.nb = 2 * c.M + 1;
     c.n_values = (double)ref->n_fit * (double)c.D;
     size_t nplans = params->nfe_max - params->nfe_min + 1, S = c.M + 1;
-    size_t ncap = 2 * 4 * 3 * 2 + 1;
+    size_t ncap = 2 * 4 * 3 * 2 + 12 + 1; /* grid variants, named starts, BEST */
     dsn_tune_plan *res = dsn_calloc(nplans, sizeof *res);
     c.G = dsn_malloc(c.nb * c.nb * sizeof(double));
     c.alpha = dsn_malloc(3 * S * sizeof(double));

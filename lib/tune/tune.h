@@ -26,10 +26,14 @@
  *      trajectories and scored by the RMSE to the reference at its end; the `top` best
  *      distinct plans, and the BEST preset's configuration when its end time is one of the
  *      two ends, are run on all fit trajectories; the lowest fit RMSE is the plan.
- *   5. Refinement on the true error: coordinate descent of tau_{N-1}..tau_1 in lambda =
- *      log(alpha/sigma) on the first n_refine fit trajectories (each time moved 25 %, then
- *      8 %, of the way to a neighbour; a move kept when the RMSE falls), kept when it also
- *      lowers the RMSE on all fit trajectories.
+ *      Also candidates: the peers' grids from taus[0] to taus[M-1] (uniform in tau, power
+ *      1.5, uniform in lambda) with METHOD_DATA, with and without the corrector, order 2
+ *      and 3, lower_order_final (12 plans, run on the n_select trajectories like the rest).
+ *   5. Refinement on the true error, from each of the best two plans on all fit
+ *      trajectories: coordinate descent of tau_{N-1}..tau_1 in lambda = log(alpha/sigma) on
+ *      the first n_refine fit trajectories (each time moved 25 %, then 8 %, of the way to a
+ *      neighbour, the earlier first; the first move that lowers the RMSE kept); a refined
+ *      plan wins if it is better than the best so far on all fit trajectories.
  *   6. Its RMSE is then measured on the hold-out trajectories (n_fit..K-1), never used for
  *      any choice.
  * Deterministic: the same input gives the same plans, bit for bit (no threads, fixed
@@ -76,6 +80,15 @@ typedef struct dsn_tune_params {
     int (*done_nfe)(void *user, uint32_t nfe);
 } dsn_tune_params;
 
+/* Where a plan's times started. */
+typedef enum dsn_tune_start {
+    DSN_TUNE_START_GRID = 0,    /* the DP and the surrogate descent, on the grid */
+    DSN_TUNE_START_PRESET = 1,  /* DEISSN_PRESET_BEST's times and configuration */
+    DSN_TUNE_START_UNIFORM = 2, /* uniform in tau from taus[0] to taus[M-1] (x0 methods) */
+    DSN_TUNE_START_POWER15 = 3, /* power 1.5 in tau, the same ends */
+    DSN_TUNE_START_LOGSNR = 4   /* uniform in lambda, the same ends */
+} dsn_tune_start;
+
 typedef struct dsn_tune_plan {
     uint32_t nfe;
     double taus[DSN_TUNE_MAX_NFE]; /* tau_N, ..., tau_1 (nfe values) */
@@ -85,8 +98,8 @@ typedef struct dsn_tune_plan {
     uint32_t order;
     uint32_t lower_order_final;
     uint32_t corrector;
-    uint32_t from_preset;          /* 1: BEST's configuration won (its times, not the grid's) */
-    uint32_t refined;              /* 1: the refinement moved the times (off the grid) */
+    uint32_t start;                /* dsn_tune_start: where the times came from */
+    uint32_t refined;              /* 1: then the true-error refinement moved them */
     double surrogate;              /* sum of teacher-forced local RMSEs (NaN for a preset) */
     double fit_rmse;               /* RMSE to the reference at tau_end, fit trajectories */
     size_t fit_samples;

@@ -344,6 +344,11 @@ def main():
                     help="plans then run on all the fit seeds, with BEST's")
     ap.add_argument("--refine", type=int, default=8,
                     help="fit seeds of the true-error refinement of the chosen plan (0: none)")
+    ap.add_argument("--refine-plans", type=int, default=2,
+                    help="how many of the best fit plans the refinement starts from")
+    ap.add_argument("--no-named-starts", dest="named_starts", action="store_false",
+                    help="without the peers' grids (time_uniform, logsnr, power 1.5 to 1e-3) "
+                         "with the x0 methods, order 2-3, lower_order_final, as candidates")
     ap.add_argument("--peers-from", default=None,
                     help="a result JSON whose peer configurations to reuse (no peer search)")
     ap.add_argument("--peer-fit", type=int, default=32, help="fit seeds for the peers' choice")
@@ -418,8 +423,17 @@ def main():
                           model.table)
             return math.sqrt(float(np.mean(per_sample_mse(xs.reshape(k, -1),
                                                           x_true[c["tau_end"]][:k]))))
+        if args.named_starts:  # the peers' grids with libdeissn's x0 methods, as candidates
+            for grid in ("time_uniform", "logsnr", "power1.5"):
+                g = search.baseline_grid(vp, grid, nfe, TAU_LAST)
+                for vname in ("x0", "x0+corr"):
+                    for order in (2, 3):
+                        cands.append(dict(val=float("nan"), nodes=None,
+                                          taus=[float(t) for t in g[:-1]], tau_end=TAU_LAST,
+                                          var=vname, order=order, lof=True, source=grid))
         for c in cands:
-            c["sel_rmse"] = true_rmse(c, args.sel) if math.isfinite(c["val"]) else math.inf
+            c["sel_rmse"] = (true_rmse(c, args.sel) if math.isfinite(c["val"])
+                             or c.get("source") else math.inf)
         cands.sort(key=lambda c: c["sel_rmse"])
         top = []
         for c in cands:  # distinct plans (lof and the order coincide at low NFE)
@@ -428,22 +442,23 @@ def main():
         top = top[:args.top] + [best_candidate(nfe)]
         for c in top:
             c["fit_rmse"] = true_rmse(c, args.fit)
-        chosen = dict(min(top, key=lambda c: c["fit_rmse"]))
-        if args.refine:
-            var = next(v for v in VARIANTS if v[0] == chosen["var"])
+        ranked = sorted(top, key=lambda c: c["fit_rmse"])
+        chosen = dict(ranked[0])
+        for start in ranked[:args.refine_plans] if args.refine else []:
+            start = dict(start)
+            var = next(v for v in VARIANTS if v[0] == start["var"])
             k = args.refine
 
             def err(taus_):
-                xs = run_plan(model, xfit[:k], taus_, chosen["tau_end"], var, chosen["order"],
-                              chosen["lof"], model.table)
+                xs = run_plan(model, xfit[:k], taus_, start["tau_end"], var, start["order"],
+                              start["lof"], model.table)
                 return float(np.mean(per_sample_mse(xs.reshape(k, -1),
-                                                    x_true[chosen["tau_end"]][:k])))
-            new, _, trials = refine(chosen, vp, err)
-            trial = dict(chosen, taus=new, source="refined")
+                                                    x_true[start["tau_end"]][:k])))
+            new, _, trials = refine(start, vp, err)
+            trial = dict(start, taus=new, source="refined from %s" % start.get("source", "grid"))
             trial["fit_rmse"] = true_rmse(trial, args.fit)
-            chosen["refine_trials"] = trials
             if trial["fit_rmse"] < chosen["fit_rmse"]:
-                chosen = dict(trial, refine_trials=trials, unrefined_fit_rmse=chosen["fit_rmse"])
+                chosen = dict(trial, refine_trials=trials, unrefined_fit_rmse=start["fit_rmse"])
         t_all = time.time() - ts
         plans[nfe] = chosen
         out["nfe"][str(nfe)] = dict(chosen=chosen, top=top, seconds=t_all,
