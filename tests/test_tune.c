@@ -94,7 +94,7 @@ static void teardown(fixture *f)
 
 static dsn_tune_params params_for(fixture *f, uint32_t lo, uint32_t hi)
 {
-    dsn_tune_params p = {lo, hi, 8, 3, 8, eval_cb, &f->m};
+    dsn_tune_params p = {lo, hi, 8, 3, 8, eval_cb, &f->m, NULL};
     return p;
 }
 
