@@ -540,10 +540,12 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
         if (rc != DEISSN_OK) return rc;
         if (cand_cmp(p, &cands[win], 1)) win = chosen[j];
     }
-    /* the true-error refinement from the best two on all fit trajectories; a refined plan
-     * wins if it is better there than the best so far */
+    /* the true-error refinement from the best two on all fit trajectories (from the best
+     * one above 10 NFE, where each refinement costs most and the second start rarely won:
+     * tools/tune/README.md); a refined plan wins if it is better there than the best so far */
     cand best = cands[win];
-    for (int r2 = 0; r2 < 2 && par->n_refine > 0; r2++) {
+    int starts = nfe <= 10 ? 2 : 1;
+    for (int r2 = 0; r2 < starts && par->n_refine > 0; r2++) {
         size_t from = n;
         for (size_t j = 0; j < nc; j++) /* the (r2+1)-th best */
             if ((r2 == 0 && chosen[j] == win) ||
