@@ -541,8 +541,9 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
         if (cand_cmp(p, &cands[win], 1)) win = chosen[j];
     }
     /* the true-error refinement from the best two on all fit trajectories (from the best
-     * one above 10 NFE, where each refinement costs most and the second start rarely won:
-     * tools/tune/README.md); a refined plan wins if it is better there than the best so far */
+     * one only above 10 NFE, to bound the cost: there the refinements are most of the
+     * evaluations, tools/tune/README.md); a refined plan wins if it is better there than the
+     * best so far */
     cand best = cands[win];
     int starts = nfe <= 10 ? 2 : 1;
     for (int r2 = 0; r2 < starts && par->n_refine > 0; r2++) {
