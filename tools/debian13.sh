@@ -16,6 +16,9 @@
 # Then `make -jJOBS check` runs inside the chroot (JOBS defaults to 2) with /proc, /sys, /dev
 # and /dev/pts mounted; the mounts are undone on every exit. Exits with make check's status.
 # Prints the time each phase took. DEBIAN13_REBUILD=1 remakes base and root from scratch.
+# Exit status 3 (and nothing else) means the Debian 13 root could not be made: the mirror
+# did not answer, twice. .ci/run reports that as a named skip; a failing `make check` in the
+# root is never one.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -28,6 +31,7 @@ jobs=${JOBS:-2}
 
 say() { echo "debian13: $*"; }
 die() { echo "debian13: $*" >&2; exit 1; }
+unreachable() { echo "debian13: $*" >&2; exit 3; }
 now() { date +%s; }
 t_start=$(now)
 phase_start=$t_start
@@ -112,9 +116,15 @@ else
     say "base system: debootstrap $suite from $mirror into $base"
     wipe "$base" "$root" "$dir/base.id" "$dir/root.id"
     mkdir -p "$dir"
-    debootstrap --variant=minbase --keyring="$keyring" "$suite" "$base" "$mirror" \
-        > "$dir/debootstrap.log" 2>&1 \
-        || { tail -n 20 "$dir/debootstrap.log" >&2; die "debootstrap failed (log: $dir/debootstrap.log)"; }
+    for try in 1 2; do
+        debootstrap --variant=minbase --keyring="$keyring" "$suite" "$base" "$mirror" \
+            > "$dir/debootstrap.log" 2>&1 && break
+        tail -n 20 "$dir/debootstrap.log" >&2
+        wipe "$base"
+        [ $try = 2 ] && unreachable "debootstrap failed twice (log: $dir/debootstrap.log)"
+        say "debootstrap failed; trying again in 30 s"
+        sleep 30
+    done
     echo "$base_id" > "$dir/base.id"
 fi
 phase_done "base system"
@@ -133,8 +143,11 @@ else
     mount_all
     # apt's progress goes to packages.log; the script's own lines and any failure show here
     in_root '/tmp/deps/install-deps.sh && apt-get clean' > "$dir/packages.log" 2>&1 \
+        || { tail -n 30 "$dir/packages.log" >&2; say "install-deps failed; trying again in 30 s"
+             sleep 30
+             in_root '/tmp/deps/install-deps.sh && apt-get clean' >> "$dir/packages.log" 2>&1; } \
         || { tail -n 30 "$dir/packages.log" >&2
-             die "tools/install-deps.sh failed in the chroot (log: $dir/packages.log)"; }
+             unreachable "tools/install-deps.sh failed twice in the chroot (log: $dir/packages.log)"; }
     grep '^install-deps:' "$dir/packages.log" || true
     cleanup
     wipe "$root/tmp/deps"
