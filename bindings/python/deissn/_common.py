@@ -82,6 +82,7 @@ class Preset(enum.IntEnum):
     """A named sampling configuration (``deissn_preset``)."""
     BEST = 0
     REFERENCE = 1
+    TUNED = 2
 
 
 def to_enum(cls, value, what):

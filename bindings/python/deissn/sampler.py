@@ -111,21 +111,27 @@ class Sampler(Handle):
         return self
 
     @classmethod
-    def preset(cls, name="best", steps=10, table=None, **schedule_kwargs):
+    def preset(cls, name="best", steps=10, table=None, *, prediction="epsilon",
+               allow_table_mismatch=False, **schedule_kwargs):
         """The sampler of a named configuration for `steps` model evaluations, the
         recommended way to make one::
 
             sampler = deissn.Sampler.preset("best", 10, table)
+            sampler = deissn.Sampler.preset("tuned", 10, table)   # the model's own plan
 
         "best" is the configuration measured best (docs/presets.md), "reference" the DEIS-SN
-        paper's. `schedule_kwargs` describe the noise schedule (noise=..., beta_start=...,
-        alphas_cumprod=...; default linear, T = 1000), and prediction=... the model's output;
-        see :func:`deissn.preset`."""
+        paper's, "tuned" the plan `table` carries (docs/tuning.md: :func:`deissn.tune`).
+        `schedule_kwargs` describe the noise schedule (noise=..., beta_start=...,
+        alphas_cumprod=...; default linear, T = 1000), the preset is computed for it, and
+        prediction=... is the model's output; see :func:`deissn.preset`. The sampler gets
+        `table` only where the configuration was measured with it (the library's
+        ``use_table``): an x0 row or a plan without the table gets none (its :attr:`table`
+        is None)."""
         from .schedule import Schedule, preset
-        prediction = schedule_kwargs.pop("prediction", "epsilon")
-        skw, pkw = preset(name, steps)
-        skw.update(schedule_kwargs)
-        return cls(Schedule(**skw), table, prediction=prediction, **pkw)
+        cfg = preset(name, steps, table, allow_table_mismatch=allow_table_mismatch,
+                     **schedule_kwargs)
+        return cls(Schedule(**cfg.schedule), cfg.table, prediction=prediction,
+                   allow_table_mismatch=allow_table_mismatch, **cfg.sampler)
 
     @property
     def steps(self):
