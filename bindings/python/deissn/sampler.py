@@ -7,8 +7,8 @@ from ctypes import byref, c_int32, c_int64, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import (CallbackScope, Handle, Method, Prediction, callback, input_array,
-                      inplace_array, moved_argument, to_enum)
+from ._common import (CallbackScope, Handle, Method, Prediction, input_array, inplace_array,
+                      moved_argument, progress_thunk, to_enum)
 from ._lib import c_float_p, lib
 from .errors import Error, InvalidArgument, SizeMismatch, StateError
 
@@ -208,13 +208,7 @@ class Sampler(Handle):
         opts = _lib.default_params(_lib.SampleOptions)
         stats = _lib.SampleStats()
         opts.stats = ctypes.pointer(stats)
-        # Always a progress callback: it gives Python control between steps, so that a
-        # signal (Ctrl-C) is handled then even while a TorchScript model runs.
-        def call_progress(user, step, steps):
-            if progress is not None:
-                progress(step, steps)
-            return 0
-        opts.progress = _lib.PROGRESS_FN(callback(call_progress))
+        opts.progress = progress_thunk(progress)  # always one: Ctrl-C is handled between steps
         with contextlib.ExitStack() as held:
             h = held.enter_context(self._using())
             if calibrator is not None:
