@@ -1,4 +1,6 @@
 """deissn.tune(): plans learned on an analytic model, kept by the table, used by "tuned"."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -63,6 +65,16 @@ def test_sampler_preset_tuned_samples_with_the_plan(tuned):
     assert deissn.Sampler.preset("tuned", 9, tuned).steps == 4
     below = deissn.preset("tuned", 2, tuned)
     assert below.schedule["steps"] == 2 and below == deissn.preset("best", 2, tuned)
+
+
+def test_a_plan_without_the_table_gets_none(tuned):
+    plan = dataclasses.replace(tuned.plans[0], method=deissn.Method.DATA, uses_table=False)
+    table = tuned.with_plans([plan])
+    assert table.plans == [plan]
+    cfg = deissn.preset("tuned", 3, table)
+    assert cfg.use_table is False and cfg.table is None and cfg.sampler["method"] == "data"
+    assert deissn.Sampler.preset("tuned", 3, table).table is None
+    assert deissn.Sampler.preset("tuned", 3, tuned).table is tuned
 
 
 def test_tuned_refuses_plans_of_another_noise_schedule(tuned):
