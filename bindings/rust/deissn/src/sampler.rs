@@ -139,7 +139,15 @@ impl Preset {
     /// the plans were tuned for another noise schedule).
     pub fn apply(self, schedule: ScheduleBuilder, nfe: u32, table: Option<&NormTable>)
                  -> Result<(ScheduleBuilder, SamplerParams, bool)> {
-        let mut p = raw_params(&SamplerParams::default());
+        self.apply_to(schedule, &SamplerParams::default(), nfe, table)
+    }
+
+    /// [`Preset::apply`] starting from `params` instead of the defaults: what the preset does
+    /// not set (prediction, allow_table_mismatch) is kept, and with allow_table_mismatch
+    /// [`Preset::Tuned`] accepts plans tuned for another noise schedule.
+    pub fn apply_to(self, schedule: ScheduleBuilder, params: &SamplerParams, nfe: u32,
+                    table: Option<&NormTable>) -> Result<(ScheduleBuilder, SamplerParams, bool)> {
+        let mut p = raw_params(params);
         let mut use_table = 0;
         let table = table.map_or(ptr::null(), |t| t.as_ptr());
         let schedule = schedule.set_sampling(|sp| {

@@ -3,8 +3,8 @@
 mod common;
 
 use common::gaussian_eps;
-use deissn::{ErrorKind, Model, Noise, NormTable, Preset, Sampler, Schedule, TimeConvention,
-             TuneParams};
+use deissn::{ErrorKind, Model, Noise, NormTable, Prediction, Preset, Sampler, SamplerParams,
+             Schedule, TimeConvention, TuneParams};
 
 const S: f64 = 0.5;
 
@@ -85,6 +85,11 @@ fn tune_plans_round_trip_and_sample() {
     let cosine = Schedule::builder().noise(Noise::SquaredCosCapV2);
     let err = Preset::Tuned.apply(cosine.clone(), 3, Some(&loaded)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Mismatch, "{}", err.message());
+    let allow = SamplerParams { allow_table_mismatch: true, prediction: Prediction::V,
+                                ..SamplerParams::default() };
+    let (c3, cp, _) = Preset::Tuned.apply_to(cosine.clone(), &allow, 3, Some(&loaded)).unwrap();
+    assert_eq!(c3.build().unwrap().steps(), 3);
+    assert!(cp.allow_table_mismatch && cp.prediction == Prediction::V && cp.order == plans[0].order);
     let err = deissn::tune(&m, &cosine, Some(&loaded), &[2, 3], &small()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Mismatch, "{}", err.message());
 
