@@ -173,7 +173,7 @@ def main():
     model = deissn.Model.load(args.model, threads=args.threads)
     table, table_key = None, None
     if os.path.exists(args.table):
-        table, table_key = deissn.NormTable.load(args.table, pt_clip=0), file_hash(args.table)
+        table, table_key = deissn.NormTable.load(args.table, clip=0), file_hash(args.table)
     key = file_hash(args.model)
     # DEIS-SN results are also keyed by the table's hash (below), so the table may come later
     settings = dict(model=os.path.relpath(args.model, ROOT), model_sha1=key, seed=SEED, n=args.n,

@@ -108,7 +108,7 @@ def load_model(name, vp):
     if name != "fmnist":
         table, tname = deissn.NormTable.load(tpath), os.path.relpath(tpath, REPO)
     elif os.path.exists(tpath):
-        table, tname = deissn.NormTable.load(tpath, pt_clip=0), os.path.relpath(tpath, REPO)
+        table, tname = deissn.NormTable.load(tpath, clip=0), os.path.relpath(tpath, REPO)
     else:  # not shipped yet: measure one here (as deissn-calibrate would, fewer samples)
         cpath = os.path.join(OUT_DIR, "fmnist_table_search.dtab")
         if os.path.exists(cpath):

@@ -7,6 +7,9 @@
     x = deissn.noise(seed=0, n=16, shape=(3, 32, 32))
     x = sampler.sample(deissn.Model.load("model.pt"), x)
 
+    tuned = deissn.tune(model, noise="linear", shape=(3, 32, 32))  # plans for this model
+    sampler = deissn.Sampler.preset("tuned", 8, tuned)
+
 The library is found through $DEISSN_LIB, then the build tree this package sits in, then the
 system. Every failing call raises a subclass of :class:`deissn.Error`.
 """
@@ -18,8 +21,9 @@ from .errors import (CallbackError, ConcurrentUseError, Error, FileError, Format
                      StateError, Unsupported)
 from .model import Model
 from .sampler import SampleStats, Sampler, StepCoeffs, StepInfo, noise
-from .schedule import Schedule, preset
-from .table import NormTable, TableInfo
+from .schedule import PresetConfig, Schedule, preset
+from .table import NormTable, Plan, TableInfo
+from .tune import tune
 
 # The version of the loaded libdeissn (one source: the library's DEISSN_VERSION_STRING);
 # the binding works with any libdeissn.so.ABI that has the functions it needs.
@@ -27,7 +31,7 @@ __version__ = _clib.deissn_version_string().decode()
 
 __all__ = [
     "Schedule", "NormTable", "Model", "Sampler", "Calibrator", "StepInfo", "StepCoeffs",
-    "SampleStats", "TableInfo", "noise", "preset", "ABI",
+    "SampleStats", "TableInfo", "Plan", "PresetConfig", "noise", "preset", "tune", "ABI",
     "library_version", "has_torch", "Noise", "Spacing", "Prediction", "Time", "DType", "Method",
     "Preset",
     "Error", "InvalidArgument", "OutOfMemory", "SizeMismatch", "NonFinite", "StateError",

@@ -8,7 +8,7 @@ from ctypes import byref, c_int32, c_void_p
 
 import numpy as np
 
-from ._lib import lib
+from ._lib import PROGRESS_FN, lib
 from .errors import ConcurrentUseError, InvalidArgument
 
 
@@ -82,6 +82,7 @@ class Preset(enum.IntEnum):
     """A named sampling configuration (``deissn_preset``)."""
     BEST = 0
     REFERENCE = 1
+    TUNED = 2
 
 
 def to_enum(cls, value, what):
@@ -307,3 +308,15 @@ def callback(fn):
             scope.keep(e)
             return 1
     return thunk
+
+
+def progress_thunk(progress):
+    """A PROGRESS_FN calling ``progress(done, total)`` (if not None) inside a
+    :class:`CallbackScope`. A long call always gets one, even without `progress`: it gives
+    Python control between steps, so that a signal (Ctrl-C) is handled then even while a
+    model (TorchScript) runs in C."""
+    def call_progress(user, done, total):
+        if progress is not None:
+            progress(done, total)
+        return 0
+    return PROGRESS_FN(callback(call_progress))

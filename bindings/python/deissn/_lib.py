@@ -158,11 +158,24 @@ class StepCoeffs(CheckedStructure):
                 ("corrector_order", c_uint32)]
 
 
+PLAN_MAX_NFE = 64  # DEISSN_PLAN_MAX_NFE (checked by tests/test_layout.py: the taus array)
+
+
+class Plan(CheckedStructure):
+    _c_name_ = "deissn_plan"
+    _version_ = 1
+    _fields_ = [("version", c_uint32), ("nfe", c_uint32), ("method", c_int32),
+                ("order", c_uint32), ("corrector", c_uint32), ("lower_order_final", c_uint32),
+                ("uses_table", c_uint32), ("samples", c_uint32), ("tau_end", c_double),
+                ("taus", c_double * PLAN_MAX_NFE), ("error", c_double),
+                ("error_low", c_double), ("error_high", c_double), ("best_error", c_double)]
+
+
 class NormTableParams(CheckedStructure):
     _c_name_ = "deissn_normtable_params"
-    _version_ = 1
+    _version_ = 2
     _fields_ = [("version", c_uint32), ("fingerprint", c_uint32), ("clip", c_uint32),
-                ("metadata", c_char_p)]
+                ("metadata", c_char_p), ("plans", POINTER(Plan)), ("n_plans", c_size_t)]
 
 
 class NormTableInfo(CheckedStructure):
@@ -183,6 +196,15 @@ class ModelParams(CheckedStructure):
 MODEL_FN = CFUNCTYPE(c_int, c_void_p, c_float_p, POINTER(c_int64), c_uint32, c_double,
                      c_float_p)
 PROGRESS_FN = CFUNCTYPE(c_int, c_void_p, c_uint32, c_uint32)
+
+
+class TuneParams(CheckedStructure):
+    _c_name_ = "deissn_tune_params"
+    _version_ = 1
+    _fields_ = [("version", c_uint32), ("nfe_min", c_uint32), ("nfe_max", c_uint32),
+                ("grid_steps", c_uint32), ("fit_samples", c_uint32),
+                ("holdout_samples", c_uint32), ("batch", c_uint32), ("seed", c_uint64),
+                ("prediction", c_int32), ("progress", PROGRESS_FN), ("progress_user", c_void_p)]
 
 
 class SampleStats(CheckedStructure):
@@ -377,13 +399,15 @@ _declare("deissn_normtable_size", "table", c_size_t, c_void_p)
 _status("deissn_normtable_knot", "table i tau r", c_void_p, c_size_t, c_double_p, c_double_p)
 _declare("deissn_normtable_fingerprint", "table", c_uint32, c_void_p)
 _status("deissn_normtable_get_info", "table info", c_void_p, P(NormTableInfo))
+_declare("deissn_normtable_plan_count", "table", c_size_t, c_void_p)
+_status("deissn_normtable_plan", "table i plan", c_void_p, c_size_t, P(Plan))
 _status("deissn_normtable_load", "out path params", P(c_void_p), c_char_p, P(NormTableParams))
 
 _status("deissn_sampler_params_init", "params version", P(SamplerParams), c_uint32)
 _status("deissn_sampler_params_by_name", "params name uses_table", P(SamplerParams), c_char_p,
         P(c_int32))
-_status("deissn_preset_params", "preset nfe schedule sampler", c_int32, c_uint32,
-        P(ScheduleParams), P(SamplerParams))
+_status("deissn_preset_params", "preset nfe table schedule sampler use_table", c_int32, c_uint32,
+        c_void_p, P(ScheduleParams), P(SamplerParams), P(c_int32))
 _status("deissn_sampler_create", "out schedule table params", P(c_void_p), c_void_p, c_void_p,
         P(SamplerParams))
 _declare("deissn_sampler_free", "sampler", None, c_void_p)
@@ -402,6 +426,10 @@ _declare("deissn_model_free", "model", None, c_void_p)
 _status("deissn_sample_options_init", "options version", P(SampleOptions), c_uint32)
 _status("deissn_sample", "sampler model x shape ndim options", c_void_p, c_void_p, c_float_p,
         P(c_int64), c_uint32, P(SampleOptions))
+
+_status("deissn_tune_params_init", "params version", P(TuneParams), c_uint32)
+_status("deissn_tune", "out model noise table sample_shape sample_ndim params", P(c_void_p),
+        c_void_p, P(ScheduleParams), c_void_p, P(c_int64), c_uint32, P(TuneParams))
 
 _status("deissn_fill_noise", "seed first_sample n_samples sample_numel out", c_uint64, c_uint64,
         c_size_t, c_size_t, c_float_p)

@@ -87,7 +87,7 @@ class Calibrator(Handle):
         the calibrator's schedule's unless `fingerprint` is given. The calibrator is
         unchanged. Raises :class:`StateError` when a step has no values yet."""
         out = c_void_p()
-        p = table_params(fingerprint, clip, metadata)
+        p, _ = table_params(fingerprint, clip, metadata)
         with self._using() as h:
             lib.deissn_calibrator_finish(byref(out), h, byref(p))
         return NormTable._wrap(out.value)

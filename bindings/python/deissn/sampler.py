@@ -7,8 +7,8 @@ from ctypes import byref, c_int32, c_int64, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import (CallbackScope, Handle, Method, Prediction, callback, input_array,
-                      inplace_array, moved_argument, to_enum)
+from ._common import (CallbackScope, Handle, Method, Prediction, input_array, inplace_array,
+                      moved_argument, progress_thunk, to_enum)
 from ._lib import c_float_p, lib
 from .errors import Error, InvalidArgument, SizeMismatch, StateError
 
@@ -111,21 +111,27 @@ class Sampler(Handle):
         return self
 
     @classmethod
-    def preset(cls, name="best", steps=10, table=None, **schedule_kwargs):
+    def preset(cls, name="best", steps=10, table=None, *, prediction="epsilon",
+               allow_table_mismatch=False, **schedule_kwargs):
         """The sampler of a named configuration for `steps` model evaluations, the
         recommended way to make one::
 
             sampler = deissn.Sampler.preset("best", 10, table)
+            sampler = deissn.Sampler.preset("tuned", 10, table)   # the model's own plan
 
         "best" is the configuration measured best (docs/presets.md), "reference" the DEIS-SN
-        paper's. `schedule_kwargs` describe the noise schedule (noise=..., beta_start=...,
-        alphas_cumprod=...; default linear, T = 1000), and prediction=... the model's output;
-        see :func:`deissn.preset`."""
+        paper's, "tuned" the plan `table` carries (docs/tuning.md: :func:`deissn.tune`).
+        `schedule_kwargs` describe the noise schedule (noise=..., beta_start=...,
+        alphas_cumprod=...; default linear, T = 1000), the preset is computed for it, and
+        prediction=... is the model's output; see :func:`deissn.preset`. The sampler gets
+        `table` only where the configuration was measured with it (the library's
+        ``use_table``): an x0 row or a plan without the table gets none (its :attr:`table`
+        is None)."""
         from .schedule import Schedule, preset
-        prediction = schedule_kwargs.pop("prediction", "epsilon")
-        skw, pkw = preset(name, steps)
-        skw.update(schedule_kwargs)
-        return cls(Schedule(**skw), table, prediction=prediction, **pkw)
+        cfg = preset(name, steps, table, allow_table_mismatch=allow_table_mismatch,
+                     **schedule_kwargs)
+        return cls(Schedule(**cfg.schedule), cfg.table, prediction=prediction,
+                   allow_table_mismatch=allow_table_mismatch, **cfg.sampler)
 
     @property
     def steps(self):
@@ -202,13 +208,7 @@ class Sampler(Handle):
         opts = _lib.default_params(_lib.SampleOptions)
         stats = _lib.SampleStats()
         opts.stats = ctypes.pointer(stats)
-        # Always a progress callback: it gives Python control between steps, so that a
-        # signal (Ctrl-C) is handled then even while a TorchScript model runs.
-        def call_progress(user, step, steps):
-            if progress is not None:
-                progress(step, steps)
-            return 0
-        opts.progress = _lib.PROGRESS_FN(callback(call_progress))
+        opts.progress = progress_thunk(progress)  # always one: Ctrl-C is handled between steps
         with contextlib.ExitStack() as held:
             h = held.enter_context(self._using())
             if calibrator is not None:

@@ -1,4 +1,5 @@
 """Normalization tables r(tau): the mean |eps| of a model at time tau."""
+import dataclasses
 import os
 from collections import namedtuple
 from ctypes import byref, c_double, c_void_p
@@ -6,9 +7,13 @@ from ctypes import byref, c_double, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import Handle, input_array, map_tau
+from ._common import Handle, Method, input_array, map_tau, to_enum
 from ._lib import c_double_p, c_float_p, lib
-from .errors import SizeMismatch
+from .errors import FormatError, InvalidArgument, SizeMismatch
+
+# The formats deissn_normtable_load() reads, for messages about files it does not.
+READS = ("libdeissn's table format (.dsn, deissn-calibrate, NormTable.save) and the reference "
+         "implementation's torch.save files of Ls and score_abs (.pt)")
 
 TableInfo = namedtuple("TableInfo", "n_knots samples steps clip fingerprint has_sums")
 TableInfo.__doc__ = """What is known about how a table was made (``deissn_normtable_info``):
@@ -16,11 +21,65 @@ its knots, the samples and steps of the runs that measured it (0: unknown), the 
 nearest tau = 0, the schedule fingerprint (0: any) and whether it keeps calibration sums."""
 
 
-def table_params(fingerprint=0, clip=0, metadata=None):
-    """A deissn_normtable_params: 0 / None mean "the source's" (metadata "" means none)."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A tuned plan (``deissn_plan``, docs/tuning.md): how to sample the table's model with
+    exactly `nfe` model evaluations, and what it is worth.
+
+    taus: tau_N > ... > tau_1 (nfe of them), then sampling stops at `tau_end`; `method`,
+    `order`, `corrector`, `lower_order_final` as in :class:`Sampler`; `uses_table`: DEIS-SN,
+    normalised by the table the plan is in; `error`: the held-out RMSE on `samples` samples
+    against a converged solution of the same ODE, [`error_low`, `error_high`] its 95 %
+    bootstrap interval, `best_error` the same measure for the "best" preset."""
+    nfe: int
+    taus: tuple
+    tau_end: float
+    method: Method
+    order: int
+    corrector: bool
+    lower_order_final: bool
+    uses_table: bool
+    samples: int
+    error: float
+    error_low: float
+    error_high: float
+    best_error: float
+
+    @classmethod
+    def _from_c(cls, c):
+        return cls(c.nfe, tuple(c.taus[:c.nfe]), c.tau_end, Method(c.method), c.order,
+                   bool(c.corrector), bool(c.lower_order_final), bool(c.uses_table), c.samples,
+                   c.error, c.error_low, c.error_high, c.best_error)
+
+    def _to_c(self, what):
+        taus = tuple(self.taus)
+        if len(taus) != self.nfe or not 1 <= self.nfe <= _lib.PLAN_MAX_NFE:
+            raise InvalidArgument("%s: nfe is %r with %d taus (1..%d of them)"
+                                  % (what, self.nfe, len(taus), _lib.PLAN_MAX_NFE))
+        c = _lib.Plan()
+        c.nfe, c.method = self.nfe, to_enum(Method, self.method, what + ": method")
+        c.order, c.corrector = self.order, int(bool(self.corrector))
+        c.lower_order_final, c.uses_table = int(bool(self.lower_order_final)), int(bool(self.uses_table))
+        c.samples, c.tau_end, c.error = self.samples, self.tau_end, self.error
+        c.error_low, c.error_high, c.best_error = self.error_low, self.error_high, self.best_error
+        for i, t in enumerate(taus):
+            c.taus[i] = _lib.convert(c_double, t, "%s: taus[%d]" % (what, i))
+        return c
+
+
+def table_params(fingerprint=0, clip=0, metadata=None, plans=None, what="plans"):
+    """A deissn_normtable_params: 0 / None mean "the source's" (metadata "" means none, plans
+    [] none), and the array its plans pointer points into (keep it while p is used)."""
     p = _lib.default_params(_lib.NormTableParams)
     p.fingerprint, p.clip, p.metadata = fingerprint, clip, metadata
-    return p
+    if plans is None:
+        return p, None
+    plans = list(plans)
+    array = (_lib.Plan * max(len(plans), 1))(
+        *[q._to_c("%s[%d]" % (what, i)) for i, q in enumerate(plans)])
+    p.plans = array
+    p.n_plans = len(plans)
+    return p, array
 
 
 class NormTable(Handle):
@@ -49,8 +108,15 @@ class NormTable(Handle):
             raise TypeError("NormTable.load() got an unexpected keyword argument %r"
                             % next(iter(renamed)))
         out = c_void_p()
-        lib.deissn_normtable_load(byref(out), os.fsencode(path),
-                                  byref(table_params(fingerprint, clip, metadata)))
+        try:
+            lib.deissn_normtable_load(byref(out), os.fsencode(path),
+                                      byref(table_params(fingerprint, clip, metadata)[0]))
+        except FormatError as e:
+            if "libdeissn's table format" in e.message:  # the library listed them itself
+                raise
+            # e.g. a zip that is not a torch.save archive (.npz): say what would have been read
+            raise FormatError("%s (NormTable.load reads %s)" % (e.message, READS),
+                              e.status) from None
         return cls._wrap(out.value)
 
     @classmethod
@@ -64,7 +130,7 @@ class NormTable(Handle):
         out = c_void_p()
         lib.deissn_normtable_create(byref(out), tau.ctypes.data_as(c_double_p),
                                     r.ctypes.data_as(c_double_p), tau.size,
-                                    byref(table_params(fingerprint, clip, metadata)))
+                                    byref(table_params(fingerprint, clip, metadata)[0]))
         return cls._wrap(out.value)
 
     @classmethod
@@ -81,7 +147,7 @@ class NormTable(Handle):
         out = c_void_p()
         lib.deissn_normtable_from_reference(byref(out), score_abs.ctypes.data_as(c_float_p),
                                             Ls.ctypes.data_as(c_float_p), score_abs.size,
-                                            byref(table_params(clip=clip)))
+                                            byref(table_params(clip=clip)[0]))
         return cls._wrap(out.value)
 
     def __call__(self, tau):
@@ -120,14 +186,30 @@ class NormTable(Handle):
         lib.deissn_normtable_get_info(self._handle, byref(i))
         return TableInfo(i.n_knots, i.samples, i.steps, i.clip, i.fingerprint, bool(i.has_sums))
 
-    def copy(self, *, fingerprint=0, clip=0, metadata=None):
+    @property
+    def plans(self):
+        """The tuned plans the table carries (:func:`deissn.tune`, deissn-calibrate), a list of
+        :class:`Plan` in increasing nfe; [] when none."""
+        h, c = self._handle, _lib.Plan()
+        out = []
+        for i in range(lib.deissn_normtable_plan_count(h)):
+            lib.deissn_normtable_plan(h, i, byref(c))
+            out.append(Plan._from_c(c))
+        return out
+
+    def copy(self, *, fingerprint=0, clip=0, metadata=None, plans=None):
         """A copy relabelled (``deissn_normtable_copy``): a new `fingerprint`, a further `clip`,
-        new `metadata` ("" for none); 0 / None keep this table's. Everything else,
-        calibration sums included, is the same."""
+        new `metadata` ("" for none), new `plans` (:class:`Plan` objects with distinct nfe, at
+        most 64; [] for none); 0 / None keep this table's. Everything else, calibration sums
+        included, is the same."""
         out = c_void_p()
-        lib.deissn_normtable_copy(byref(out), self._handle,
-                                  byref(table_params(fingerprint, clip, metadata)))
+        p, _kept = table_params(fingerprint, clip, metadata, plans, "NormTable.copy: plans")
+        lib.deissn_normtable_copy(byref(out), self._handle, byref(p))
         return type(self)._wrap(out.value)
+
+    def with_plans(self, plans):
+        """A copy whose plans are `plans` (a list of :class:`Plan`; [] for none)."""
+        return self.copy(plans=list(plans))
 
     def with_metadata(self, metadata):
         """A copy whose metadata is `metadata` ("" or None for none)."""
@@ -141,4 +223,5 @@ class NormTable(Handle):
     def __repr__(self):
         if self.closed:
             return "<deissn.NormTable (closed)>"
-        return "<deissn.NormTable knots=%d fingerprint=0x%08x>" % (len(self), self.fingerprint)
+        return "<deissn.NormTable knots=%d fingerprint=0x%08x plans=%d>" % (
+            len(self), self.fingerprint, lib.deissn_normtable_plan_count(self._handle))

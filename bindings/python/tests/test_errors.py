@@ -28,6 +28,20 @@ def test_file_and_format_errors(tmp_path):
         deissn.NormTable.load(junk)
 
 
+@pytest.mark.parametrize("name, write", [
+    ("r.npz", lambda p: np.savez(p, r=np.ones(3))),  # a zip, but not torch.save's
+    ("r.csv", lambda p: p.write_text("tau,r\n0,1\n")),
+])
+def test_a_file_of_another_format_says_which_formats_load_reads(tmp_path, name, write):
+    path = tmp_path / name
+    write(path)
+    with pytest.raises(deissn.FormatError) as e:
+        deissn.NormTable.load(path)
+    message = str(e.value)
+    assert name in message and "libdeissn's table format" in message, message
+    assert "torch.save" in message, message
+
+
 def test_model_errors(torch_model_path):
     with pytest.raises(deissn.ModelError, match="no_forward"):
         deissn.Model.load(MODELS / "no_forward.pt")

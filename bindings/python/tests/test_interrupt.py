@@ -89,3 +89,34 @@ def test_sigint_during_a_torchscript_sampling(torch_model_path):
     # Python gets control between steps: the run stops soon after the signal (sent at a
     # quarter of the full run's time), not at its end.
     assert r["seconds"] < 0.6 * r["full"], r
+
+
+# deissn.tune() on a Python model: the same progress-callback wrapper as sample().
+TUNE = PRELUDE + r"""
+sch = deissn.Schedule(noise="linear")
+started = threading.Event()
+def fn(x, tau):
+    started.set()
+    abar = float(sch.alpha_bar(tau))
+    return np.sqrt(1 - abar) * x / (abar * 0.25 + 1 - abar)
+model = deissn.Model.from_callable(fn, time="tau")
+threading.Thread(target=lambda: (started.wait(), time.sleep(0.05),
+                                 os.kill(os.getpid(), signal.SIGINT))).start()
+t0 = time.perf_counter()
+try:
+    deissn.tune(model, shape=(4,), nfe=(3, 25), grid_steps=400, fit_samples=64,
+                holdout_samples=256, batch=8)
+    got = "returned"
+except KeyboardInterrupt:
+    got = "KeyboardInterrupt"
+except BaseException as e:
+    got = "%s: %s" % (type(e).__name__, e)
+print(json.dumps([dict(got=got, seconds=time.perf_counter() - t0)]))
+"""
+
+
+def test_sigint_during_tune():
+    (r,), stderr = run_script(TUNE)
+    assert r["got"] == "KeyboardInterrupt", (r, stderr)
+    assert r["seconds"] < 5, r  # stopped at the signal, not after the whole tuning
+    assert "Exception ignored" not in stderr

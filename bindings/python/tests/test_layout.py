@@ -44,8 +44,14 @@ def header_structs(text):
             if fp:
                 fields[fp.group(1)] = "pointer *"
                 continue
-            field = re.findall(r"\w+", re.sub(r"\[[^\]]*\]", "", decl))[-1]
-            fields[field] = None if "[" in decl else decl[:decl.rindex(field)]
+            # "double lo, hi" declares two fields of the first one's type
+            first, *more = [d.strip() for d in decl.split(",")]
+            field = re.findall(r"\w+", re.sub(r"\[[^\]]*\]", "", first))[-1]
+            base = first[:first.rindex(field)]
+            fields[field] = None if "[" in first else base
+            for d in more:
+                fields[re.findall(r"\w+", re.sub(r"\[[^\]]*\]", "", d))[-1]] = \
+                    None if "[" in d else base + "*" * d.count("*")
         out[name] = fields
     return out
 
@@ -185,7 +191,10 @@ def test_ctypes_copies_match_the_header(tmp_path):
      "deissn_sample_stats: DEISSN_SAMPLE_STATS_VERSION is 2"),
     (("    int32_t has_sums; ", "    uint32_t has_sums; "), "deissn_normtable_info.has_sums"),
     (("    double tau_end; ", "    float tau_end; "), "deissn_schedule_params.tau_end: (offset, size)"),
-    (("    int32_t method; ", "    uint32_t method; "), "deissn_sampler_params.method: uint32_t"),
+    (("    int32_t method;     /*", "    uint32_t method;     /*"),
+     "deissn_sampler_params.method: uint32_t"),
+    (("    double error_low, error_high;", "    double error_low; float error_high;"),
+     "deissn_plan.error_high: float"),
     (("typedef struct deissn_normtable_info {", "typedef struct deissn_new { int a; } deissn_new;\n"
       "typedef struct deissn_normtable_info {"), "deissn_new: a public struct with no ctypes"),
 ])

@@ -63,7 +63,7 @@ def test_canonical_names_come_from_the_library():
     (lambda: deissn.Sampler(deissn.Schedule(), method="ode"), "Sampler: method: unknown method"),
     (lambda: deissn.Model.from_callable(lambda x, t: x, time="seconds"),
      "Model.from_callable: time: unknown time convention 'seconds' (known: model_index,"),
-    (lambda: deissn.preset("fastest"), "preset: unknown preset 'fastest' (known: best, reference)"),
+    (lambda: deissn.preset("fastest"), "preset: unknown preset 'fastest' (known: best, reference, tuned)"),
     (lambda: deissn.Sampler.named("dpm", deissn.Schedule()),
      "Sampler.named: deissn_sampler_params_by_name: unknown sampler 'dpm' (known: deis-sn,"),
 ])

@@ -22,7 +22,10 @@ pub const DEISSN_E_MISMATCH: i32 = -11;
 pub const DEISSN_E_INTERNAL: i32 = -12;
 pub const DEISSN_SCHEDULE_PARAMS_VERSION: u32 = 1;
 pub const DEISSN_NORMTABLE_METADATA_MAX: u32 = 65535;
-pub const DEISSN_NORMTABLE_PARAMS_VERSION: u32 = 1;
+pub const DEISSN_PLAN_MAX_NFE: u32 = 64;
+pub const DEISSN_PLAN_VERSION: u32 = 1;
+pub const DEISSN_NORMTABLE_MAX_PLANS: u32 = 64;
+pub const DEISSN_NORMTABLE_PARAMS_VERSION: u32 = 2;
 pub const DEISSN_NORMTABLE_INFO_VERSION: u32 = 1;
 pub const DEISSN_SAMPLER_PARAMS_VERSION: u32 = 3;
 pub const DEISSN_STEP_INFO_VERSION: u32 = 1;
@@ -32,6 +35,7 @@ pub const DEISSN_MODEL_PARAMS_VERSION: u32 = 1;
 pub const DEISSN_SAMPLE_STATS_VERSION: u32 = 1;
 pub const DEISSN_SAMPLE_OPTIONS_VERSION: u32 = 1;
 pub const DEISSN_MAX_NDIM: u32 = 8;
+pub const DEISSN_TUNE_PARAMS_VERSION: u32 = 1;
 pub type __int32_t = ::std::os::raw::c_int;
 pub type __uint32_t = ::std::os::raw::c_uint;
 pub type __int64_t = ::std::os::raw::c_long;
@@ -433,17 +437,288 @@ pub struct deissn_normtable {
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
+pub struct deissn_plan {
+    pub version: u32,
+    pub nfe: u32,
+    pub method: i32,
+    pub order: u32,
+    pub corrector: u32,
+    pub lower_order_final: u32,
+    pub uses_table: u32,
+    pub samples: u32,
+    pub tau_end: f64,
+    pub taus: [f64; 64usize],
+    pub error: f64,
+    pub error_low: f64,
+    pub error_high: f64,
+    pub best_error: f64,
+}
+#[test]
+fn bindgen_test_layout_deissn_plan() {
+    assert_eq!(
+        ::std::mem::size_of::<deissn_plan>(),
+        584usize,
+        concat!("Size of: ", stringify!(deissn_plan))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<deissn_plan>(),
+        8usize,
+        concat!("Alignment of ", stringify!(deissn_plan))
+    );
+    fn test_field_version() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).version) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(version)
+            )
+        );
+    }
+    test_field_version();
+    fn test_field_nfe() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).nfe) as usize - ptr as usize
+            },
+            4usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(nfe)
+            )
+        );
+    }
+    test_field_nfe();
+    fn test_field_method() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).method) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(method)
+            )
+        );
+    }
+    test_field_method();
+    fn test_field_order() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).order) as usize - ptr as usize
+            },
+            12usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(order)
+            )
+        );
+    }
+    test_field_order();
+    fn test_field_corrector() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).corrector) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(corrector)
+            )
+        );
+    }
+    test_field_corrector();
+    fn test_field_lower_order_final() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).lower_order_final) as usize - ptr as usize
+            },
+            20usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(lower_order_final)
+            )
+        );
+    }
+    test_field_lower_order_final();
+    fn test_field_uses_table() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).uses_table) as usize - ptr as usize
+            },
+            24usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(uses_table)
+            )
+        );
+    }
+    test_field_uses_table();
+    fn test_field_samples() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).samples) as usize - ptr as usize
+            },
+            28usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(samples)
+            )
+        );
+    }
+    test_field_samples();
+    fn test_field_tau_end() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).tau_end) as usize - ptr as usize
+            },
+            32usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(tau_end)
+            )
+        );
+    }
+    test_field_tau_end();
+    fn test_field_taus() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).taus) as usize - ptr as usize
+            },
+            40usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(taus)
+            )
+        );
+    }
+    test_field_taus();
+    fn test_field_error() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).error) as usize - ptr as usize
+            },
+            552usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(error)
+            )
+        );
+    }
+    test_field_error();
+    fn test_field_error_low() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).error_low) as usize - ptr as usize
+            },
+            560usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(error_low)
+            )
+        );
+    }
+    test_field_error_low();
+    fn test_field_error_high() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).error_high) as usize - ptr as usize
+            },
+            568usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(error_high)
+            )
+        );
+    }
+    test_field_error_high();
+    fn test_field_best_error() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).best_error) as usize - ptr as usize
+            },
+            576usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(best_error)
+            )
+        );
+    }
+    test_field_best_error();
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
 pub struct deissn_normtable_params {
     pub version: u32,
     pub fingerprint: u32,
     pub clip: u32,
     pub metadata: *const ::std::os::raw::c_char,
+    pub plans: *const deissn_plan,
+    pub n_plans: usize,
 }
 #[test]
 fn bindgen_test_layout_deissn_normtable_params() {
     assert_eq!(
         ::std::mem::size_of::<deissn_normtable_params>(),
-        24usize,
+        40usize,
         concat!("Size of: ", stringify!(deissn_normtable_params))
     );
     assert_eq!(
@@ -519,6 +794,40 @@ fn bindgen_test_layout_deissn_normtable_params() {
         );
     }
     test_field_metadata();
+    fn test_field_plans() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_normtable_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).plans) as usize - ptr as usize
+            },
+            24usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_normtable_params),
+                "::",
+                stringify!(plans)
+            )
+        );
+    }
+    test_field_plans();
+    fn test_field_n_plans() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_normtable_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).n_plans) as usize - ptr as usize
+            },
+            32usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_normtable_params),
+                "::",
+                stringify!(n_plans)
+            )
+        );
+    }
+    test_field_n_plans();
 }
 extern "C" {
     pub fn deissn_normtable_params_init(params: *mut deissn_normtable_params, version: u32) -> i32;
@@ -546,6 +855,16 @@ extern "C" {
         out: *mut *mut deissn_normtable,
         table: *const deissn_normtable,
         params: *const deissn_normtable_params,
+    ) -> i32;
+}
+extern "C" {
+    pub fn deissn_normtable_plan_count(table: *const deissn_normtable) -> usize;
+}
+extern "C" {
+    pub fn deissn_normtable_plan(
+        table: *const deissn_normtable,
+        i: usize,
+        plan: *mut deissn_plan,
     ) -> i32;
 }
 extern "C" {
@@ -1347,13 +1666,16 @@ extern "C" {
 }
 pub const deissn_preset_DEISSN_PRESET_BEST: deissn_preset = 0;
 pub const deissn_preset_DEISSN_PRESET_REFERENCE: deissn_preset = 1;
+pub const deissn_preset_DEISSN_PRESET_TUNED: deissn_preset = 2;
 pub type deissn_preset = ::std::os::raw::c_uint;
 extern "C" {
     pub fn deissn_preset_params(
         preset: i32,
         nfe: u32,
+        table: *const deissn_normtable,
         schedule: *mut deissn_schedule_params,
         sampler: *mut deissn_sampler_params,
+        use_table: *mut i32,
     ) -> i32;
 }
 #[repr(C)]
@@ -1740,6 +2062,235 @@ extern "C" {
         shape: *const i64,
         ndim: u32,
         options: *const deissn_sample_options,
+    ) -> i32;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct deissn_tune_params {
+    pub version: u32,
+    pub nfe_min: u32,
+    pub nfe_max: u32,
+    pub grid_steps: u32,
+    pub fit_samples: u32,
+    pub holdout_samples: u32,
+    pub batch: u32,
+    pub seed: u64,
+    pub prediction: i32,
+    pub progress: deissn_progress_fn,
+    pub progress_user: *mut ::std::os::raw::c_void,
+}
+#[test]
+fn bindgen_test_layout_deissn_tune_params() {
+    assert_eq!(
+        ::std::mem::size_of::<deissn_tune_params>(),
+        64usize,
+        concat!("Size of: ", stringify!(deissn_tune_params))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<deissn_tune_params>(),
+        8usize,
+        concat!("Alignment of ", stringify!(deissn_tune_params))
+    );
+    fn test_field_version() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).version) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(version)
+            )
+        );
+    }
+    test_field_version();
+    fn test_field_nfe_min() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).nfe_min) as usize - ptr as usize
+            },
+            4usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(nfe_min)
+            )
+        );
+    }
+    test_field_nfe_min();
+    fn test_field_nfe_max() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).nfe_max) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(nfe_max)
+            )
+        );
+    }
+    test_field_nfe_max();
+    fn test_field_grid_steps() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).grid_steps) as usize - ptr as usize
+            },
+            12usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(grid_steps)
+            )
+        );
+    }
+    test_field_grid_steps();
+    fn test_field_fit_samples() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).fit_samples) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(fit_samples)
+            )
+        );
+    }
+    test_field_fit_samples();
+    fn test_field_holdout_samples() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).holdout_samples) as usize - ptr as usize
+            },
+            20usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(holdout_samples)
+            )
+        );
+    }
+    test_field_holdout_samples();
+    fn test_field_batch() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).batch) as usize - ptr as usize
+            },
+            24usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(batch)
+            )
+        );
+    }
+    test_field_batch();
+    fn test_field_seed() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).seed) as usize - ptr as usize
+            },
+            32usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(seed)
+            )
+        );
+    }
+    test_field_seed();
+    fn test_field_prediction() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).prediction) as usize - ptr as usize
+            },
+            40usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(prediction)
+            )
+        );
+    }
+    test_field_prediction();
+    fn test_field_progress() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).progress) as usize - ptr as usize
+            },
+            48usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(progress)
+            )
+        );
+    }
+    test_field_progress();
+    fn test_field_progress_user() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_tune_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).progress_user) as usize - ptr as usize
+            },
+            56usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_tune_params),
+                "::",
+                stringify!(progress_user)
+            )
+        );
+    }
+    test_field_progress_user();
+}
+extern "C" {
+    pub fn deissn_tune_params_init(params: *mut deissn_tune_params, version: u32) -> i32;
+}
+extern "C" {
+    pub fn deissn_tune(
+        out: *mut *mut deissn_normtable,
+        model: *mut deissn_model,
+        noise: *const deissn_schedule_params,
+        table: *const deissn_normtable,
+        sample_shape: *const i64,
+        sample_ndim: u32,
+        params: *const deissn_tune_params,
     ) -> i32;
 }
 extern "C" {

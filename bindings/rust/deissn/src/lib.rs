@@ -6,10 +6,11 @@
 //!
 //! # fn main() -> deissn::Result<()> {
 //! // The measured best configuration for 10 model evaluations (Preset::Reference: the paper's),
-//! // over the default noise schedule (set it on the builder: Schedule::builder().noise(...)).
-//! let (schedule, params) = Preset::Best.apply(Schedule::builder(), 10)?;
+//! // over the default noise schedule (set it on the builder: Schedule::builder().noise(...));
+//! // Preset::Tuned: the plans deissn::tune stored in the model's table (docs/tuning.md).
 //! let table = NormTable::load("cifar10_Ls_score_abs.pt", 5)?;
-//! let mut sampler = Sampler::new(&schedule.build()?, Some(&table), &params)?;
+//! let (schedule, params, use_table) = Preset::Best.apply(Schedule::builder(), 10, Some(&table))?;
+//! let mut sampler = Sampler::new(&schedule.build()?, use_table.then_some(&table), &params)?;
 //! let model = Model::load("model.pt", &ModelParams::default())?;
 //! let shape = [16, 3, 32, 32];
 //! let mut x = vec![0.0f32; shape.iter().product()];
@@ -55,6 +56,7 @@ mod names;
 mod sampler;
 mod schedule;
 mod table;
+mod tune;
 
 pub use calibrate::{CalibrationSums, Calibrator};
 pub use error::{Error, ErrorKind, Result};
@@ -62,7 +64,8 @@ pub use model::{BoxError, DType, Model, ModelParams, TimeConvention};
 pub use sampler::{Method, Prediction, Preset, SampleStats, Sampler, SamplerParams, StepCoeffs,
                   StepInfo};
 pub use schedule::{Noise, Schedule, ScheduleBuilder, Spacing};
-pub use table::NormTable;
+pub use table::{NormTable, Plan};
+pub use tune::{tune, tune_with_progress, TuneParams};
 
 /// The version of the loaded libdeissn, e.g. "0.3.0".
 pub fn version() -> &'static str {

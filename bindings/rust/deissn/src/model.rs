@@ -202,6 +202,35 @@ pub(crate) fn take_pending() -> Option<Pending> {
     PENDING.with(|cell| cell.borrow_mut().take())
 }
 
+/// `call` (a library call that runs the crate's callbacks) made with nothing pending, and
+/// its status checked: a callback's panic resumes here, its error joins the message.
+pub(crate) fn call_with_callbacks(call: impl FnOnce() -> i32) -> crate::Result<()> {
+    take_pending();
+    let rc = call();
+    match (crate::error::check(rc), take_pending()) {
+        (Ok(_), _) => Ok(()),
+        (Err(_), Some(Pending::Panic(payload))) => panic::resume_unwind(payload),
+        (Err(e), Some(Pending::Error(msg))) => {
+            Err(crate::Error::new(e.kind(), format!("{}: {msg}", e.message())))
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// The progress trampoline: `user` is a `&mut &mut dyn FnMut(done, total) -> bool` (false:
+/// stop), alive for the call it is given to.
+pub(crate) unsafe extern "C" fn call_progress(user: *mut c_void, done: u32, total: u32) -> c_int {
+    // SAFETY: `user` is the &mut &mut dyn FnMut set up by the caller for this call.
+    let f = &mut *(user as *mut &mut dyn FnMut(u32, u32) -> bool);
+    match panic::catch_unwind(AssertUnwindSafe(|| f(done, total))) {
+        Ok(go_on) => c_int::from(!go_on),
+        Err(payload) => {
+            set_pending(Pending::Panic(payload));
+            1
+        }
+    }
+}
+
 unsafe extern "C" fn call_model(user: *mut c_void, x: *const f32, shape: *const i64, ndim: u32,
                                 t: f64, out: *mut f32) -> c_int {
     // SAFETY: `user` is the Box<ModelFn> given to deissn_model_from_callback; x and out hold

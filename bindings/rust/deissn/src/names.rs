@@ -36,7 +36,7 @@ macro_rules! named_enum {
             pub(crate) fn raw(self) -> i32 {
                 match self { $($ty::$var => deissn_sys::$raw as i32),+ }
             }
-            fn from_raw(v: i32) -> Option<$ty> {
+            pub(crate) fn from_raw(v: i32) -> Option<$ty> {
                 $(if v == deissn_sys::$raw as i32 { return Some($ty::$var); })+
                 None
             }

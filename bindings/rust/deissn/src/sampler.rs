@@ -1,11 +1,10 @@
-use std::ffi::{c_int, c_void, CString};
-use std::panic::{self, AssertUnwindSafe};
+use std::ffi::{c_void, CString};
 use std::ptr::{self, NonNull};
 
 use deissn_sys as sys;
 
 use crate::error::{check, Error, ErrorKind, Result};
-use crate::model::{set_pending, take_pending, Model, Pending};
+use crate::model::{call_progress, call_with_callbacks, Model};
 use crate::names::named_enum;
 use crate::{Calibrator, NormTable, Schedule, ScheduleBuilder};
 
@@ -95,43 +94,69 @@ named_enum!(Method, deissn_enum_DEISSN_ENUM_METHOD, "no such method", {
 });
 
 /// Named sampling configurations (`deissn_preset`); docs/presets.md has the measurements.
-/// Parsed from the library's names ("best", "reference").
+/// Parsed from the library's names ("best", "reference", "tuned").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
     /// The configuration with the lowest error at each NFE in libdeissn's evaluation.
     Best,
     /// The DEIS-SN paper's: quadratic spacing, order 3, tau_end 0 (the structs' defaults).
     Reference,
+    /// The plan tuned on this model and stored in its table ([`crate::tune`],
+    /// deissn-calibrate; docs/tuning.md): the table's plan for the NFE or the nearest tuned
+    /// NFE below; `Best` when the table has no plans.
+    Tuned,
 }
 
 named_enum!(Preset, deissn_enum_DEISSN_ENUM_PRESET, "no such preset", {
     Best = deissn_preset_DEISSN_PRESET_BEST,
     Reference = deissn_preset_DEISSN_PRESET_REFERENCE,
+    Tuned = deissn_preset_DEISSN_PRESET_TUNED,
 });
 
 impl Preset {
     /// The preset for `nfe` model evaluations, applied once to both halves
     /// (`deissn_preset_params`): `schedule` with its sampling times set (spacing, steps,
-    /// power, karras_rho, tau_min_eval, tau_end; the noise schedule and T are kept, and set
-    /// them first: a log-SNR row computes its tau_min_eval from them), and the sampler's
-    /// params (order, lower_order_final, method, corrector; prediction is the default,
-    /// epsilon: set it for other models).
+    /// power, karras_rho, tau_min_eval, tau_end, or a plan's custom times; the noise schedule
+    /// and T are kept, and set them first: a log-SNR row computes its tau_min_eval from
+    /// them), the sampler's params (order, lower_order_final, method, corrector; prediction
+    /// is the default, epsilon: set it for other models), and whether to give `table` to
+    /// [`Sampler::new`] (`use_table`: false for the rows and plans measured without one).
+    /// `table` is the table the caller samples with; [`Preset::Tuned`] reads its plans (and
+    /// then the schedule's steps are the plan's NFE, below `nfe` when the table has no plan
+    /// for exactly `nfe`).
     ///
     /// ```
     /// # use deissn::{Noise, Preset, Sampler, Schedule};
     /// # fn main() -> deissn::Result<()> {
-    /// let (schedule, params) = Preset::Best.apply(Schedule::builder().noise(Noise::Linear), 10)?;
+    /// let (schedule, params, _use_table) =
+    ///     Preset::Best.apply(Schedule::builder().noise(Noise::Linear), 10, None)?;
     /// let sampler = Sampler::new(&schedule.build()?, None, &params)?;
     /// assert_eq!(sampler.steps(), 10);
     /// # Ok(())
     /// # }
     /// ```
-    /// Errors: `InvalidArgument` (nfe 0 or above the training steps).
-    pub fn apply(self, schedule: ScheduleBuilder, nfe: u32) -> Result<(ScheduleBuilder, SamplerParams)> {
-        let (mut schedule, mut p) = (schedule, raw_params(&SamplerParams::default()));
-        // SAFETY: both structs are initialised; the call writes only their fields.
-        check(unsafe { sys::deissn_preset_params(self.raw(), nfe, schedule.raw_mut(), &mut p) })?;
-        Ok((schedule.preset_applied(), from_raw_params(&p)))
+    /// Errors: `InvalidArgument` (nfe 0 or above the training steps), `Mismatch` (`Tuned`:
+    /// the plans were tuned for another noise schedule).
+    pub fn apply(self, schedule: ScheduleBuilder, nfe: u32, table: Option<&NormTable>)
+                 -> Result<(ScheduleBuilder, SamplerParams, bool)> {
+        self.apply_to(schedule, &SamplerParams::default(), nfe, table)
+    }
+
+    /// [`Preset::apply`] starting from `params` instead of the defaults: what the preset does
+    /// not set (prediction, allow_table_mismatch) is kept, and with allow_table_mismatch
+    /// [`Preset::Tuned`] accepts plans tuned for another noise schedule.
+    pub fn apply_to(self, schedule: ScheduleBuilder, params: &SamplerParams, nfe: u32,
+                    table: Option<&NormTable>) -> Result<(ScheduleBuilder, SamplerParams, bool)> {
+        let mut p = raw_params(params);
+        let mut use_table = 0;
+        let table = table.map_or(ptr::null(), |t| t.as_ptr());
+        let schedule = schedule.set_sampling(|sp| {
+            // SAFETY: both structs are initialised, the table (or NULL) is alive; the call
+            // writes only their sampling fields and use_table.
+            check(unsafe { sys::deissn_preset_params(self.raw(), nfe, table, sp, &mut p, &mut use_table) })
+                .map(|_| ())
+        })?;
+        Ok((schedule, from_raw_params(&p), use_table != 0))
     }
 }
 
@@ -359,38 +384,19 @@ impl Sampler {
             opts.progress = Some(call_progress);
             opts.progress_user = p as *mut &mut dyn FnMut(u32, u32) -> bool as *mut c_void;
         }
-        take_pending();
         // SAFETY: x holds prod(shape) floats (checked above); opts, stats and the progress
         // closure outlive the call.
-        let rc = unsafe {
+        call_with_callbacks(|| unsafe {
             sys::deissn_sample(self.ptr.as_ptr(), model.as_ptr(), x.as_mut_ptr(), dims.as_ptr(),
                                dims.len() as u32, &opts)
-        };
-        match (check(rc), take_pending()) {
-            (Ok(_), _) => Ok(SampleStats { evaluations: stats.evaluations,
-                                           model_seconds: stats.model_seconds,
-                                           sampler_seconds: stats.sampler_seconds }),
-            (Err(_), Some(Pending::Panic(payload))) => panic::resume_unwind(payload),
-            (Err(e), Some(Pending::Error(msg))) => Err(Error::new(e.kind(), format!("{}: {msg}", e.message()))),
-            (Err(e), None) => Err(e),
-        }
+        })?;
+        Ok(SampleStats { evaluations: stats.evaluations, model_seconds: stats.model_seconds,
+                         sampler_seconds: stats.sampler_seconds })
     }
 }
 
 impl Drop for Sampler {
     fn drop(&mut self) {
         unsafe { sys::deissn_sampler_free(self.ptr.as_ptr()) }
-    }
-}
-
-unsafe extern "C" fn call_progress(user: *mut c_void, step: u32, steps: u32) -> c_int {
-    // SAFETY: `user` is the &mut &mut dyn FnMut set up by Sampler::run for this call.
-    let f = &mut *(user as *mut &mut dyn FnMut(u32, u32) -> bool);
-    match panic::catch_unwind(AssertUnwindSafe(|| f(step, steps))) {
-        Ok(go_on) => c_int::from(!go_on),
-        Err(payload) => {
-            set_pending(Pending::Panic(payload));
-            1
-        }
     }
 }

@@ -160,19 +160,8 @@ impl ScheduleBuilder {
         self.raw.tau_end = tau;
         self
     }
-    /// The C params, for [`Preset::apply`](crate::Preset::apply).
-    pub(crate) fn raw_mut(&mut self) -> &mut sys::deissn_schedule_params {
-        &mut self.raw
-    }
-    /// After a preset set the sampling times: custom taus no longer apply.
-    pub(crate) fn preset_applied(mut self) -> Self {
-        self.taus = None;
-        self
-    }
-
-    /// Create the schedule. Errors: [`ErrorKind::InvalidArgument`](crate::ErrorKind) for bad
-    /// parameters, with a message naming the parameter.
-    pub fn build(&self) -> Result<Schedule> {
+    /// The C params with the custom arrays pointed to, for `f` (the arrays outlive the call).
+    pub(crate) fn with_raw<R>(&self, f: impl FnOnce(&mut sys::deissn_schedule_params) -> R) -> R {
         let mut p = self.raw;
         if let Some((kind, values)) = &self.custom {
             p.noise = *kind as i32;
@@ -185,9 +174,39 @@ impl ScheduleBuilder {
             p.custom_taus = taus.as_ptr();
             p.steps = taus.len() as u32;
         }
+        f(&mut p)
+    }
+
+    /// Let `set` (a preset, [`Preset::apply`](crate::Preset::apply)) write the sampling fields
+    /// of the full params (the noise schedule, custom arrays included, as this builder has
+    /// it) and keep them: custom times when it gave them (copied: they may point into a
+    /// table), else the spacing's parameters. Nothing changes when `set` fails.
+    pub(crate) fn set_sampling(mut self, set: impl FnOnce(&mut sys::deissn_schedule_params) -> Result<()>)
+                               -> Result<Self> {
+        let p = self.with_raw(|p| set(p).map(|()| *p))?;
+        let custom = p.spacing == sys::deissn_spacing_DEISSN_SPACING_CUSTOM as i32;
+        self.taus = if custom && !p.custom_taus.is_null() {
+            // SAFETY: the preset set custom_taus to `steps` times (in the table, alive here).
+            Some(unsafe { std::slice::from_raw_parts(p.custom_taus, p.steps as usize) }.to_vec())
+        } else {
+            None
+        };
+        let r = &mut self.raw;
+        r.spacing = p.spacing;
+        r.steps = p.steps;
+        r.power = p.power;
+        r.karras_rho = p.karras_rho;
+        r.tau_min_eval = p.tau_min_eval;
+        r.tau_end = p.tau_end;
+        Ok(self)
+    }
+
+    /// Create the schedule. Errors: [`ErrorKind::InvalidArgument`](crate::ErrorKind) for bad
+    /// parameters, with a message naming the parameter.
+    pub fn build(&self) -> Result<Schedule> {
         let mut out = ptr::null_mut();
         // SAFETY: p and the arrays it points to outlive the call, which copies them.
-        check(unsafe { sys::deissn_schedule_create(&mut out, &p) })?;
+        check(self.with_raw(|p| unsafe { sys::deissn_schedule_create(&mut out, p) }))?;
         Ok(Schedule { ptr: NonNull::new(out).expect("deissn_schedule_create returned NULL") })
     }
 }

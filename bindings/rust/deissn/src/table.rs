@@ -5,6 +5,76 @@ use std::ptr::{self, NonNull};
 use deissn_sys as sys;
 
 use crate::error::{check, Error, ErrorKind, Result};
+use crate::Method;
+
+/// A tuned plan (`deissn_plan`, docs/tuning.md): how to sample the table's model with exactly
+/// `nfe` model evaluations, and what it is worth. Read with [`NormTable::plans`], sampled with
+/// [`Preset::Tuned`](crate::Preset::Tuned).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Model evaluations, 1..=64.
+    pub nfe: u32,
+    /// tau_N > ... > tau_1, `nfe` of them.
+    pub taus: Vec<f64>,
+    /// Where sampling stops.
+    pub tau_end: f64,
+    /// What the sampler extrapolates.
+    pub method: Method,
+    /// 0..=3.
+    pub order: u32,
+    /// `Method::Data` with the corrector.
+    pub corrector: bool,
+    /// As in [`SamplerParams`](crate::SamplerParams).
+    pub lower_order_final: bool,
+    /// `Method::Eps` normalised by the table the plan is in (DEIS-SN).
+    pub uses_table: bool,
+    /// The held-out samples the errors were measured on.
+    pub samples: u32,
+    /// Held-out RMSE of the samples against a converged solution of the same ODE.
+    pub error: f64,
+    /// The low end of its 95 % bootstrap interval.
+    pub error_low: f64,
+    /// The high end of its 95 % bootstrap interval.
+    pub error_high: f64,
+    /// The same measure, same samples, for [`Preset::Best`](crate::Preset::Best).
+    pub best_error: f64,
+}
+
+impl Plan {
+    fn from_raw(c: &sys::deissn_plan) -> Plan {
+        Plan { nfe: c.nfe, taus: c.taus[..(c.nfe as usize).min(c.taus.len())].to_vec(),
+               tau_end: c.tau_end, method: Method::from_raw(c.method).unwrap_or_default(),
+               order: c.order, corrector: c.corrector != 0,
+               lower_order_final: c.lower_order_final != 0, uses_table: c.uses_table != 0,
+               samples: c.samples, error: c.error, error_low: c.error_low,
+               error_high: c.error_high, best_error: c.best_error }
+    }
+
+    fn to_raw(&self, what: &str) -> Result<sys::deissn_plan> {
+        // SAFETY: all-zero is a valid value of the struct (numbers only).
+        let mut c: sys::deissn_plan = unsafe { std::mem::zeroed() };
+        if self.taus.len() != self.nfe as usize || self.taus.len() > c.taus.len() {
+            return Err(Error::new(ErrorKind::InvalidArgument, format!(
+                "{what}: nfe is {} with {} taus (1..={} of them)", self.nfe, self.taus.len(),
+                c.taus.len())));
+        }
+        c.version = sys::DEISSN_PLAN_VERSION;
+        c.nfe = self.nfe;
+        c.method = self.method.raw();
+        c.order = self.order;
+        c.corrector = self.corrector.into();
+        c.lower_order_final = self.lower_order_final.into();
+        c.uses_table = self.uses_table.into();
+        c.samples = self.samples;
+        c.tau_end = self.tau_end;
+        c.taus[..self.taus.len()].copy_from_slice(&self.taus);
+        c.error = self.error;
+        c.error_low = self.error_low;
+        c.error_high = self.error_high;
+        c.best_error = self.best_error;
+        Ok(c)
+    }
+}
 
 /// A normalization table r(tau): the mean |eps| of a model at time tau, linear between
 /// knots and constant beyond the end knots.
@@ -134,6 +204,39 @@ impl NormTable {
         let (p, _meta) = table_params("NormTable::with_metadata", 0, Some(metadata))?;
         let mut out = ptr::null_mut();
         // SAFETY: p and the metadata it points to outlive the call, which copies them.
+        let rc = unsafe { sys::deissn_normtable_copy(&mut out, self.as_ptr(), &p) };
+        NormTable::from_raw(rc, out)
+    }
+
+    /// The tuned plans the table carries ([`crate::tune`], deissn-calibrate), in increasing
+    /// nfe; empty when none.
+    pub fn plans(&self) -> Vec<Plan> {
+        let n = unsafe { sys::deissn_normtable_plan_count(self.as_ptr()) };
+        (0..n)
+            .map(|i| {
+                // SAFETY: all-zero is a valid value; the version says what the library writes.
+                let mut c: sys::deissn_plan = unsafe { std::mem::zeroed() };
+                c.version = sys::DEISSN_PLAN_VERSION;
+                let rc = unsafe { sys::deissn_normtable_plan(self.as_ptr(), i, &mut c) };
+                debug_assert_eq!(rc, 0);
+                Plan::from_raw(&c)
+            })
+            .collect()
+    }
+
+    /// A copy whose plans are `plans` (distinct nfe, at most 64; empty for none); everything
+    /// else is the same (`deissn_normtable_copy`). Errors: `InvalidArgument` (a plan's taus
+    /// are not nfe values, two plans for one nfe, times out of order), naming the plan.
+    pub fn with_plans(&self, plans: &[Plan]) -> Result<NormTable> {
+        let raw = plans.iter().enumerate()
+            .map(|(i, q)| q.to_raw(&format!("NormTable::with_plans: plans[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
+        let (mut p, _meta) = table_params("NormTable::with_plans", 0, None)?;
+        // A non-NULL pointer (a dangling one for no plans, never read) with n_plans 0: none.
+        p.plans = if raw.is_empty() { ptr::NonNull::dangling().as_ptr() } else { raw.as_ptr() };
+        p.n_plans = raw.len();
+        let mut out = ptr::null_mut();
+        // SAFETY: p and the plans it points to outlive the call, which copies them.
         let rc = unsafe { sys::deissn_normtable_copy(&mut out, self.as_ptr(), &p) };
         NormTable::from_raw(rc, out)
     }

@@ -216,28 +216,29 @@ fn example_builds_and_runs() {
 fn presets_set_the_sampling_fields() {
     // Reference is the builder's and SamplerParams' defaults.
     // One call applies a preset to both halves.
-    let (reference, params) = Preset::Reference.apply(Schedule::builder(), 12).unwrap();
+    let (reference, params, use_table) = Preset::Reference.apply(Schedule::builder(), 12, None).unwrap();
+    assert!(use_table); // DEIS-SN: a table, when the caller has one, goes to the sampler
     let default = Schedule::builder().steps(12).build().unwrap();
     assert_eq!(reference.build().unwrap().times(), default.times());
     assert_eq!(params, SamplerParams::default());
     // Best has its own times for the same NFE, and keeps the noise schedule it was given;
     // at 10 NFE it is the x0 method with the corrector (docs/presets.md).
     let cosine = Schedule::builder().noise(Noise::SquaredCosCapV2);
-    let (best, _) = Preset::Best.apply(cosine.clone(), 12).unwrap();
+    let (best, ..) = Preset::Best.apply(cosine.clone(), 12, None).unwrap();
     let best = best.build().unwrap();
     assert_eq!(best.steps(), 12);
     assert_ne!(best.times(), default.times());
     assert_eq!(best.fingerprint(), cosine.build().unwrap().fingerprint());
-    assert_eq!(Preset::Best.apply(Schedule::builder(), 10).unwrap().1,
+    assert_eq!(Preset::Best.apply(Schedule::builder(), 10, None).unwrap().1,
                SamplerParams { order: 1, lower_order_final: true, allow_table_mismatch: false,
                                method: Method::Data, corrector: true,
                                prediction: Prediction::Epsilon });
     // Its times are those of the C preset: the builder's custom taus no longer apply.
-    let (custom, _) = Preset::Best.apply(Schedule::builder().taus(vec![0.9, 0.5]), 12).unwrap();
-    let linear = Preset::Best.apply(Schedule::builder(), 12).unwrap().0.build().unwrap();
+    let (custom, ..) = Preset::Best.apply(Schedule::builder().taus(vec![0.9, 0.5]), 12, None).unwrap();
+    let linear = Preset::Best.apply(Schedule::builder(), 12, None).unwrap().0.build().unwrap();
     assert_eq!(custom.build().unwrap().times(), linear.times());
     // Bad NFE: the error names it.
-    let err = Preset::Best.apply(Schedule::builder(), 0).unwrap_err();
+    let err = Preset::Best.apply(Schedule::builder(), 0, None).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.message().contains("nfe"), "{}", err.message());
 }
