@@ -4,8 +4,8 @@
     /usr/bin/python3 bindings/python/examples/sample_png.py [--steps 10] [-n 64] [--out samples.png]
 
 The model (models/fmnist_unet.pt, an eps-prediction UNet on 1 x 32 x 32 images in [-1, 1])
-and its normalization table (models/fmnist_unet_table.pt) are made by
-tools/train_tiny_model.py; pass --model/--table to use others, --table none for plain DEIS,
+is made by tools/train_tiny_model.py, its tuned table (models/fmnist_unet.dsn) by
+deissn-calibrate (make shipped-table); pass --model/--table to use others, --table none for plain DEIS,
 --sampler for another of the library's samplers by name (deis, ddim, x0, x0-corrector).
 """
 import argparse
@@ -37,7 +37,7 @@ def grid(x, pad=2):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(MODELS / "fmnist_unet.pt"))
-    ap.add_argument("--table", default=str(MODELS / "fmnist_unet_table.pt"),
+    ap.add_argument("--table", default=str(MODELS / "fmnist_unet.dsn"),
                     help="normalization table, or 'none' for plain DEIS")
     ap.add_argument("--steps", type=int, default=10, help="model evaluations (NFE)")
     ap.add_argument("--sampler", default="deis-sn",

@@ -3,7 +3,7 @@
 //!
 //!     cargo run --example sample -- [MODEL.pt [TABLE|none [OUT.pgm [SIDE]]]]
 //!
-//! Defaults: models/fmnist_unet.pt, models/fmnist_unet_table.pt (in the repository),
+//! Defaults: models/fmnist_unet.pt, models/fmnist_unet.dsn (in the repository),
 //! fmnist_samples.pgm, 32 (the demo model makes Fashion-MNIST images padded to 1 x 32 x 32,
 //! values in [-1, 1]).
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &str| args.get(i).map_or_else(|| repo.join(default), PathBuf::from);
     let model_path = arg(0, "models/fmnist_unet.pt");
-    let table_path = arg(1, "models/fmnist_unet_table.pt");
+    let table_path = arg(1, "models/fmnist_unet.dsn");
     let out_path = args.get(2).map_or_else(|| PathBuf::from("fmnist_samples.pgm"), PathBuf::from);
     let side: usize = args.get(3).map_or(Ok(32), |s| s.parse())?;
 
