@@ -948,9 +948,10 @@ DEISSN_API int32_t deissn_tune_params_init(deissn_tune_params *params, uint32_t 
  * evaluations for the references and as much again for the search, on the model's device.
  * Ownership: the caller owns *out.
  * Threads:   reentrant; the model is used by this thread only during the call.
- * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, ranges, unknown version, a table for
- *            another noise schedule); DEISSN_E_MODEL; DEISSN_E_NONFINITE; DEISSN_E_CALLBACK
- *            (the progress callback stopped it); DEISSN_E_NOMEM. On error *out is NULL. */
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, ranges, unknown version);
+ *            DEISSN_E_MISMATCH (a table made for another noise schedule); DEISSN_E_MODEL;
+ *            DEISSN_E_NONFINITE; DEISSN_E_CALLBACK (the progress callback stopped it);
+ *            DEISSN_E_NOMEM. On error *out is NULL. */
 DEISSN_API int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
                                const deissn_schedule_params *noise,
                                const deissn_normtable *table, const int64_t *sample_shape,
