@@ -450,8 +450,9 @@ static void test_sample_loop(void)
     CHECK(memcmp(x, y, sizeof x) == 0, "deissn_sample equals the step loop bit for bit");
 
     deissn_model *tm = NULL;
+    int32_t has_torch = deissn_has_torch();
     int32_t lrc = deissn_model_load(&tm, "/nonexistent.pt", NULL);
-    CHECK(lrc == (deissn_has_torch() ? DEISSN_E_IO : DEISSN_E_UNSUPPORTED), "load: %d %s", (int)lrc,
+    CHECK(lrc == (has_torch ? DEISSN_E_IO : DEISSN_E_UNSUPPORTED), "load: %d %s", (int)lrc,
           deissn_last_error());
     CHECK_MSG("/nonexistent.pt", "load");
 

@@ -3,6 +3,7 @@
 #include "backends/model.h"
 #include "maths/schedule.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const size_t params_size[DEISSN_MODEL_PARAMS_VERSION + 1] = {
@@ -95,7 +96,9 @@ int32_t deissn_model_load(deissn_model **out, const char *path, const deissn_mod
     int32_t rc = dsn_model_params_read(&p, params, fn);
     if (rc) return rc;
     const dsn_backend *backend = NULL;
-    rc = dsn_plugin_backend(p.backend ? p.backend : "torch", &backend, fn);
+    char what[512]; /* the messages name the file the plug-in was wanted for */
+    snprintf(what, sizeof what, "%s: %.400s", fn, path);
+    rc = dsn_plugin_backend(p.backend ? p.backend : "torch", &backend, what);
     if (rc) return rc;
     void *impl = NULL;
     rc = backend->load(&impl, path, &p);
