@@ -301,9 +301,11 @@ static void test_tuned(void)
     CHECK(sp.spacing != DEISSN_SPACING_CUSTOM, "a table without plans gives BEST");
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, 10, NULL, &sp, &mp, NULL), DEISSN_OK,
                  "tuned, no table");
-    deissn_schedule_params cos = DEISSN_SCHEDULE_PARAMS_INIT, before;
+    deissn_schedule_params cos, before;
+    memset(&cos, 0, sizeof cos); /* padding too: the struct is compared byte for byte */
+    deissn_schedule_params_init(&cos, DEISSN_SCHEDULE_PARAMS_VERSION);
     cos.noise = DEISSN_NOISE_SQUAREDCOS_CAP_V2;
-    before = cos;
+    memcpy(&before, &cos, sizeof cos);
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, 10, t, &cos, &mp, NULL),
                  DEISSN_E_MISMATCH, "plans tuned on the linear schedule, asked for cosine");
     CHECK(!memcmp(&cos, &before, sizeof cos), "a refused preset leaves the struct alone");
