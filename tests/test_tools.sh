@@ -56,7 +56,7 @@ refuse 2 "^deissn-calibrate: --shape: '65536,65536,65536' is not C,H,W" \
 # unchanged FILE COPY: FILE still has the bytes of COPY.
 unchanged() { cmp -s "$1" "$2" && ok || bad "$1 was changed"; }
 GAUSS=tests/models/gaussian_eps.pt
-cp models/fmnist_unet.dsn "$tmp/t.pt" && cp "$tmp/t.pt" "$tmp/t.orig"
+cp tools/eval/fmnist_unet_table.pt "$tmp/t.pt" && cp "$tmp/t.pt" "$tmp/t.orig"
 refuse 2 "^deissn-calibrate: --out $tmp/./t.pt is the same file as --csv $tmp/t.pt" \
     $CAL --csv "$tmp/t.pt" --out "$tmp/./t.pt"
 unchanged "$tmp/t.pt" "$tmp/t.orig"
