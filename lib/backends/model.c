@@ -20,12 +20,9 @@ int32_t dsn_model_params_read(deissn_model_params *out, const deissn_model_param
                               const char *fn)
 {
     static const deissn_model_params defaults = DEISSN_MODEL_PARAMS_INIT;
-    *out = defaults;
-    if (params) {
-        int32_t rc = dsn_check_version(params->version, DEISSN_MODEL_PARAMS_VERSION, fn, "params");
-        if (rc) return rc;
-        dsn_read_versioned(out, params, params_size, params->version);
-    }
+    int32_t rc = dsn_read_params(out, &defaults, sizeof defaults, params, params_size,
+                                 DEISSN_MODEL_PARAMS_VERSION, fn, "params");
+    if (rc) return rc;
     const deissn_model_params *p = out;
     if (p->time_convention < DEISSN_TIME_MODEL_INDEX || p->time_convention > DEISSN_TIME_SIGMA)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: unknown time convention %d", fn,

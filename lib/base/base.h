@@ -55,6 +55,12 @@ void dsn_read_versioned(void *dst, const void *src, const size_t *sizes, uint32_
  * keeping dst's version field: nothing past that version's fields is touched. */
 void dsn_write_versioned(void *dst, const void *src, const size_t *sizes, uint32_t version);
 
+/* The body of every reader of a caller's input struct: *out = defaults (the current struct,
+ * `size` bytes), then the caller's `params` (NULL: none) read as far as its version goes;
+ * DEISSN_E_INVALID_ARG naming fn and `what` for a version this library does not know. */
+int32_t dsn_read_params(void *out, const void *defaults, size_t size, const void *params,
+                        const size_t *sizes, uint32_t current, const char *fn, const char *what);
+
 /* The body of every *_init(p, version): version checked, then version `version` of
  * `defaults` (the current struct) written to dst with dst->version = version. */
 int32_t dsn_init_versioned(void *dst, const void *defaults, const size_t *sizes,

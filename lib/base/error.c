@@ -65,6 +65,18 @@ void dsn_write_versioned(void *dst, const void *src, const size_t *sizes, uint32
            sizes[version] - sizeof(uint32_t));
 }
 
+int32_t dsn_read_params(void *out, const void *defaults, size_t size, const void *params,
+                        const size_t *sizes, uint32_t current, const char *fn, const char *what)
+{
+    memcpy(out, defaults, size);
+    if (!params) return DEISSN_OK;
+    uint32_t version;
+    memcpy(&version, params, sizeof version);
+    int32_t rc = dsn_check_version(version, current, fn, what);
+    if (rc == DEISSN_OK) dsn_read_versioned(out, params, sizes, version);
+    return rc;
+}
+
 int32_t dsn_init_versioned(void *dst, const void *defaults, const size_t *sizes,
                            uint32_t version, uint32_t current, const char *fn)
 {

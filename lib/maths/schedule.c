@@ -315,11 +315,8 @@ int32_t dsn_schedule_params_read(deissn_schedule_params *out, const deissn_sched
                                  const char *fn)
 {
     static const deissn_schedule_params defaults = DEISSN_SCHEDULE_PARAMS_INIT;
-    *out = defaults;
-    if (!params) return DEISSN_OK;
-    int32_t rc = dsn_check_version(params->version, DEISSN_SCHEDULE_PARAMS_VERSION, fn, "params");
-    if (rc == DEISSN_OK) dsn_read_versioned(out, params, params_size, params->version);
-    return rc;
+    return dsn_read_params(out, &defaults, sizeof defaults, params, params_size,
+                           DEISSN_SCHEDULE_PARAMS_VERSION, fn, "params");
 }
 
 void dsn_schedule_params_write(deissn_schedule_params *caller, const deissn_schedule_params *params)

@@ -146,18 +146,14 @@ int32_t dsn_sample_recorded(deissn_sampler *sp, deissn_model *m, float *x, const
     if (!sp || !m || !x || !shape)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn,
                          !sp ? "sampler" : !m ? "model" : !x ? "x" : "shape");
-    deissn_sample_options opt = DEISSN_SAMPLE_OPTIONS_INIT;
-    if (options) {
-        int32_t rc = dsn_check_version(options->version, DEISSN_SAMPLE_OPTIONS_VERSION, fn,
-                                       "options");
-        if (rc) return rc;
-        dsn_read_versioned(&opt, options, options_size, options->version);
-        if (opt.stats) {
-            rc = dsn_check_version(opt.stats->version, DEISSN_SAMPLE_STATS_VERSION, fn,
-                                   "options->stats");
-            if (rc) return rc;
-        }
-    }
+    static const deissn_sample_options defaults = DEISSN_SAMPLE_OPTIONS_INIT;
+    deissn_sample_options opt;
+    int32_t vrc = dsn_read_params(&opt, &defaults, sizeof opt, options, options_size,
+                                  DEISSN_SAMPLE_OPTIONS_VERSION, fn, "options");
+    if (!vrc && opt.stats)
+        vrc = dsn_check_version(opt.stats->version, DEISSN_SAMPLE_STATS_VERSION, fn,
+                                "options->stats");
+    if (vrc) return vrc;
     if (ndim < 1 || ndim > DEISSN_MAX_NDIM)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: ndim %u must be in 1..%d", fn, ndim,
                          DEISSN_MAX_NDIM);

@@ -45,11 +45,8 @@ int32_t dsn_sampler_params_read(deissn_sampler_params *out, const deissn_sampler
                                 const char *fn)
 {
     static const deissn_sampler_params defaults = DEISSN_SAMPLER_PARAMS_INIT;
-    *out = defaults;
-    if (!params) return DEISSN_OK;
-    int32_t rc = dsn_check_version(params->version, DEISSN_SAMPLER_PARAMS_VERSION, fn, "params");
-    if (rc == DEISSN_OK) dsn_read_versioned(out, params, params_size, params->version);
-    return rc;
+    return dsn_read_params(out, &defaults, sizeof defaults, params, params_size,
+                           DEISSN_SAMPLER_PARAMS_VERSION, fn, "params");
 }
 
 void dsn_sampler_params_write(deissn_sampler_params *caller, const deissn_sampler_params *params)

@@ -207,13 +207,11 @@ int32_t dsn_table_derive(deissn_normtable **out, const deissn_normtable *src,
                          const deissn_normtable_params *params, const char *fn)
 {
     *out = NULL;
-    deissn_normtable_params p = DEISSN_NORMTABLE_PARAMS_INIT;
-    if (params) {
-        int32_t rc = dsn_check_version(params->version, DEISSN_NORMTABLE_PARAMS_VERSION, fn,
-                                       "params");
-        if (rc) return rc;
-        dsn_read_versioned(&p, params, params_size, params->version);
-    }
+    static const deissn_normtable_params defaults = DEISSN_NORMTABLE_PARAMS_INIT;
+    deissn_normtable_params p;
+    int32_t rc = dsn_read_params(&p, &defaults, sizeof p, params, params_size,
+                                 DEISSN_NORMTABLE_PARAMS_VERSION, fn, "params");
+    if (rc) return rc;
     uint32_t clip = p.clip > src->clip ? p.clip : src->clip;
     if (clip >= src->n)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: clip %u must be below the number of knots %zu",
@@ -221,7 +219,7 @@ int32_t dsn_table_derive(deissn_normtable **out, const deissn_normtable *src,
     const char *meta = p.metadata ? p.metadata : src->metadata;
     size_t meta_len = p.metadata ? strnlen(p.metadata, DEISSN_NORMTABLE_METADATA_MAX + 1)
                                  : src->metadata_len;
-    int32_t rc = dsn_check_metadata(meta, meta_len, DEISSN_E_INVALID_ARG, fn);
+    rc = dsn_check_metadata(meta, meta_len, DEISSN_E_INVALID_ARG, fn);
     if (rc) return rc;
     deissn_normtable *t;
     rc = dsn_table_alloc(&t, src->n, src->sums != NULL, meta_len, fn);

@@ -133,12 +133,11 @@ int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
     if (sample_ndim < 1 || sample_ndim >= DEISSN_MAX_NDIM)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: sample_ndim %u must be in 1..%d", FN,
                          sample_ndim, DEISSN_MAX_NDIM - 1);
-    deissn_tune_params p = DEISSN_TUNE_PARAMS_INIT;
-    if (params) {
-        int32_t rc = dsn_check_version(params->version, DEISSN_TUNE_PARAMS_VERSION, FN, "params");
-        if (rc) return rc;
-        dsn_read_versioned(&p, params, params_size, params->version);
-    }
+    static const deissn_tune_params defaults = DEISSN_TUNE_PARAMS_INIT;
+    deissn_tune_params p;
+    int32_t prc = dsn_read_params(&p, &defaults, sizeof p, params, params_size,
+                                  DEISSN_TUNE_PARAMS_VERSION, FN, "params");
+    if (prc) return prc;
     if (p.grid_steps < 8 || p.grid_steps > 100000)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: grid_steps %u must be in 8..100000", FN,
                          p.grid_steps);
