@@ -71,7 +71,8 @@ static void usage(FILE *f)
             "                   calibrate r(tau) with 1000-step DDIM runs (mergeable parts)\n"
             "  --nfe A-B        the NFE range to tune (default 3-25)\n"
             "  --grid-steps N   evaluation times of the reference solves (default 400)\n"
-            "  --fit N          reference trajectories that choose the plans (default 64)\n"
+            "  --fit N          reference trajectories that choose the plans (default 128:\n"
+            "                   half search, half confirm each plan against BEST)\n"
             "  --holdout N      further trajectories that only measure them (default 256)\n"
             "  --noise NAME, --train-steps T, --beta-start B, --beta-end B, --prediction NAME,\n"
             "  --time NAME      the model's settings, by the library's names (default linear,\n"
@@ -100,7 +101,7 @@ static int parse_args(int argc, char **argv, options *o)
     o->steps = 1000;
     o->batch = 64;
     o->threads = 1;
-    o->nfe_min = 3, o->nfe_max = 25, o->grid_steps = 400, o->fit = 64, o->holdout = 256;
+    o->nfe_min = 3, o->nfe_max = 25, o->grid_steps = 400, o->fit = 128, o->holdout = 256;
     o->settings = (tool_model)TOOL_MODEL_UNSET;
     o->shape[0] = 1, o->shape[1] = 32, o->shape[2] = 32;
     o->merge = calloc((size_t)argc, sizeof *o->merge);

@@ -916,7 +916,10 @@ typedef struct deissn_tune_params {
     uint32_t grid_steps;      /* evaluation times of the reference solves (DEIS order 3 on
                                  tau = tau_last + (1 - tau_last) u^1.5, u uniform, then the
                                  step to 0); plans choose among every other one; default 400 */
-    uint32_t fit_samples;     /* reference trajectories that choose the plans; default 64 */
+    uint32_t fit_samples;     /* reference trajectories that choose the plans: the first
+                                 half searches, the second half only confirms the chosen
+                                 plan against BEST, which replaces a plan that is worse
+                                 there; default 128 */
     uint32_t holdout_samples; /* further trajectories that only measure them; default 256 */
     uint32_t batch;           /* samples per model evaluation in the reference solves;
                                  default 64 */
@@ -929,7 +932,7 @@ typedef struct deissn_tune_params {
 } deissn_tune_params;
 
 #define DEISSN_TUNE_PARAMS_INIT \
-    { DEISSN_TUNE_PARAMS_VERSION, 3, 25, 400, 64, 256, 64, 0, DEISSN_PREDICT_EPSILON, NULL, NULL }
+    { DEISSN_TUNE_PARAMS_VERSION, 3, 25, 400, 128, 256, 64, 0, DEISSN_PREDICT_EPSILON, NULL, NULL }
 
 /* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()). */
 DEISSN_API int32_t deissn_tune_params_init(deissn_tune_params *params, uint32_t version);

@@ -94,7 +94,7 @@ static void teardown(fixture *f)
 
 static dsn_tune_params params_for(fixture *f, uint32_t lo, uint32_t hi)
 {
-    dsn_tune_params p = {lo, hi, 8, 3, 8, eval_cb, &f->m, NULL};
+    dsn_tune_params p = {lo, hi, 8, 3, 8, eval_cb, &f->m, NULL, 0};
     return p;
 }
 
@@ -223,6 +223,27 @@ static void test_no_table_no_refine(fixture *f)
     CHECK(on_grid, "times off the grid without the refinement");
     CHECK(isfinite(plan.holdout_rmse) && plan.holdout_samples == K - NFIT, "hold-out %g",
           plan.holdout_rmse);
+}
+
+/* With confirmation trajectories, every plan either beat BEST's configuration there or is
+ * BEST's configuration. */
+static void test_confirmation(fixture *f)
+{
+    dsn_tune_params p = params_for(f, 4, 6);
+    p.n_confirm = NFIT / 2;
+    dsn_tune_plan plans[3];
+    CHECK_STATUS(dsn_tune_search(plans, 3, &f->noise, f->table, &f->ref, &p), DEISSN_OK,
+                 "search with confirmation");
+    for (int i = 0; i < 3; i++) {
+        const dsn_tune_plan *pl = &plans[i];
+        int kept = pl->confirmed && pl->confirm_rmse <= pl->confirm_best_rmse;
+        int replaced = !pl->confirmed && pl->start == DSN_TUNE_START_PRESET && !pl->refined;
+        CHECK(kept || replaced, "NFE %u: the plan was confirmed against BEST (%g vs %g) or is "
+              "BEST's (confirmed %u, start %u)", pl->nfe, pl->confirm_rmse,
+              pl->confirm_best_rmse, pl->confirmed, pl->start);
+        CHECK(pl->fit_samples == NFIT - NFIT / 2, "NFE %u: chosen on %zu trajectories", pl->nfe,
+              pl->fit_samples);
+    }
 }
 
 static void test_bad_args(fixture *f)
@@ -393,6 +414,7 @@ int main(void)
     test_tuned_beats_named(&f);
     test_no_table_no_refine(&f);
     test_bad_args(&f);
+    test_confirmation(&f);
     test_deissn_tune(&f);
     teardown(&f);
     TEST_SUMMARY();

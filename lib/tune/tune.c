@@ -36,7 +36,8 @@ typedef struct ctx {
     size_t M, K, D, nb;   /* nb = 2M + 1 basis vectors: x_0..x_M, then eps_0..eps_{M-1} */
     double *G;            /* nb x nb over the fit trajectories */
     double *alpha, *sigma, *node_tau; /* at nodes 0..M (node M: tau = 0) */
-    double n_values;      /* n_fit * D */
+    double n_values;      /* nchoose * D */
+    size_t nchoose;       /* fit trajectories 0..nchoose-1 choose; nchoose..n_fit-1 confirm */
     float *x, *e;         /* work buffers: K * D */
     uint64_t evals;
 } ctx;
@@ -56,7 +57,7 @@ static void gram(ctx *c)
     for (size_t a = 0; a < nb; a++)
         for (size_t b = a; b < nb; b++) {
             double s = 0;
-            for (size_t k = 0; k < c->ref->n_fit; k++) {
+            for (size_t k = 0; k < c->nchoose; k++) {
                 const float *u = vec(c, a, k), *w = vec(c, b, k);
                 for (size_t i = 0; i < D; i++) s += (double)u[i] * (double)w[i];
             }
@@ -465,7 +466,7 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
                           dsn_tune_plan *out)
 {
     const dsn_tune_params *par = c->par;
-    size_t nfit = c->ref->n_fit;
+    size_t nfit = c->nchoose, nconfirm = c->ref->n_fit - c->nchoose;
     size_t nsel = par->n_select == 0 || par->n_select > nfit ? nfit : par->n_select;
     uint64_t evals0 = c->evals;
     size_t n = 0;
@@ -565,6 +566,24 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
             best = r;
         }
     }
+    /* the confirmation: the chosen plan against BEST's configuration on fit trajectories
+     * that made no choice; BEST replaces a plan that is worse there */
+    double confirm_mine = NAN, confirm_best = NAN;
+    int confirmed = 0;
+    cand bp;
+    if (nconfirm > 0 && !(best.start == DSN_TUNE_START_PRESET && !best.refined) &&
+        preset_cand(c, nfe, &bp)) {
+        rc = true_rmse(c, &best, nfe, nfit, nconfirm, &confirm_mine);
+        if (rc == DEISSN_OK) rc = true_rmse(c, &bp, nfe, nfit, nconfirm, &confirm_best);
+        if (rc != DEISSN_OK) return rc;
+        if (confirm_best < confirm_mine) {
+            rc = true_rmse(c, &bp, nfe, 0, nfit, &bp.fit_rmse);
+            if (rc != DEISSN_OK) return rc;
+            best = bp;
+        } else {
+            confirmed = 1;
+        }
+    }
     const cand *w = &best;
     memset(out, 0, sizeof *out);
     out->nfe = nfe;
@@ -580,21 +599,24 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
     out->surrogate = w->surrogate;
     out->fit_rmse = w->fit_rmse;
     out->fit_samples = nfit;
+    out->confirmed = (uint32_t)confirmed;
+    out->confirm_rmse = confirm_mine;
+    out->confirm_best_rmse = confirm_best;
     out->holdout_rmse = out->holdout_low = out->holdout_high = NAN;
     out->best_holdout_rmse = NAN;
-    if (c->K > nfit) {
-        size_t nh = c->K - nfit;
+    size_t n_fit_all = c->ref->n_fit;
+    if (c->K > n_fit_all) {
+        size_t nh = c->K - n_fit_all;
         double *mse = dsn_malloc(nh * sizeof(double));
         if (!mse) return dsn_error(DEISSN_E_NOMEM, "%s: no memory", FN);
-        rc = true_rmse_each(c, w, nfe, nfit, nh, &out->holdout_rmse, mse);
+        rc = true_rmse_each(c, w, nfe, n_fit_all, nh, &out->holdout_rmse, mse);
         if (rc == DEISSN_OK) bootstrap(mse, nh, &out->holdout_low, &out->holdout_high);
         dsn_free(mse);
         if (rc != DEISSN_OK) return rc;
         out->holdout_samples = nh;
         /* what the fixed preset gives on the same trajectories, for comparison */
-        cand best;
-        if (preset_cand(c, nfe, &best)) {
-            rc = true_rmse(c, &best, nfe, nfit, nh, &out->best_holdout_rmse);
+        if (preset_cand(c, nfe, &bp)) {
+            rc = true_rmse(c, &bp, nfe, n_fit_all, nh, &out->best_holdout_rmse);
             if (rc != DEISSN_OK) return rc;
         }
     }
@@ -626,7 +648,8 @@ int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
     c.K = ref->n_traj;
     c.D = ref->sample_numel;
     c.nb = 2 * c.M + 1;
-    c.n_values = (double)ref->n_fit * (double)c.D;
+    c.nchoose = ref->n_fit - (params->n_confirm < ref->n_fit ? params->n_confirm : 0);
+    c.n_values = (double)c.nchoose * (double)c.D;
     size_t nplans = params->nfe_max - params->nfe_min + 1, S = c.M + 1;
     size_t ncap = 2 * 4 * 3 * 2 + 12 + 1; /* grid variants, named starts, BEST */
     dsn_tune_plan *res = dsn_calloc(nplans, sizeof *res);

@@ -78,6 +78,12 @@ typedef struct dsn_tune_params {
     /* Called after each NFE's search with that NFE (may be NULL); non-zero stops the search
      * with DEISSN_E_CALLBACK. */
     int (*done_nfe)(void *user, uint32_t nfe);
+    /* The last n_confirm fit trajectories (< n_fit; 0: none) take no part in the search:
+     * they only confirm the chosen plan against DEISSN_PRESET_BEST's configuration, and BEST
+     * replaces a plan that is worse there. Choosing among some fifty plans by their error on
+     * the same trajectories is optimistic (per-sample errors are heavy-tailed); fresh
+     * trajectories are not. */
+    uint32_t n_confirm;
 } dsn_tune_params;
 
 /* Where a plan's times started. */
@@ -100,8 +106,12 @@ typedef struct dsn_tune_plan {
     uint32_t corrector;
     uint32_t start;                /* dsn_tune_start: where the times came from */
     uint32_t refined;              /* 1: then the true-error refinement moved them */
+    uint32_t confirmed;            /* 1: the confirmation trajectories kept the plan over
+                                      BEST's configuration; 0: none, or BEST replaced it */
+    double confirm_rmse, confirm_best_rmse; /* the plan's and BEST's RMSE there (NaN: none) */
     double surrogate;              /* sum of teacher-forced local RMSEs (NaN for a preset) */
-    double fit_rmse;               /* RMSE to the reference at tau_end, fit trajectories */
+    double fit_rmse;               /* RMSE to the reference at tau_end, on the fit
+                                      trajectories that choose (not the confirming ones) */
     size_t fit_samples;
     double holdout_rmse;           /* the same on the hold-out trajectories (NaN if none) */
     double holdout_low, holdout_high; /* its 95 % bootstrap interval (NaN if none) */

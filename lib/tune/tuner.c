@@ -233,7 +233,9 @@ int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
     }
     if (!rc) {
         dsn_tune_reference ref = {M, node_taus, K, D, X, E, p.fit_samples};
-        dsn_tune_params tp = {p.nfe_min, p.nfe_max, 8, 3, 8, eval, &ec, nfe_done};
+        /* Half the fit trajectories choose, the other half confirm against BEST (tune.h). */
+        dsn_tune_params tp = {p.nfe_min, p.nfe_max, 8, 3, 8, eval, &ec, nfe_done,
+                              p.fit_samples / 2};
         rc = dsn_tune_search(found, nfe_count, &sp, use, &ref, &tp);
         if (rc == DEISSN_E_CALLBACK && ec.status) /* the model's own error, not the search's */
             rc = dsn_error(ec.status, "%s", ec.message);
