@@ -131,8 +131,7 @@ def reference_coeffs(taus_desc, ratio, order=3, n=10000):
 
 def bench_setup(table, ratio, reps):
     rows = []
-    lib, params = _lib.lib, _lib.SamplerParams()
-    lib.deissn_sampler_params_init(ctypes.byref(params))  # order 3
+    lib, params = _lib.lib, _lib.default_params(_lib.SamplerParams)  # order 3
     for steps in (10, 20, 50):
         sch = deissn.Schedule(noise="linear", spacing="quadratic", steps=steps, tau_end=0.0)
         sampler = deissn.Sampler(sch, table, order=3)
@@ -187,7 +186,7 @@ def bench_step(shape, reps):
     lib = _lib.lib
 
     def step():
-        lib.deissn_step(sampler._handle, xp, op, n, 0, None)
+        lib.deissn_step(sampler._handle, xp, op, n, None)
 
     def timed(fn):
         if sampler.info.step > 990:  # start again before the sampler is done
@@ -298,7 +297,7 @@ def main():
     setup_reps, step_reps, e2e_reps, batch = (3, 5, 1, 8) if args.smoke else (21, 101, 7, 64)
 
     path, clip, ratio = load_table()
-    table = deissn.NormTable.load(path, pt_clip=clip)
+    table = deissn.NormTable.load(path, clip=clip)
     print("machine: " + machine())
     print("table: %s (clip %d)%s" % (os.path.relpath(path, ROOT), clip,
                                     "; SMOKE RUN: numbers are not meaningful" if args.smoke

@@ -64,7 +64,7 @@ class Model:
     def __init__(self, name, batch):
         path, tpath = MODELS[name]
         self.net = torch.jit.load(path).eval()
-        self.table = deissn.NormTable.load(tpath, pt_clip=0)
+        self.table = deissn.NormTable.load(tpath, clip=0)
         self.batch = batch
 
     def eps(self, x, tau):
