@@ -13,7 +13,9 @@ cosine schedule) and per NFE:
     1e-3 or 0, chosen per NFE on SELECT_SEED samples (neither the tuner's seed 0 nor the
     evaluation's);
   * the same two families once more on TUNED's own times (order chosen the same way): how much
-    of TUNED's gain is the grid and how much the method.
+    of TUNED's gain is the grid and how much the method;
+  * image models: the Frechet distance (tools/eval/fid.py) at 5 and 10 NFE of TUNED, BEST and
+    the best peer's configuration, --fd-samples samples of FD_SEED each.
 
 Every run starts from the evaluation noise deissn.noise(EVAL_SEED, n) (the tuner used seed 0,
 samples 0..319) and is scored by its RMSE, at its own end time (0 or 1e-3), to a converged
@@ -30,7 +32,6 @@ squared error, so that any ratio can be recomputed) go to build/tune-eval/<model
 report's to docs/data/tuned_eval.json.gz.
 """
 import argparse
-import gzip
 import json
 import math
 import os
@@ -58,15 +59,17 @@ PEER_GRIDS = ["logsnr", "time_uniform", "time_quadratic"]
 PEERS = [("DPM-Solver++", "dpm", 2), ("DPM-Solver++", "dpm", 3),
          ("UniPC", "unipc", 2), ("UniPC", "unipc", 3)]
 FAMILIES = ("DPM-Solver++", "UniPC")
+FD_NFES, FD_SEED = [5, 10], 23456
 
 MODELS = {
     "fmnist": dict(pt="models/fmnist_unet.pt", table="models/fmnist_unet.dsn",
                    log="models/fmnist_unet.tune.log", noise="linear", time="model_index",
-                   shape=(1, 32, 32), grid=400, samples=256, select=32,
+                   shape=(1, 32, 32), grid=400, samples=256, select=32, fd=True,
                    what="the shipped model (Fashion-MNIST U-Net, linear schedule)"),
     "fmnist-small": dict(pt="tools/eval/fmnist_small.pt", table="tools/tune/fmnist_small_tuned.dsn",
                          log="tools/tune/fmnist_small_tuned.log", noise="linear",
-                         time="model_index", shape=(1, 32, 32), grid=400, samples=256, select=32,
+                         time="model_index", shape=(1, 32, 32), grid=400, samples=256,
+                         select=32, fd=True,
                          what="a smaller U-Net trained differently (tools/eval/fmnist_small.pt)"),
     "gmm-cosine": dict(pt="tools/tune/gmm_cosine.pt", table="tools/tune/gmm_cosine_tuned.dsn",
                        log="tools/tune/gmm_cosine_tuned.log", noise="squaredcos_cap_v2",
@@ -168,8 +171,10 @@ def tuning_cost(log_path):
     if not os.path.exists(log_path):
         return None
     text = open(log_path, errors="replace").read()
-    lines = [ln for ln in text.splitlines() if re.search(r"total|tuned .* in |elapsed", ln, re.I)]
-    return lines[-3:] if lines else None
+    lines = [ln.split(":")[0] if ln.startswith("deissn-calibrate: wrote") else ln.strip()
+             for ln in text.splitlines()
+             if re.search(r"^deissn-calibrate: wrote .* in [0-9.]+ s|User time|Elapsed", ln)]
+    return lines or None
 
 
 def label_plan(pl):
@@ -284,8 +289,54 @@ def evaluate(name, args):
         out["evaluations"] = EVALS[0]
         with open(path, "w") as fh:
             json.dump(out, fh)
+    if spec.get("fd") and args.fd_samples:
+        fd_part(name, spec, model, vp, table, plans, out, args)
+        out["seconds"] = time.time() - t0
+        out["evaluations"] = EVALS[0]
+        with open(path, "w") as fh:
+            json.dump(out, fh)
     print("%s: %.0f s, %d sample-evaluations; wrote %s" % (name, time.time() - t0, EVALS[0],
                                                          os.path.relpath(path)))
+
+
+def fd_part(name, spec, model, vp, table, plans, out, args):
+    """Frechet distance (tools/eval/fid.py) at FD_NFES of TUNED, BEST and the best peer's
+    configuration (chosen above by RMSE), args.fd_samples samples of FD_SEED each, clipped to
+    [-1, 1], against the 10,000 Fashion-MNIST test images."""
+    import fid
+    net = fid.load_classifier()
+    ref = fid.stats(fid.features(net, fid.load_fmnist("t10k")[0]))
+    noise = spec["noise"]
+    x = deissn.noise(FD_SEED, args.fd_samples, spec["shape"])
+    table_path = os.path.join(REPO, spec["table"])
+    out["fd"] = dict(samples=args.fd_samples, seed=FD_SEED, nfe={})
+    for nfe in FD_NFES:
+        d = out["nfe"].get(str(nfe))
+        if d is None or nfe not in plans:
+            continue
+        tf = time.time()
+        pl = plans[nfe]
+        btaus, bend, bcfg = best_config(nfe, noise, table_path)
+        pc = d["rows"][d["best_peer"]]["cfg"]
+        runs = {
+            "TUNED": lambda: run_lib(model, noise, x, pl["taus"], pl["tau_end"], pl["method"],
+                                     pl["order"], pl["lower_order_final"], pl["corrector"],
+                                     table if pl["uses_table"] else None),
+            "BEST": lambda: run_lib(model, noise, x, btaus, bend, bcfg["method"], bcfg["order"],
+                                    bcfg["lower_order_final"], bcfg["corrector"],
+                                    table if bcfg["uses_table"] else None),
+            d["best_peer"]: lambda: run_peer(model, vp, pc["fn"], pc["order"],
+                                             search.baseline_grid(vp, pc["grid"], nfe,
+                                                                  pc["tau_end"]), x),
+        }
+        row = {}
+        for key, f in runs.items():
+            img = np.clip(f(), -1.0, 1.0).astype(np.float32)
+            row[key] = float(fid.frechet_distance(fid.stats(fid.features(net, img)), ref))
+        out["fd"]["nfe"][str(nfe)] = row
+        print("%s FD NFE %d (%d samples): %s; %.0f s" % (
+            name, nfe, args.fd_samples, ", ".join("%s %.2f" % kv for kv in row.items()),
+            time.time() - tf), flush=True)
 
 
 def main():
@@ -296,6 +347,8 @@ def main():
                     help="samples that choose the peers' configurations (default 32)")
     ap.add_argument("--nfe", type=lambda s: [int(v) for v in s.split(",")], default=None)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--fd-samples", type=int, default=1000,
+                    help="image models: samples per Frechet distance at NFE 5 and 10 (0: none)")
     ap.add_argument("--report", action="store_true",
                     help="docs/data/tuned_eval.json.gz, the docs/quality.md block, the plot")
     args = ap.parse_args()
