@@ -73,7 +73,7 @@ MODELS = {
                          what="a smaller U-Net trained differently (tools/eval/fmnist_small.pt)"),
     "gmm-cosine": dict(pt="tools/tune/gmm_cosine.pt", table="tools/tune/gmm_cosine_tuned.dsn",
                        log="tools/tune/gmm_cosine_tuned.log", noise="squaredcos_cap_v2",
-                       time="tau", shape=(1, 4, 4), grid=2000, samples=256, select=32,
+                       time="tau", shape=(1, 4, 4), grid=500, samples=4096, select=512,
                        what="the exact eps of a 16-d Gaussian mixture, cosine schedule, t = tau"),
 }
 EVALS = [0]
@@ -171,9 +171,14 @@ def tuning_cost(log_path):
     if not os.path.exists(log_path):
         return None
     text = open(log_path, errors="replace").read()
-    lines = [ln.split(":")[0] if ln.startswith("deissn-calibrate: wrote") else ln.strip()
-             for ln in text.splitlines()
-             if re.search(r"^deissn-calibrate: wrote .* in [0-9.]+ s|User time|Elapsed", ln)]
+    lines = []
+    for ln in text.splitlines():
+        m = re.match(r"deissn-calibrate: wrote (\S+) in ([0-9.]+) s", ln)
+        if m:
+            lines.append("%s s wall (deissn-calibrate's total)" % m.group(2))
+        m = re.match(r"\s*User time \(seconds\): ([0-9.]+)", ln)
+        if m:
+            lines.append("%s s CPU (user, /usr/bin/time)" % m.group(1))
     return lines or None
 
 

@@ -15,6 +15,12 @@ DATA = os.path.join(REPO, "docs", "data", "tuned_eval.json.gz")
 PAGE = os.path.join(REPO, "docs", "quality.md")
 PLOT = os.path.join(REPO, "docs", "img", "tuned_rmse.png")
 ON = " on TUNED's times"
+FAR = 0.25
+PER_SAMPLE_MAX = 256
+
+
+def far(row):
+    return sum(1 for m in row["mse"] if float(m) > FAR * FAR)
 
 
 def load():
@@ -103,10 +109,34 @@ def block(res):
                 "%.4f (%.3fx)" % (w["UniPC" + ON]["rmse"], w["UniPC" + ON]["ratio_to_peer"]),
                 t["tuner_heldout_rmse"], t["tuner_best_rmse"]))
         L.append("")
-        tl = r.get("tuning_log")
+        if n.startswith("gmm"):  # heavy tails: a few samples land in another component
+            L.append("Samples whose own RMSE exceeds %.2f (they end in another mixture "
+                     "component than the converged solution; they dominate the RMSE): " % FAR
+                     + "; ".join("%s NFE: TUNED %d, BEST %d, %s %d" % (
+                         nfe, far(d["rows"]["TUNED"]), far(d["rows"]["BEST"]), d["best_peer"],
+                         far(d["rows"][d["best_peer"]]))
+                         for nfe, d in sorted(r["nfe"].items(), key=lambda kv: int(kv[0])))
+                     + " (of %d)." % r["samples"])
+            L.append("")
+        tl = E.tuning_cost(os.path.join(REPO, E.MODELS[n]["log"])) or r.get("tuning_log")
         L.append("Evaluation: %.0f s, %d sample-evaluations. Tuning (`%s`): %s" % (
             r["seconds"], r["evaluations"], E.MODELS[n]["log"],
             "; ".join("`%s`" % s.strip() for s in tl) if tl else "log absent"))
+        L.append("")
+    fd = [n for n in names if res[n].get("fd", {}).get("nfe")]
+    if fd:
+        L.append("**Frechet distance** (tools/eval/fid.py; %s samples of seed %d, clipped to "
+                 "[-1, 1], vs the 10,000 test images; the peer is the best-RMSE configuration "
+                 "of the family that won on RMSE at that NFE):" % (
+                     "/".join(str(res[n]["fd"]["samples"]) for n in fd), res[fd[0]]["fd"]["seed"]))
+        L.append("")
+        L.append("| model | NFE | TUNED | BEST | best peer |")
+        L.append("|---|---:|---:|---:|---|")
+        for n in fd:
+            for nfe, row in sorted(res[n]["fd"]["nfe"].items(), key=lambda kv: int(kv[0])):
+                peer = [k for k in row if k not in ("TUNED", "BEST")][0]
+                L.append("| %s | %s | %.2f | %.2f | %.2f (%s) |" % (
+                    n, nfe, row["TUNED"], row["BEST"], row[peer], peer))
         L.append("")
     # where TUNED does not win
     lose, tie = [], []
@@ -164,15 +194,21 @@ def main():
     if not res:
         raise SystemExit("no results in %s (tools/tune/evaluate.py --model M)" % E.OUT_DIR)
 
-    def small(o):  # per-sample squared errors to 5 significant digits
+    def small(o, keep):
+        """Every sample's squared error to 4 significant digits where there are at most
+        PER_SAMPLE_MAX samples (build/tune-eval/ keeps them all); else the count far off."""
         if isinstance(o, dict):
-            return {k: (["%.5g" % v for v in x] if k == "mse" else small(x)) for k, x in o.items()}
+            if "mse" in o and not keep:
+                o = dict(o, mse=None, samples_far=far(o))
+            return {k: (["%.4g" % v for v in x] if k == "mse" and x else small(x, keep))
+                    for k, x in o.items()}
         if isinstance(o, list):
-            return [small(v) for v in o]
+            return [small(v, keep) for v in o]
         return o
+    res_small = {n: small(r, r["samples"] <= PER_SAMPLE_MAX) for n, r in res.items()}
     os.makedirs(os.path.dirname(DATA), exist_ok=True)
     with gzip.GzipFile(DATA, "wb", mtime=0) as fh:
-        fh.write(json.dumps(small(res), indent=0, sort_keys=True).encode())
+        fh.write(json.dumps(res_small, indent=0, sort_keys=True).encode())
     print("wrote %s" % os.path.relpath(DATA, REPO))
     docblock.replace_block(PAGE, "tuned", block(res))
     plot(res)
