@@ -119,8 +119,9 @@ def block(res):
                      + " (of %d)." % r["samples"])
             L.append("")
         tl = E.tuning_cost(os.path.join(REPO, E.MODELS[n]["log"])) or r.get("tuning_log")
-        L.append("Evaluation: %.0f s, %d sample-evaluations. Tuning (`%s`): %s" % (
-            r["seconds"], r["evaluations"], E.MODELS[n]["log"],
+        L.append("Evaluation: `tools/tune/evaluate.py --model %s`, %.0f s, %d "
+                 "sample-evaluations. Tuning: `%s` (log `%s`): %s" % (
+            n, r["seconds"], r["evaluations"], E.MODELS[n]["tune_cmd"], E.MODELS[n]["log"],
             "; ".join("`%s`" % s.strip() for s in tl) if tl else "log absent"))
         L.append("")
     fd = [n for n in names if res[n].get("fd", {}).get("nfe")]
