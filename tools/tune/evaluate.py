@@ -32,6 +32,7 @@ squared error, so that any ratio can be recomputed) go to build/tune-eval/<model
 report's to docs/data/tuned_eval.json.gz.
 """
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -216,6 +217,7 @@ def evaluate(name, args):
     out = dict(model=name, what=spec["what"], pt=spec["pt"], table=spec["table"], noise=noise,
                time=spec["time"], shape=list(shape), eval_seed=EVAL_SEED, samples=n,
                select_seed=SELECT_SEED, select_samples=k_sel, reference_grid=spec["grid"],
+               table_sha256=hashlib.sha256(open(table_path, "rb").read()).hexdigest(),
                tuning_log=tuning_cost(os.path.join(REPO, spec["log"])), nfe={})
     path = os.path.join(OUT_DIR, "%s.json" % name)
     os.makedirs(OUT_DIR, exist_ok=True)

@@ -85,9 +85,10 @@ def block(res):
         r = res[n]
         L.append("#### %s: %s" % (n, r["what"]))
         L.append("")
-        L.append("`%s`, table `%s`; %d evaluation samples. RMSE [bootstrap 95 %%]; the peers "
-                 "\"on TUNED's times\" run the family's better order (chosen on the selection "
-                 "samples) on the plan's own times and end." % (r["pt"], r["table"], r["samples"]))
+        L.append("`%s`, table `%s` (sha256 %s...); %d evaluation samples. RMSE [bootstrap "
+                 "95 %%]; the peers \"on TUNED's times\" run the family's better order (chosen "
+                 "on the selection samples) on the plan's own times and end." % (
+                     r["pt"], r["table"], r.get("table_sha256", "?")[:16], r["samples"]))
         L.append("")
         L.append("| NFE | TUNED plan | TUNED | BEST | best peer (configuration) | other family "
                  "| DPM-Solver++ on TUNED's times | UniPC on TUNED's times | tuner's hold-out "
@@ -118,7 +119,7 @@ def block(res):
                          for nfe, d in sorted(r["nfe"].items(), key=lambda kv: int(kv[0])))
                      + " (of %d)." % r["samples"])
             L.append("")
-        tl = E.tuning_cost(os.path.join(REPO, E.MODELS[n]["log"])) or r.get("tuning_log")
+        tl = r.get("tuning_log")
         L.append("Evaluation: `tools/tune/evaluate.py --model %s`, %.0f s, %d "
                  "sample-evaluations. Tuning: `%s` (log `%s`): %s" % (
             n, r["seconds"], r["evaluations"], E.MODELS[n]["tune_cmd"], E.MODELS[n]["log"],
@@ -194,6 +195,8 @@ def main():
     res = load()
     if not res:
         raise SystemExit("no results in %s (tools/tune/evaluate.py --model M)" % E.OUT_DIR)
+    for n, r in res.items():  # the tuning's cost as its log says now
+        r["tuning_log"] = E.tuning_cost(os.path.join(REPO, E.MODELS[n]["log"])) or r["tuning_log"]
 
     def small(o, keep):
         """Every sample's squared error to 4 significant digits where there are at most
