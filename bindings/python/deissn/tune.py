@@ -38,7 +38,7 @@ def tune(model, noise="linear", table=None, *, shape, nfe=(3, 25), grid_steps=No
                  solves calibrated.
     shape:       one sample's shape, without the batch, e.g. (C, H, W).
     grid_steps, fit_samples, holdout_samples, batch: the reference solves' evaluation times
-                 (default 400), the trajectories that choose the plans (64) and that only
+                 (default 400), the trajectories that choose the plans (128: half confirm) and that only
                  measure them (256), samples per model evaluation (64); None: the library's
                  default. seed: trajectory k starts from ``deissn.noise(seed, 1, shape, k)``.
     prediction:  what the model outputs ("epsilon", "sample", "v_prediction").

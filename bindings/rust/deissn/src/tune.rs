@@ -17,7 +17,8 @@ pub struct TuneParams {
     pub nfe_max: u32,
     /// Evaluation times of the reference solves (default 400).
     pub grid_steps: u32,
-    /// Reference trajectories that choose the plans (default 64).
+    /// Reference trajectories that choose the plans: half search, half confirm against BEST
+    /// (default 128).
     pub fit_samples: u32,
     /// Further trajectories that only measure them (default 256).
     pub holdout_samples: u32,

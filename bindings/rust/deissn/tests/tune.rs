@@ -26,7 +26,7 @@ fn small() -> TuneParams {
 fn defaults_are_the_librarys() {
     let d = TuneParams::default();
     assert_eq!((d.nfe_min, d.nfe_max, d.grid_steps, d.fit_samples, d.holdout_samples, d.batch),
-               (3, 25, 400, 64, 256, 64));
+               (3, 25, 400, 128, 256, 64));
 }
 
 #[test]
