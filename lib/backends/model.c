@@ -8,10 +8,10 @@
 
 static const size_t params_size[DEISSN_MODEL_PARAMS_VERSION + 1] = {
     0, sizeof(deissn_model_params)};
+static const deissn_model_params defaults = DEISSN_MODEL_PARAMS_INIT;
 
 int32_t deissn_model_params_init(deissn_model_params *params, uint32_t version)
 {
-    static const deissn_model_params defaults = DEISSN_MODEL_PARAMS_INIT;
     return dsn_init_versioned(params, &defaults, params_size, version,
                               DEISSN_MODEL_PARAMS_VERSION, "deissn_model_params_init");
 }
@@ -19,7 +19,6 @@ int32_t deissn_model_params_init(deissn_model_params *params, uint32_t version)
 int32_t dsn_model_params_read(deissn_model_params *out, const deissn_model_params *params,
                               const char *fn)
 {
-    static const deissn_model_params defaults = DEISSN_MODEL_PARAMS_INIT;
     int32_t rc = dsn_read_params(out, &defaults, sizeof defaults, params, params_size,
                                  DEISSN_MODEL_PARAMS_VERSION, fn, "params");
     if (rc) return rc;

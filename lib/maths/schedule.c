@@ -303,10 +303,10 @@ static int32_t build_times(deissn_schedule *s, const deissn_schedule_params *p)
 /* The byte size of each version of deissn_schedule_params (include/deissn.h). */
 static const size_t params_size[DEISSN_SCHEDULE_PARAMS_VERSION + 1] = {
     0, sizeof(deissn_schedule_params)};
+static const deissn_schedule_params defaults = DEISSN_SCHEDULE_PARAMS_INIT;
 
 int32_t deissn_schedule_params_init(deissn_schedule_params *params, uint32_t version)
 {
-    static const deissn_schedule_params defaults = DEISSN_SCHEDULE_PARAMS_INIT;
     return dsn_init_versioned(params, &defaults, params_size, version,
                               DEISSN_SCHEDULE_PARAMS_VERSION, "deissn_schedule_params_init");
 }
@@ -314,7 +314,6 @@ int32_t deissn_schedule_params_init(deissn_schedule_params *params, uint32_t ver
 int32_t dsn_schedule_params_read(deissn_schedule_params *out, const deissn_schedule_params *params,
                                  const char *fn)
 {
-    static const deissn_schedule_params defaults = DEISSN_SCHEDULE_PARAMS_INIT;
     return dsn_read_params(out, &defaults, sizeof defaults, params, params_size,
                            DEISSN_SCHEDULE_PARAMS_VERSION, fn, "params");
 }

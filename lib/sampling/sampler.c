@@ -31,12 +31,12 @@ struct deissn_sampler {
 static const size_t params_size[DEISSN_SAMPLER_PARAMS_VERSION + 1] = {
     0, offsetof(deissn_sampler_params, method), offsetof(deissn_sampler_params, prediction),
     sizeof(deissn_sampler_params)};
+static const deissn_sampler_params defaults = DEISSN_SAMPLER_PARAMS_INIT;
 static const size_t info_size[DEISSN_STEP_INFO_VERSION + 1] = {0, sizeof(deissn_step_info)};
 static const size_t coeffs_size[DEISSN_STEP_COEFFS_VERSION + 1] = {0, sizeof(deissn_step_coeffs)};
 
 int32_t deissn_sampler_params_init(deissn_sampler_params *params, uint32_t version)
 {
-    static const deissn_sampler_params defaults = DEISSN_SAMPLER_PARAMS_INIT;
     return dsn_init_versioned(params, &defaults, params_size, version,
                               DEISSN_SAMPLER_PARAMS_VERSION, "deissn_sampler_params_init");
 }
@@ -44,7 +44,6 @@ int32_t deissn_sampler_params_init(deissn_sampler_params *params, uint32_t versi
 int32_t dsn_sampler_params_read(deissn_sampler_params *out, const deissn_sampler_params *params,
                                 const char *fn)
 {
-    static const deissn_sampler_params defaults = DEISSN_SAMPLER_PARAMS_INIT;
     return dsn_read_params(out, &defaults, sizeof defaults, params, params_size,
                            DEISSN_SAMPLER_PARAMS_VERSION, fn, "params");
 }
