@@ -1,9 +1,8 @@
-/* fuzz_ptfile.c - libFuzzer target for the torch.save reader (lib/ptfile.c).
+/* fuzz_ptfile.c - libFuzzer target for the torch.save reader (lib/tables/ptfile.c, zip.c,
+ * pickle.c).
  *
- * Build and run from the repository root (the macro lets the fuzzer past the CRC checks):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
- *       -Iinclude -Ilib tests/fuzz/fuzz_ptfile.c lib/ptfile.c lib/errors.c -lz -o fuzz_ptfile
- *   mkdir -p corpus && ./fuzz_ptfile -max_total_time=180 corpus tests/fuzz/corpus/ptfile
+ * `make fuzz` builds it (with FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION, which lets the fuzzer
+ * past the CRC checks) and `make fuzz-run` runs it on the seeds in tests/fuzz/corpus/ptfile.
  *
  * Beyond not crashing, it checks the contract: an error leaves a message and a zeroed dict;
  * a success gives tensors whose every value can be read and whose keys can be found. */
