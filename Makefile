@@ -79,7 +79,7 @@ CMAKE_FILES := $(B)/pkgconfig/deissn-config.cmake $(B)/pkgconfig/deissn-config-v
 all: lib examples $(B)/pkgconfig/deissn.pc $(CMAKE_FILES)
 
 help:
-	@echo "make            build build/lib/libdeissn.so, the tools in build/bin, deissn.pc"
+	@echo "make            build build/lib/libdeissn.so, the torch plug-in, the tools, deissn.pc"
 	@echo "make demo       install what is missing, build, sample 64 images into samples.png"
 	@echo "make deps       install the Debian packages the build and tests need (as root)"
 	@echo "make check      build and run every test"
@@ -92,6 +92,7 @@ help:
 	@echo "make bench      benchmarks against memcpy, torch and the reference (docs/benchmarks.md)"
 	@echo "make eval       RMSE and FD of DDIM/DEIS/DEIS-SN against NFE (docs/quality.md, ~20 min)"
 	@echo "make eval-tuned tuned plans vs DPM-Solver++ / UniPC on three models (docs/quality.md part 3)"
+	@echo "make shipped-table  re-tune the shipped model into models/fmnist_unet.dsn (~16 min)"
 	@echo "make abi-check  compare the ABI with abi/$(SONAME).abi (make abi-baseline renews it)"
 	@echo "make symbols-md regenerate docs/symbols.md from the library's exported symbols"
 	@echo "WITH_TORCH=$(WITH_TORCH) TORCH_DIR=$(TORCH_DIR) TORCH_LIBDIR=$(TORCH_LIBDIR)"
