@@ -369,7 +369,6 @@ int32_t dsn_sampler_method(const deissn_sampler *sp) { return sp->params.method;
 
 void dsn_sampler_mark_done(deissn_sampler *sp) { sp->next = sp->steps; }
 
-static void eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, double *b);
 
 void dsn_history_coeffs(const dsn_step *st, int32_t prediction, double *a, double *b)
 {
@@ -391,10 +390,10 @@ void dsn_history_coeffs(const dsn_step *st, int32_t prediction, double *a, doubl
         }
         return;
     }
-    eps_coeffs(prediction, alpha, sigma, a, b);
+    dsn_eps_coeffs(prediction, alpha, sigma, a, b);
 }
 
-static void eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, double *b)
+void dsn_eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, double *b)
 {
     switch (prediction) {
     case DEISSN_PREDICT_SAMPLE: /* x = alpha x0 + sigma eps */

@@ -41,6 +41,8 @@ const deissn_schedule *dsn_sampler_schedule(const deissn_sampler *sampler);
  * sampler's history holds (eps, or x0 for METHOD_DATA): the one place where predictions are
  * converted. */
 void dsn_history_coeffs(const dsn_step *st, int32_t prediction, double *a, double *b);
+/* eps = *a * x + *b * model_out for a model predicting `prediction` at (alpha, sigma). */
+void dsn_eps_coeffs(int32_t prediction, double alpha, double sigma, double *a, double *b);
 /* The sampler's deissn_method. */
 int32_t dsn_sampler_method(const deissn_sampler *sampler);
 

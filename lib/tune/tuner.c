@@ -3,6 +3,7 @@
  * (tune.c), and the plans attached to a table. */
 #include "backends/model.h"
 #include "maths/schedule.h"
+#include "sampling/sampler.h"
 #include "tables/normtable.h"
 #include "tune/tune.h"
 
@@ -113,10 +114,9 @@ static int eval(void *user, const float *x, size_t n_samples, size_t sample_nume
         return 1;
     }
     /* the prediction as eps (the conversion deissn_step would make) */
-    double ab = deissn_schedule_alpha_bar(e->schedule, tau), alpha = sqrt(ab),
-           sigma = sqrt(1 - ab), a = 0, b = 1;
-    if (e->prediction == DEISSN_PREDICT_SAMPLE) a = 1 / sigma, b = -alpha / sigma;
-    if (e->prediction == DEISSN_PREDICT_V) a = sigma, b = alpha;
+    double alpha, sigma, a, b;
+    dsn_alpha_sigma(e->schedule, tau, &alpha, &sigma);
+    dsn_eps_coeffs(e->prediction, alpha, sigma, &a, &b);
     for (size_t i = 0; i < n; i++) eps_out[i] = (float)(a * x[i] + b * e->host[i]);
     return 0;
 }
