@@ -37,6 +37,7 @@
  *                     file read by a backend plug-in (TorchScript: libdeissn-torch.so).
  *   deissn_normtable  a normalization table r(tau), with the plans tuned on its model.
  *   deissn_calibrator the sums that a calibration run accumulates.
+ *   deissn_reference  what a tuning run's reference solves recorded, to tune across machines.
  *
  * Conventions:
  *   - Every function that can fail returns an int32_t status: DEISSN_OK (0), a negative
@@ -99,9 +100,9 @@ extern "C" {
  * header could no longer run; additions keep it and go into a new symbol version node
  * (lib/deissn.map, docs/symbols.md). */
 #define DEISSN_VERSION_MAJOR 0
-#define DEISSN_VERSION_MINOR 3
+#define DEISSN_VERSION_MINOR 4
 #define DEISSN_VERSION_PATCH 0
-#define DEISSN_VERSION_STRING "0.3.0"
+#define DEISSN_VERSION_STRING "0.4.0"
 #define DEISSN_ABI 1
 /* MAJOR*10000 + MINOR*100 + PATCH, so versions compare as integers. */
 #define DEISSN_VERSION_NUMBER \
@@ -154,6 +155,7 @@ typedef struct deissn_sampler deissn_sampler;     /* coefficients and the step h
 typedef struct deissn_model deissn_model;         /* a C callback or a plug-in's model */
 typedef struct deissn_normtable deissn_normtable; /* r(tau), calibration sums, tuned plans */
 typedef struct deissn_calibrator deissn_calibrator; /* sums of |eps| while calibrating */
+typedef struct deissn_reference deissn_reference;   /* a tuning run's reference solves */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Schedules: the noise schedule alpha_bar(tau) and the sampling times                        */
@@ -959,6 +961,97 @@ DEISSN_API int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
                                const deissn_schedule_params *noise,
                                const deissn_normtable *table, const int64_t *sample_shape,
                                uint32_t sample_ndim, const deissn_tune_params *params);
+
+/* Tuning across processes or machines: deissn_tune() in its two halves. The reference solves
+ * (the part of the cost that grows with the fit and hold-out samples) are split by trajectory:
+ * each worker solves its share into a deissn_reference, which travels as bytes
+ * (deissn_reference_to_bytes); one process merges the parts and runs the search
+ * (deissn_tune_reference). A reference keeps only what the search reads, in exact sums: the
+ * Gram matrix of the recorded states and eps of the searching trajectories (128-bit fixed
+ * point), the calibration sums (deissn_calibrator's), and each trajectory's start and its two
+ * possible ends; so merged parts hold the same bits as one solve of every trajectory, in any
+ * order of merging, and give the same plans as deissn_tune() with the same params, on the same
+ * model, device and library (bindings/python/examples/tune_distributed.py; docs/tuning.md).
+ * Its memory: about 8 * grid_steps^2 bytes for the sums, plus 12 bytes per trajectory and
+ * sample value; a solve also holds one batch's recording, 4 * grid_steps * batch * sample
+ * values bytes, while the batch holds searching trajectories.
+ * Threads: a reference is immutable once made; any thread may read it. */
+
+/* Solve trajectories first .. first + count - 1 of the reference that deissn_tune() with
+ * `params` would solve (count 0: to the last; the run has params->fit_samples +
+ * params->holdout_samples trajectories, trajectory k starting from deissn_fill_noise(
+ * params->seed, k)); model, noise, sample_shape and sample_ndim as for deissn_tune(). The
+ * model is evaluated in batches that start at multiples of params->batch, as one whole solve
+ * evaluates them, so a part that starts at such a multiple gives the whole solve's bits even
+ * for a model whose output depends on its batch (split work at batch boundaries).
+ * params->progress is called with (model evaluations of a batch done, of this part).
+ * Ownership: the caller owns *out and frees it with deissn_reference_free().
+ * Threads:   reentrant; the model is used by this thread only during the call.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, ranges: first + count beyond the run,
+ *            params as for deissn_tune()); DEISSN_E_MODEL; DEISSN_E_NONFINITE (also a state
+ *            too large for the exact sums, |x|^2 above 2^40); DEISSN_E_CALLBACK;
+ *            DEISSN_E_NOMEM. On error *out is NULL. */
+DEISSN_API int32_t deissn_reference_solve(deissn_reference **out, deissn_model *model,
+                                          const deissn_schedule_params *noise,
+                                          const int64_t *sample_shape, uint32_t sample_ndim,
+                                          const deissn_tune_params *params, uint64_t first,
+                                          uint64_t count);
+
+/* Merge n_parts >= 1 parts of one run (in any order) into one reference: they must agree on
+ * the run (noise schedule, grid_steps, fit and hold-out samples, seed, prediction, batch,
+ * sample shape) and their trajectory ranges must be disjoint and together contiguous. The
+ * parts are unchanged.
+ * Ownership: the caller owns *out.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, n_parts 0); DEISSN_E_MISMATCH (another
+ *            run: the message names the field and the parts; overlapping or gapped ranges:
+ *            it names the trajectories); DEISSN_E_NOMEM. On error *out is NULL. */
+DEISSN_API int32_t deissn_reference_merge(deissn_reference **out,
+                                          const deissn_reference *const *parts,
+                                          size_t n_parts);
+
+/* The trajectories ref holds, first .. first + count - 1, of the run's total (each pointer
+ * may be NULL). A reference deissn_tune_reference() takes has first 0 and count == total.
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL ref). */
+DEISSN_API int32_t deissn_reference_range(const deissn_reference *ref, uint64_t *first,
+                                          uint64_t *count, uint64_t *total);
+
+/* Serialise ref into buf (capacity bytes; buf may be NULL with capacity 0 to ask the size):
+ * *size receives the bytes it takes in either case. The bytes are little-endian, carry a
+ * CRC-32 and are the same on every platform (docs/reference-format.md).
+ * Returns: DEISSN_OK; DEISSN_E_INVALID_ARG (NULL ref or size, NULL buf with a capacity);
+ *          DEISSN_E_SIZE (capacity below *size: nothing written). */
+DEISSN_API int32_t deissn_reference_to_bytes(const deissn_reference *ref, void *buf,
+                                             size_t capacity, size_t *size);
+
+/* A reference from deissn_reference_to_bytes()'s bytes, checked before use (every size
+ * against the length, the CRC-32, the times, the sums, finite states).
+ * Ownership: the caller owns *out.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL); DEISSN_E_FORMAT (not a reference, a
+ *            newer format version, truncated or corrupt bytes: the message names the byte
+ *            offset or the field); DEISSN_E_NOMEM. On error *out is NULL. */
+DEISSN_API int32_t deissn_reference_from_bytes(deissn_reference **out, const void *data,
+                                               size_t size);
+
+/* Release a reference. NULL is allowed. */
+DEISSN_API void deissn_reference_free(deissn_reference *ref);
+
+/* The search half of deissn_tune(): plans for params->nfe_min .. nfe_max from a complete
+ * reference (first 0, every trajectory), on `model` (the one the reference was solved on;
+ * the search runs candidate plans on it), `noise` (the reference's noise schedule) and
+ * `table` (as for deissn_tune(); NULL: the table the reference's calibration sums make).
+ * params->grid_steps, fit_samples, holdout_samples, seed and prediction must be the
+ * reference's (batch is not used); params->progress counts NFEs searched.
+ * deissn_tune() is deissn_reference_solve() of every trajectory and then this.
+ * Ownership: the caller owns *out.
+ * Returns:   DEISSN_OK; DEISSN_E_INVALID_ARG (NULL, ranges, an incomplete reference: its
+ *            range named); DEISSN_E_MISMATCH (params, noise or table of another run: the
+ *            field named); DEISSN_E_MODEL; DEISSN_E_NONFINITE; DEISSN_E_CALLBACK;
+ *            DEISSN_E_NOMEM. On error *out is NULL. */
+DEISSN_API int32_t deissn_tune_reference(deissn_normtable **out, deissn_model *model,
+                                         const deissn_schedule_params *noise,
+                                         const deissn_normtable *table,
+                                         const deissn_reference *ref,
+                                         const deissn_tune_params *params);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Names: one spelling of every enum value, for tools, bindings and configuration files       */

@@ -64,8 +64,14 @@ if command -v cmake > /dev/null; then
     else
         bad "find_package(deissn) consumer does not configure or build:"; cat "$tmp/cmake.log"
     fi
-    # The version file refuses what this ABI cannot give: a newer version, another 0.x minor.
-    for want in 9.0 0.2; do
+    # The version file accepts every version of this ABI up to this one (ABI 1 began with
+    # 0.3.0) and refuses the rest: a newer version, an older ABI's.
+    for want in 0.3 $(echo "$version" | cut -d. -f1,2); do
+        if cmake -S tests/cmake -B "$tmp/cmake-$want" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+                -DMINIMAL_SOURCE="$PWD/examples/minimal.c" -DDEISSN_WANT=$want > /dev/null 2>&1
+        then ok; else bad "find_package(deissn $want) refused version $version"; fi
+    done
+    for want in 9.0 0.2 0.99; do
         if cmake -S tests/cmake -B "$tmp/cmake-$want" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
                 -DMINIMAL_SOURCE="$PWD/examples/minimal.c" -DDEISSN_WANT=$want > /dev/null 2>&1
         then bad "find_package(deissn $want) accepted version $version"; else ok; fi

@@ -9,6 +9,7 @@
 #include "base/base.h"
 #include "testlib.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define BATCH 2
@@ -182,6 +183,81 @@ static int run_cycle(cycle *c, long k, const char *label)
     return failures;
 }
 
+/* The tuning run's halves: solve two parts, merge, to bytes and back, tune, with allocation
+ * k failing (k < 0: none). Returns the status of the first call that failed (DEISSN_OK: none)
+ * and, on success, the tuned table's first plan's error. */
+static int32_t tune_cycle(deissn_model *m, const deissn_schedule_params *noise, long k,
+                          double *error)
+{
+    deissn_tune_params tp = DEISSN_TUNE_PARAMS_INIT;
+    tp.nfe_min = 2;
+    tp.nfe_max = 3;
+    tp.grid_steps = 12;
+    tp.fit_samples = 4;
+    tp.holdout_samples = 2;
+    tp.batch = 2;
+    const int64_t shape[1] = {DIM};
+    deissn_reference *a = NULL, *b = NULL, *merged = NULL, *back = NULL;
+    deissn_normtable *t = NULL;
+    unsigned char *bytes = NULL;
+    size_t n = 0;
+    dsn_fail_after(k);
+    int32_t rc = deissn_reference_solve(&a, m, noise, shape, 1, &tp, 0, 2);
+    if (!rc) rc = deissn_reference_solve(&b, m, noise, shape, 1, &tp, 2, 0);
+    const deissn_reference *parts[2] = {b, a};
+    if (!rc) rc = deissn_reference_merge(&merged, parts, 2);
+    if (!rc) rc = deissn_reference_to_bytes(merged, NULL, 0, &n);
+    if (!rc && !(bytes = malloc(n))) rc = DEISSN_E_NOMEM; /* the test's own, not injected */
+    if (!rc) rc = deissn_reference_to_bytes(merged, bytes, n, &n);
+    if (!rc) rc = deissn_reference_from_bytes(&back, bytes, n);
+    if (!rc) rc = deissn_tune_reference(&t, m, noise, NULL, back, &tp);
+    dsn_fail_after(-1);
+    if (rc) {
+        CHECK(rc == DEISSN_E_NOMEM && deissn_last_error()[0], "allocation %ld: status %d (%s), "
+              "want DEISSN_E_NOMEM", k, (int)rc, deissn_last_error());
+        CHECK((!a || !b) || (!merged || !back) || !t, "allocation %ld: a handle was set on "
+              "failure", k);
+    } else {
+        deissn_plan pl = DEISSN_PLAN_INIT;
+        deissn_normtable_plan(t, 0, &pl);
+        *error = pl.error;
+    }
+    free(bytes);
+    deissn_normtable_free(t);
+    deissn_reference_free(back);
+    deissn_reference_free(merged);
+    deissn_reference_free(b);
+    deissn_reference_free(a);
+    return rc;
+}
+
+static void tune_faults(void)
+{
+    deissn_schedule_params noise = DEISSN_SCHEDULE_PARAMS_INIT;
+    deissn_schedule *s = NULL;
+    deissn_schedule_create(&s, &noise);
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    mp.time_convention = DEISSN_TIME_TAU;
+    deissn_model *m = NULL;
+    CHECK_STATUS(deissn_model_from_callback(&m, tl_gaussian_eps, s, &mp), DEISSN_OK, "model");
+    double want = 0, got = -1;
+    long before = dsn_alloc_count();
+    CHECK_STATUS(tune_cycle(m, &noise, -1, &want), DEISSN_OK, "the tuning cycle");
+    long count = dsn_alloc_count() - before;
+    printf("# %ld allocations in a tuning cycle\n", count);
+    /* every allocation of the solves, the merge and the bytes (the first 120), then 80 of the
+     * search's, evenly spread (all of them take minutes) */
+    int failed = 0, tried = 0;
+    long stride = count > 120 ? (count - 120) / 80 + 1 : 1;
+    for (long k = 0; k < count; k += k < 120 ? 1 : stride, tried++)
+        failed += tune_cycle(m, &noise, k, &got) != DEISSN_OK;
+    CHECK(failed == tried, "%d of %d injected failures were reported", failed, tried);
+    CHECK(tune_cycle(m, &noise, -1, &got) == DEISSN_OK && got == want,
+          "a cycle after the failures did not give the same plan");
+    deissn_model_free(m);
+    deissn_schedule_free(s);
+}
+
 int main(void)
 {
     static cycle ref, c;
@@ -214,5 +290,6 @@ int main(void)
           count);
     cycle_free(&c);
     cycle_free(&ref);
+    tune_faults();
     TEST_SUMMARY();
 }

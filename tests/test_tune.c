@@ -6,10 +6,12 @@
  * so the reference trajectories are exact. */
 #include "deissn.h"
 #include "testlib.h"
+#include "tune/reference.h"
 #include "tune/tune.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define D 8
@@ -53,10 +55,29 @@ typedef struct fixture {
     model m;
     double taus[M];
     float x[(M + 1) * K * D], eps[M * K * D], x1[K * D];
+    double G[(2 * M + 1) * (2 * M + 1)];
+    dsn_fix128 gram_sums[(2 * M + 1) * (2 * M + 2) / 2];
     deissn_normtable *table;
     dsn_tune_reference ref;
     deissn_schedule_params noise;
 } fixture;
+
+/* f->ref with the Gram matrix over the first n_choose trajectories, made as the reference
+ * solves make it (exact sums, tune/reference.h). */
+static void set_choose(fixture *f, size_t n_choose)
+{
+    const size_t nb = 2 * M + 1;
+    memset(f->gram_sums, 0, sizeof f->gram_sums);
+    for (size_t k = 0; k < n_choose; k++) {
+        const float *vecs[2 * M + 1];
+        for (size_t b = 0; b < nb; b++)
+            vecs[b] = b <= M ? f->x + (b * K + k) * D : f->eps + ((b - M - 1) * K + k) * D;
+        CHECK_STATUS(dsn_gram_add(f->gram_sums, vecs, nb, D, "test"), DEISSN_OK, "gram");
+    }
+    dsn_gram_unpack(f->G, f->gram_sums, nb);
+    f->ref = (dsn_tune_reference){M, f->taus, K, D, f->x, f->x + (M - 1) * K * D,
+                                  f->x + M * K * D, f->G, n_choose, NFIT};
+}
 
 static void setup(fixture *f)
 {
@@ -83,7 +104,7 @@ static void setup(fixture *f)
         kr[M - 1 - i] = sum / (K * D);
     }
     CHECK_STATUS(deissn_normtable_create(&f->table, kt, kr, M, NULL), DEISSN_OK, "table");
-    f->ref = (dsn_tune_reference){M, f->taus, K, D, f->x, f->eps, NFIT};
+    set_choose(f, NFIT);
 }
 
 static void teardown(fixture *f)
@@ -94,7 +115,7 @@ static void teardown(fixture *f)
 
 static dsn_tune_params params_for(fixture *f, uint32_t lo, uint32_t hi)
 {
-    dsn_tune_params p = {lo, hi, 8, 3, 8, eval_cb, &f->m, NULL, 0};
+    dsn_tune_params p = {lo, hi, 8, 3, 8, eval_cb, &f->m, NULL};
     return p;
 }
 
@@ -230,10 +251,11 @@ static void test_no_table_no_refine(fixture *f)
 static void test_confirmation(fixture *f)
 {
     dsn_tune_params p = params_for(f, 4, 6);
-    p.n_confirm = NFIT / 2;
+    set_choose(f, NFIT - NFIT / 2);
     dsn_tune_plan plans[3];
     CHECK_STATUS(dsn_tune_search(plans, 3, &f->noise, f->table, &f->ref, &p), DEISSN_OK,
                  "search with confirmation");
+    set_choose(f, NFIT);
     for (int i = 0; i < 3; i++) {
         const dsn_tune_plan *pl = &plans[i];
         int kept = pl->confirmed && pl->confirm_rmse <= pl->confirm_best_rmse;
@@ -263,7 +285,7 @@ static void test_bad_args(fixture *f)
         {"unsorted taus", "ref->taus[3]", DEISSN_E_INVALID_ARG},
         {"nfe range", "NFE range", DEISSN_E_INVALID_ARG},
         {"capacity", "capacity", DEISSN_E_SIZE},
-        {"NULL x", "ref->x", DEISSN_E_INVALID_ARG},
+        {"NULL start", "ref->start", DEISSN_E_INVALID_ARG},
         {"top 0", "params->top", DEISSN_E_INVALID_ARG},
         {"eval fails", "returned 42", DEISSN_E_CALLBACK},
     };
@@ -284,7 +306,7 @@ static void test_bad_args(fixture *f)
         case 4: taus[3] = taus[2]; r.taus = taus; break;
         case 5: q.nfe_max = M; break;
         case 6: cap = 1; break;
-        case 7: r.x = NULL; break;
+        case 7: r.start = NULL; break;
         case 8: q.top = 0; break;
         case 9: f->m.fail_at = 50; break;
         }
@@ -308,20 +330,28 @@ static int model_fn(void *user, const float *x, const int64_t *shape, uint32_t n
     return 0;
 }
 
+/* A deissn_tune() run of 16 fit trajectories, NFE 4..nfe_max. */
+static deissn_tune_params tune_run(uint32_t nfe_max, uint32_t grid, uint32_t holdout,
+                                   uint32_t batch, uint64_t seed)
+{
+    deissn_tune_params tp = DEISSN_TUNE_PARAMS_INIT;
+    tp.nfe_min = 4;
+    tp.nfe_max = nfe_max;
+    tp.grid_steps = grid;
+    tp.fit_samples = 16;
+    tp.holdout_samples = holdout;
+    tp.batch = batch;
+    tp.seed = seed;
+    return tp;
+}
+
 static void test_deissn_tune(fixture *f)
 {
     deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
     mp.time_convention = DEISSN_TIME_TAU;
     deissn_model *m = NULL;
     CHECK_STATUS(deissn_model_from_callback(&m, model_fn, &f->m, &mp), DEISSN_OK, "model");
-    deissn_tune_params tp = DEISSN_TUNE_PARAMS_INIT;
-    tp.nfe_min = 4;
-    tp.nfe_max = 7;
-    tp.grid_steps = 120;
-    tp.fit_samples = 16;
-    tp.holdout_samples = 40;
-    tp.batch = 16;
-    tp.seed = 5;
+    deissn_tune_params tp = tune_run(7, 120, 40, 16, 5);
     int64_t shape[1] = {D};
     deissn_normtable *t = NULL;
     CHECK_STATUS(deissn_tune(&t, m, &f->noise, NULL, shape, 1, &tp), DEISSN_OK, "deissn_tune");
@@ -407,6 +437,184 @@ static void test_deissn_tune(fixture *f)
     deissn_model_free(m);
 }
 
+/* ---- deissn_reference: parts, merging, bytes --------------------------------------------- */
+
+static unsigned char *bytes_of(const deissn_reference *r, size_t *n)
+{
+    CHECK_STATUS(deissn_reference_to_bytes(r, NULL, 0, n), DEISSN_OK, "size of the bytes");
+    unsigned char *b = malloc(*n);
+    CHECK_STATUS(deissn_reference_to_bytes(r, b, *n, n), DEISSN_OK, "to bytes");
+    return b;
+}
+
+static deissn_tune_params small_run(void)
+{
+    return tune_run(6, 60, 24, 8, 9);
+}
+
+/* Parts solved separately and merged in any order hold the bytes of one whole solve, split
+ * at batch boundaries or not (this model's output does not depend on its batch; the sums are
+ * exact), survive their bytes, and give deissn_tune()'s plans bit for bit. */
+static void test_reference_parts(fixture *f)
+{
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    mp.time_convention = DEISSN_TIME_TAU;
+    deissn_model *m = NULL;
+    CHECK_STATUS(deissn_model_from_callback(&m, model_fn, &f->m, &mp), DEISSN_OK, "model");
+    deissn_tune_params tp = small_run();
+    int64_t shape[1] = {D};
+    deissn_reference *whole = NULL;
+    CHECK_STATUS(deissn_reference_solve(&whole, m, &f->noise, shape, 1, &tp, 0, 0), DEISSN_OK,
+                 "the whole reference");
+    uint64_t first = 9, count = 9, total = 9;
+    deissn_reference_range(whole, &first, &count, &total);
+    CHECK(first == 0 && count == 40 && total == 40, "range %llu+%llu of %llu",
+          (unsigned long long)first, (unsigned long long)count, (unsigned long long)total);
+    size_t nw;
+    unsigned char *bw = bytes_of(whole, &nw);
+
+    /* at batch boundaries (8), and across them: 0-4 | 5-20 | 21-39 */
+    static const uint64_t cuts[2][4] = {{0, 8, 24, 40}, {0, 5, 21, 40}};
+    for (int c = 0; c < 2; c++) {
+        deissn_reference *part[3] = {NULL, NULL, NULL}, *merged = NULL;
+        for (int i = 0; i < 3; i++)
+            CHECK_STATUS(deissn_reference_solve(&part[i], m, &f->noise, shape, 1, &tp,
+                                                cuts[c][i], cuts[c][i + 1] - cuts[c][i]),
+                         DEISSN_OK, "a part");
+        const deissn_reference *order[3] = {part[2], part[0], part[1]};
+        CHECK_STATUS(deissn_reference_merge(&merged, order, 3), DEISSN_OK, "merge");
+        size_t nm;
+        unsigned char *bm = bytes_of(merged, &nm);
+        CHECK(nm == nw && memcmp(bm, bw, nw) == 0, "cuts %d: the merged parts' bytes are not "
+              "the whole solve's", c);
+        free(bm);
+        deissn_reference_free(merged);
+        for (int i = 0; i < 3; i++) deissn_reference_free(part[i]);
+    }
+
+    /* the bytes back, tuned: deissn_tune()'s plans, bit for bit */
+    deissn_reference *back = NULL;
+    CHECK_STATUS(deissn_reference_from_bytes(&back, bw, nw), DEISSN_OK, "from bytes");
+    deissn_normtable *t1 = NULL, *t2 = NULL;
+    CHECK_STATUS(deissn_tune_reference(&t1, m, &f->noise, NULL, back, &tp), DEISSN_OK,
+                 "tune from the reference");
+    CHECK_STATUS(deissn_tune(&t2, m, &f->noise, NULL, shape, 1, &tp), DEISSN_OK, "deissn_tune");
+    CHECK(deissn_normtable_plan_count(t1) == 3 && deissn_normtable_plan_count(t2) == 3,
+          "plans %zu, %zu", deissn_normtable_plan_count(t1), deissn_normtable_plan_count(t2));
+    for (size_t i = 0; i < 3; i++) {
+        deissn_plan a = DEISSN_PLAN_INIT, b = DEISSN_PLAN_INIT;
+        deissn_normtable_plan(t1, i, &a);
+        deissn_normtable_plan(t2, i, &b);
+        CHECK(memcmp(&a, &b, sizeof a) == 0, "plan %zu differs from deissn_tune()'s", i);
+    }
+    deissn_normtable_info i1 = DEISSN_NORMTABLE_INFO_INIT, i2 = DEISSN_NORMTABLE_INFO_INIT;
+    deissn_normtable_get_info(t1, &i1);
+    deissn_normtable_get_info(t2, &i2);
+    CHECK(i1.n_knots == i2.n_knots && i1.samples == 40 && i2.samples == 40 &&
+              deissn_normtable_eval(t1, 0.3) == deissn_normtable_eval(t2, 0.3),
+          "the calibrated tables differ");
+    deissn_normtable_free(t1);
+    deissn_normtable_free(t2);
+    deissn_reference_free(back);
+    free(bw);
+    deissn_reference_free(whole);
+    deissn_model_free(m);
+}
+
+/* Every bad input: a status, a message naming it, nothing made. */
+static void test_reference_errors(fixture *f)
+{
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    mp.time_convention = DEISSN_TIME_TAU;
+    deissn_model *m = NULL;
+    CHECK_STATUS(deissn_model_from_callback(&m, model_fn, &f->m, &mp), DEISSN_OK, "model");
+    deissn_tune_params tp = small_run();
+    int64_t shape[1] = {D};
+    deissn_reference *a = NULL, *b = NULL, *c = NULL, *r = (deissn_reference *)1;
+    CHECK_STATUS(deissn_reference_solve(&r, m, &f->noise, shape, 1, &tp, 40, 1),
+                 DEISSN_E_INVALID_ARG, "first beyond the run");
+    CHECK(r == NULL && strstr(deissn_last_error(), "0..39"), "message \"%s\"", deissn_last_error());
+    CHECK_STATUS(deissn_reference_solve(&r, m, &f->noise, shape, 1, &tp, 30, 11),
+                 DEISSN_E_INVALID_ARG, "count beyond the run");
+    CHECK_STATUS(deissn_reference_solve(&a, m, &f->noise, shape, 1, &tp, 0, 16), DEISSN_OK, "a");
+    CHECK_STATUS(deissn_reference_solve(&b, m, &f->noise, shape, 1, &tp, 10, 30), DEISSN_OK, "b");
+    deissn_tune_params other = tp;
+    other.seed = 10;
+    CHECK_STATUS(deissn_reference_solve(&c, m, &f->noise, shape, 1, &other, 16, 24), DEISSN_OK,
+                 "c");
+    const deissn_reference *ab[2] = {a, b}, *ac[2] = {a, c};
+    r = (deissn_reference *)1;
+    CHECK_STATUS(deissn_reference_merge(&r, ab, 2), DEISSN_E_MISMATCH, "overlapping parts");
+    CHECK(r == NULL && strstr(deissn_last_error(), "overlap in trajectories 10..15"),
+          "message \"%s\"", deissn_last_error());
+    CHECK_STATUS(deissn_reference_merge(&r, ac, 2), DEISSN_E_MISMATCH, "another run");
+    CHECK(strstr(deissn_last_error(), "seed"), "message \"%s\"", deissn_last_error());
+    CHECK_STATUS(deissn_reference_merge(&r, NULL, 2), DEISSN_E_INVALID_ARG, "NULL parts");
+    CHECK_STATUS(deissn_reference_merge(&r, ab, 0), DEISSN_E_INVALID_ARG, "no parts");
+
+    /* tuning wants every trajectory, of the same run */
+    deissn_normtable *t = (deissn_normtable *)1;
+    CHECK_STATUS(deissn_tune_reference(&t, m, &f->noise, NULL, b, &tp), DEISSN_E_INVALID_ARG,
+                 "an incomplete reference");
+    CHECK(t == NULL && strstr(deissn_last_error(), "10..39"), "message \"%s\"",
+          deissn_last_error());
+    deissn_reference *whole = NULL;
+    const deissn_reference *parts[2] = {a, NULL};
+    CHECK_STATUS(deissn_reference_solve(&whole, m, &f->noise, shape, 1, &tp, 16, 0), DEISSN_OK,
+                 "the rest");
+    parts[1] = whole;
+    deissn_reference *full = NULL;
+    CHECK_STATUS(deissn_reference_merge(&full, parts, 2), DEISSN_OK, "a + the rest");
+    deissn_tune_params q = tp;
+    q.holdout_samples = 23;
+    CHECK_STATUS(deissn_tune_reference(&t, m, &f->noise, NULL, full, &q), DEISSN_E_MISMATCH,
+                 "other params");
+    CHECK(strstr(deissn_last_error(), "params->holdout_samples"), "message \"%s\"",
+          deissn_last_error());
+    deissn_schedule_params cos = f->noise;
+    cos.noise = DEISSN_NOISE_SQUAREDCOS_CAP_V2;
+    CHECK_STATUS(deissn_tune_reference(&t, m, &cos, NULL, full, &tp), DEISSN_E_MISMATCH,
+                 "another noise schedule");
+    CHECK(strstr(deissn_last_error(), "noise"), "message \"%s\"", deissn_last_error());
+
+    /* bytes: too small a buffer writes nothing; every truncation and a flip in every 97th
+     * byte is refused (the CRC-32, or the checks before it) */
+    size_t n;
+    unsigned char *bytes = bytes_of(full, &n);
+    unsigned char small[64];
+    memset(small, 0x5a, sizeof small);
+    size_t got = 0;
+    CHECK_STATUS(deissn_reference_to_bytes(full, small, sizeof small, &got), DEISSN_E_SIZE,
+                 "capacity");
+    int untouched = got == n;
+    for (size_t i = 0; i < sizeof small; i++) untouched &= small[i] == 0x5a;
+    CHECK(untouched, "a short buffer was written, or the size not given");
+    int refused = 1;
+    for (size_t len = 0; len < n; len += len < 200 ? 1 : 509) {
+        r = NULL;
+        refused &= deissn_reference_from_bytes(&r, bytes, len) == DEISSN_E_FORMAT && !r;
+    }
+    CHECK(refused, "a truncated reference was read");
+    refused = 1;
+    for (size_t at = 0; at < n; at += 97) {
+        bytes[at] ^= 0x10;
+        r = NULL;
+        refused &= deissn_reference_from_bytes(&r, bytes, n) == DEISSN_E_FORMAT && !r;
+        bytes[at] ^= 0x10;
+    }
+    CHECK(refused, "a corrupt reference was read");
+    bytes[8] = 2;
+    CHECK_STATUS(deissn_reference_from_bytes(&r, bytes, n), DEISSN_E_FORMAT, "version 2");
+    CHECK(strstr(deissn_last_error(), "format version 2"), "message \"%s\"", deissn_last_error());
+    free(bytes);
+    deissn_reference_free(full);
+    deissn_reference_free(whole);
+    deissn_reference_free(a);
+    deissn_reference_free(b);
+    deissn_reference_free(c);
+    deissn_model_free(m);
+}
+
 int main(void)
 {
     static fixture f;
@@ -416,6 +624,8 @@ int main(void)
     test_bad_args(&f);
     test_confirmation(&f);
     test_deissn_tune(&f);
+    test_reference_parts(&f);
+    test_reference_errors(&f);
     teardown(&f);
     TEST_SUMMARY();
 }

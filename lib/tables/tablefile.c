@@ -7,6 +7,7 @@
  * before anything is allocated. CRC-32s over the header, the compressed bytes and the
  * uncompressed payload catch every corruption, even the bits deflate ignores (the padding
  * of its last byte), before the checks on values. */
+#include "base/bytes.h"
 #include "tables/normtable.h"
 #include "tables/tablefile.h"
 #include "tables/ptfile.h"
@@ -36,59 +37,6 @@ static const unsigned char magic[8] = {0x89, 'D', 'S', 'N', 'T', 'B', 'L', '\n'}
 int dsn_table_magic(const unsigned char *buf, size_t len)
 {
     return len >= sizeof magic && !memcmp(buf, magic, sizeof magic);
-}
-
-/* ---- little-endian fields ---------------------------------------------------------------- */
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_f64(unsigned char *p, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, sizeof v);
-    put_u64(p, v);
-}
-
-static double get_f64(const unsigned char *p)
-{
-    uint64_t v = get_u64(p);
-    double d;
-    memcpy(&d, &v, sizeof d);
-    return d;
-}
-
-static uint32_t crc_of(const unsigned char *p, size_t len)
-{
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (len > 0) { /* crc32 takes a uInt length */
-        uInt chunk = len > 0x40000000u ? 0x40000000u : (uInt)len;
-        crc = crc32(crc, p, chunk);
-        p += chunk;
-        len -= chunk;
-    }
-    return (uint32_t)crc;
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -299,39 +247,39 @@ int32_t deissn_normtable_save(const deissn_normtable *t, const char *path)
         dsn_free(comp);
         return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for %zu bytes", fn, raw_len);
     }
-    put_u64(raw, t->n);
-    put_u32(raw + 8, t->clip);
-    put_u32(raw + 12, t->fingerprint);
-    put_u64(raw + 16, t->samples);
-    put_u32(raw + 24, t->steps);
-    put_u32(raw + 28, (uint32_t)t->metadata_len);
+    dsn_put_u64(raw, t->n);
+    dsn_put_u32(raw + 8, t->clip);
+    dsn_put_u32(raw + 12, t->fingerprint);
+    dsn_put_u64(raw + 16, t->samples);
+    dsn_put_u32(raw + 24, t->steps);
+    dsn_put_u32(raw + 28, (uint32_t)t->metadata_len);
     unsigned char *p = raw + PAYLOAD_FIXED;
-    for (size_t i = 0; i < t->n; i++, p += 8) put_f64(p, t->tau[i]);
-    for (size_t i = 0; i < t->n; i++, p += 8) put_f64(p, t->r[i]);
+    for (size_t i = 0; i < t->n; i++, p += 8) dsn_put_f64(p, t->tau[i]);
+    for (size_t i = 0; i < t->n; i++, p += 8) dsn_put_f64(p, t->r[i]);
     if (t->sums) {
-        for (size_t i = 0; i < t->n; i++, p += 8) put_u64(p, (uint64_t)t->sums[i]);
-        for (size_t i = 0; i < t->n; i++, p += 8) put_u64(p, t->counts[i]);
+        for (size_t i = 0; i < t->n; i++, p += 8) dsn_put_u64(p, (uint64_t)t->sums[i]);
+        for (size_t i = 0; i < t->n; i++, p += 8) dsn_put_u64(p, t->counts[i]);
     }
     memcpy(p, t->metadata, t->metadata_len);
     p += t->metadata_len;
     if (t->n_plans) {
-        put_u32(p, (uint32_t)t->n_plans);
+        dsn_put_u32(p, (uint32_t)t->n_plans);
         p += 4;
         for (size_t i = 0; i < t->n_plans; i++) {
             const deissn_plan *pl = &t->plans[i];
-            put_u32(p, pl->nfe);
-            put_u32(p + 4, (uint32_t)pl->method);
-            put_u32(p + 8, pl->order);
-            put_u32(p + 12, pl->corrector | pl->lower_order_final << 1 | pl->uses_table << 2);
-            put_u32(p + 16, pl->samples);
-            put_u32(p + 20, 0);
-            put_f64(p + 24, pl->tau_end);
-            put_f64(p + 32, pl->error);
-            put_f64(p + 40, pl->error_low);
-            put_f64(p + 48, pl->error_high);
-            put_f64(p + 56, pl->best_error);
+            dsn_put_u32(p, pl->nfe);
+            dsn_put_u32(p + 4, (uint32_t)pl->method);
+            dsn_put_u32(p + 8, pl->order);
+            dsn_put_u32(p + 12, pl->corrector | pl->lower_order_final << 1 | pl->uses_table << 2);
+            dsn_put_u32(p + 16, pl->samples);
+            dsn_put_u32(p + 20, 0);
+            dsn_put_f64(p + 24, pl->tau_end);
+            dsn_put_f64(p + 32, pl->error);
+            dsn_put_f64(p + 40, pl->error_low);
+            dsn_put_f64(p + 48, pl->error_high);
+            dsn_put_f64(p + 56, pl->best_error);
             p += PLAN_FIXED;
-            for (uint32_t k = 0; k < pl->nfe; k++, p += 8) put_f64(p, pl->taus[k]);
+            for (uint32_t k = 0; k < pl->nfe; k++, p += 8) dsn_put_f64(p, pl->taus[k]);
         }
     }
 
@@ -343,13 +291,13 @@ int32_t deissn_normtable_save(const deissn_normtable *t, const char *path)
     if (rc == DEISSN_OK) {
         unsigned char h[HEADER_SIZE];
         memcpy(h, magic, sizeof magic);
-        put_u32(h + 8, FORMAT_VERSION);
-        put_u32(h + 12, (t->sums ? FLAG_HAS_SUMS : 0) | (t->n_plans ? FLAG_HAS_PLANS : 0));
-        put_u64(h + 16, comp_len);
-        put_u64(h + 24, raw_len);
-        put_u32(h + 32, crc_of(raw, raw_len));
-        put_u32(h + 36, crc_of(comp, comp_len));
-        put_u32(h + 40, crc_of(h, 40));
+        dsn_put_u32(h + 8, FORMAT_VERSION);
+        dsn_put_u32(h + 12, (t->sums ? FLAG_HAS_SUMS : 0) | (t->n_plans ? FLAG_HAS_PLANS : 0));
+        dsn_put_u64(h + 16, comp_len);
+        dsn_put_u64(h + 24, raw_len);
+        dsn_put_u32(h + 32, dsn_crc32(raw, raw_len));
+        dsn_put_u32(h + 36, dsn_crc32(comp, comp_len));
+        dsn_put_u32(h + 40, dsn_crc32(h, 40));
         rc = write_atomic(path, h, sizeof h, comp, comp_len, fn);
     }
     dsn_free(raw);
@@ -391,7 +339,7 @@ static int32_t parse_plans(const unsigned char *p, uint64_t len, const char *wha
 {
     *out = NULL;
     *count = 0;
-    uint32_t n = get_u32(p);
+    uint32_t n = dsn_get_u32(p);
     if (n < 1 || n > DEISSN_NORMTABLE_MAX_PLANS)
         return dsn_error(DEISSN_E_FORMAT, "%s: %u plans (a table holds 1 to %d)", what, n,
                          DEISSN_NORMTABLE_MAX_PLANS);
@@ -408,20 +356,20 @@ static int32_t parse_plans(const unsigned char *p, uint64_t len, const char *wha
         }
         const unsigned char *q = p + at;
         pl->version = DEISSN_PLAN_VERSION;
-        pl->nfe = get_u32(q);
-        pl->method = (int32_t)get_u32(q + 4);
-        pl->order = get_u32(q + 8);
-        uint32_t flags = get_u32(q + 12);
+        pl->nfe = dsn_get_u32(q);
+        pl->method = (int32_t)dsn_get_u32(q + 4);
+        pl->order = dsn_get_u32(q + 8);
+        uint32_t flags = dsn_get_u32(q + 12);
         pl->corrector = flags & 1;
         pl->lower_order_final = flags >> 1 & 1;
         pl->uses_table = flags >> 2 & 1;
-        pl->samples = get_u32(q + 16);
-        pl->tau_end = get_f64(q + 24);
-        pl->error = get_f64(q + 32);
-        pl->error_low = get_f64(q + 40);
-        pl->error_high = get_f64(q + 48);
-        pl->best_error = get_f64(q + 56);
-        if ((flags >> 3) != 0 || get_u32(q + 20) != 0)
+        pl->samples = dsn_get_u32(q + 16);
+        pl->tau_end = dsn_get_f64(q + 24);
+        pl->error = dsn_get_f64(q + 32);
+        pl->error_low = dsn_get_f64(q + 40);
+        pl->error_high = dsn_get_f64(q + 48);
+        pl->best_error = dsn_get_f64(q + 56);
+        if ((flags >> 3) != 0 || dsn_get_u32(q + 20) != 0)
             rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u: reserved bits set", what, i);
         else if (pl->nfe < 1 || pl->nfe > DEISSN_PLAN_MAX_NFE)
             rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u: nfe %u (1 to %d)", what, i, pl->nfe,
@@ -430,7 +378,7 @@ static int32_t parse_plans(const unsigned char *p, uint64_t len, const char *wha
             rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u: its %u times are cut off", what, i,
                            pl->nfe);
         if (rc != DEISSN_OK) break;
-        for (uint32_t k = 0; k < pl->nfe; k++) pl->taus[k] = get_f64(q + PLAN_FIXED + 8 * k);
+        for (uint32_t k = 0; k < pl->nfe; k++) pl->taus[k] = dsn_get_f64(q + PLAN_FIXED + 8 * k);
         at += PLAN_FIXED + 8 * (uint64_t)pl->nfe;
     }
     if (rc == DEISSN_OK && at != len)
@@ -456,12 +404,12 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
         return dsn_error(DEISSN_E_FORMAT, "%s: truncated: %zu bytes, the header alone has %u",
                          what, len, HEADER_SIZE);
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* let the fuzzer past the checksums */
-    if (crc_of(buf, 40) != get_u32(buf + 40))
+    if (dsn_crc32(buf, 40) != dsn_get_u32(buf + 40))
         return dsn_error(DEISSN_E_FORMAT, "%s: the header is corrupt (CRC-32 %08x, expected "
-                         "%08x)", what, crc_of(buf, 40), get_u32(buf + 40));
+                         "%08x)", what, dsn_crc32(buf, 40), dsn_get_u32(buf + 40));
 #endif
-    uint32_t version = get_u32(buf + 8), flags = get_u32(buf + 12);
-    uint64_t comp_len = get_u64(buf + 16), raw_len = get_u64(buf + 24);
+    uint32_t version = dsn_get_u32(buf + 8), flags = dsn_get_u32(buf + 12);
+    uint64_t comp_len = dsn_get_u64(buf + 16), raw_len = dsn_get_u64(buf + 24);
     if (version != FORMAT_VERSION)
         return dsn_error(DEISSN_E_FORMAT, "%s: table format version %u; this libdeissn reads "
                          "version %u%s", what, version, FORMAT_VERSION,
@@ -483,10 +431,10 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
                          (unsigned long long)raw_len, (unsigned long long)comp_len,
                          (unsigned long long)max_raw);
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    if (crc_of(buf + HEADER_SIZE, (size_t)comp_len) != get_u32(buf + 36))
+    if (dsn_crc32(buf + HEADER_SIZE, (size_t)comp_len) != dsn_get_u32(buf + 36))
         return dsn_error(DEISSN_E_FORMAT, "%s: the compressed payload is corrupt (CRC-32 %08x, "
-                         "expected %08x)", what, crc_of(buf + HEADER_SIZE, (size_t)comp_len),
-                         get_u32(buf + 36));
+                         "expected %08x)", what, dsn_crc32(buf + HEADER_SIZE, (size_t)comp_len),
+                         dsn_get_u32(buf + 36));
 #endif
 
     unsigned char *raw = dsn_malloc((size_t)raw_len);
@@ -502,12 +450,12 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
                        zrc != Z_OK ? zError(zrc) : got != raw_len ? "wrong length" :
                        "trailing bytes");
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    else if (crc_of(raw, (size_t)raw_len) != get_u32(buf + 32))
+    else if (dsn_crc32(raw, (size_t)raw_len) != dsn_get_u32(buf + 32))
         rc = dsn_error(DEISSN_E_FORMAT, "%s: the payload is corrupt (CRC-32 %08x, expected "
-                       "%08x)", what, crc_of(raw, (size_t)raw_len), get_u32(buf + 32));
+                       "%08x)", what, dsn_crc32(raw, (size_t)raw_len), dsn_get_u32(buf + 32));
 #endif
-    uint64_t n = get_u64(raw);
-    uint32_t meta_len = get_u32(raw + 28);
+    uint64_t n = dsn_get_u64(raw);
+    uint32_t meta_len = dsn_get_u32(raw + 28);
     if (rc == DEISSN_OK && (n < 2 || n > DSN_TABLE_MAX_KNOTS))
         rc = dsn_error(DEISSN_E_FORMAT, "%s: %llu knots (a table has 2 to %u)", what,
                        (unsigned long long)n, DSN_TABLE_MAX_KNOTS);
@@ -524,16 +472,16 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
     deissn_normtable *t = NULL;
     if (rc == DEISSN_OK) rc = dsn_table_alloc(&t, (size_t)n, has_sums, meta_len, what);
     if (rc == DEISSN_OK) {
-        t->clip = get_u32(raw + 8);
-        t->fingerprint = get_u32(raw + 12);
-        t->samples = get_u64(raw + 16);
-        t->steps = get_u32(raw + 24);
+        t->clip = dsn_get_u32(raw + 8);
+        t->fingerprint = dsn_get_u32(raw + 12);
+        t->samples = dsn_get_u64(raw + 16);
+        t->steps = dsn_get_u32(raw + 24);
         const unsigned char *p = raw + PAYLOAD_FIXED;
-        for (size_t i = 0; i < n; i++, p += 8) t->tau[i] = get_f64(p);
-        for (size_t i = 0; i < n; i++, p += 8) t->r[i] = get_f64(p);
+        for (size_t i = 0; i < n; i++, p += 8) t->tau[i] = dsn_get_f64(p);
+        for (size_t i = 0; i < n; i++, p += 8) t->r[i] = dsn_get_f64(p);
         if (has_sums) {
-            for (size_t i = 0; i < n; i++, p += 8) t->sums[i] = (int64_t)get_u64(p);
-            for (size_t i = 0; i < n; i++, p += 8) t->counts[i] = get_u64(p);
+            for (size_t i = 0; i < n; i++, p += 8) t->sums[i] = (int64_t)dsn_get_u64(p);
+            for (size_t i = 0; i < n; i++, p += 8) t->counts[i] = dsn_get_u64(p);
         }
         memcpy(t->metadata, p, meta_len);
         rc = dsn_table_set_plans(t, plans, n_plans, what);

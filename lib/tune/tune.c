@@ -4,6 +4,7 @@
 #include "base/base.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,36 +35,18 @@ typedef struct ctx {
     const deissn_normtable *table;
     const deissn_schedule *sched; /* the noise schedule, for alpha_bar */
     size_t M, K, D, nb;   /* nb = 2M + 1 basis vectors: x_0..x_M, then eps_0..eps_{M-1} */
-    double *G;            /* nb x nb over the fit trajectories */
+    const double *G;      /* nb x nb over the searching trajectories (ref->gram) */
     double *alpha, *sigma, *node_tau; /* at nodes 0..M (node M: tau = 0) */
     double n_values;      /* nchoose * D */
     size_t nchoose;       /* fit trajectories 0..nchoose-1 choose; nchoose..n_fit-1 confirm */
     float *x, *e;         /* work buffers: K * D */
     uint64_t evals;
+    int32_t failed;       /* a failure other than a refused plan (no memory), and its message:
+                             it ends the search, whatever the candidate's score */
+    char failed_message[512];
 } ctx;
 
 /* ---- the Gram matrix and the teacher-forced local errors -------------------------------- */
-
-static const float *vec(const ctx *c, size_t b, size_t k)
-{
-    size_t M = c->M, K = c->K, D = c->D;
-    if (b <= M) return c->ref->x + (b * K + k) * D;
-    return c->ref->eps + ((b - M - 1) * K + k) * D;
-}
-
-static void gram(ctx *c)
-{
-    size_t nb = c->nb, D = c->D;
-    for (size_t a = 0; a < nb; a++)
-        for (size_t b = a; b < nb; b++) {
-            double s = 0;
-            for (size_t k = 0; k < c->nchoose; k++) {
-                const float *u = vec(c, a, k), *w = vec(c, b, k);
-                for (size_t i = 0; i < D; i++) s += (double)u[i] * (double)w[i];
-            }
-            c->G[a * nb + b] = c->G[b * nb + a] = s;
-        }
-}
 
 typedef struct wvec {
     size_t n;
@@ -92,7 +75,16 @@ static double wrms(const ctx *c, const wvec *v)
 
 /* ---- plans through the public API -------------------------------------------------------- */
 
-static int32_t make_sampler(const ctx *c, const cand *p, uint32_t nfe, deissn_sampler **out)
+/* A plan the library refuses (times too close: DEISSN_E_INVALID_ARG) is not a candidate;
+ * any other failure of make_sampler() is kept in c->failed and ends the search. */
+static void note_failure(ctx *c, int32_t rc)
+{
+    if (rc == DEISSN_E_INVALID_ARG || c->failed) return;
+    c->failed = rc;
+    snprintf(c->failed_message, sizeof c->failed_message, "%s", deissn_last_error());
+}
+
+static int32_t make_sampler(ctx *c, const cand *p, uint32_t nfe, deissn_sampler **out)
 {
     deissn_schedule_params sp = *c->noise;
     sp.spacing = DEISSN_SPACING_CUSTOM;
@@ -101,7 +93,10 @@ static int32_t make_sampler(const ctx *c, const cand *p, uint32_t nfe, deissn_sa
     sp.tau_end = p->tau_end;
     deissn_schedule *s = NULL;
     int32_t rc = deissn_schedule_create(&s, &sp);
-    if (rc != DEISSN_OK) return rc;
+    if (rc != DEISSN_OK) {
+        note_failure(c, rc);
+        return rc;
+    }
     deissn_sampler_params mp;
     deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
     mp.order = p->v.order;
@@ -111,6 +106,7 @@ static int32_t make_sampler(const ctx *c, const cand *p, uint32_t nfe, deissn_sa
     mp.allow_table_mismatch = 1; /* the caller vouches for its table */
     rc = deissn_sampler_create(out, s, p->v.use_table ? c->table : NULL, &mp);
     deissn_schedule_free(s);
+    if (rc != DEISSN_OK) note_failure(c, rc);
     return rc;
 }
 
@@ -123,7 +119,7 @@ static void set_times(const ctx *c, cand *p, uint32_t nfe)
 /* The surrogate: the sum over the plan's steps of the local RMSE of its actual step from the
  * true state, with the true data at its earlier nodes. INFINITY for a plan the library
  * refuses (times too close). */
-static double surrogate(const ctx *c, cand *p, uint32_t nfe)
+static double surrogate(ctx *c, cand *p, uint32_t nfe)
 {
     set_times(c, p, nfe);
     deissn_sampler *smp = NULL;
@@ -165,7 +161,7 @@ static int32_t true_rmse_each(ctx *c, const cand *p, uint32_t nfe, size_t k0, si
         return DEISSN_OK; /* a plan the library refuses is not a candidate */
     }
     size_t D = c->D, nv = n * D;
-    memcpy(c->x, vec(c, 0, k0), nv * sizeof(float));
+    memcpy(c->x, c->ref->start + k0 * D, nv * sizeof(float));
     deissn_step_info info = DEISSN_STEP_INFO_INIT;
     rc = deissn_sampler_next(smp, &info);
     while (rc == DEISSN_OK) {
@@ -180,7 +176,7 @@ static int32_t true_rmse_each(ctx *c, const cand *p, uint32_t nfe, size_t k0, si
     }
     deissn_sampler_free(smp);
     if (rc != DEISSN_DONE) return rc; /* deissn_step left the message */
-    const float *want = vec(c, p->v.end ? c->M - 1 : c->M, k0);
+    const float *want = (p->v.end ? c->ref->last : c->ref->end) + k0 * D;
     double s = 0;
     for (size_t k = 0; k < n; k++) {
         double sk = 0;
@@ -274,7 +270,7 @@ static int32_t dp(const ctx *c, const double *cost, uint32_t nfe, size_t end, ui
     return DEISSN_OK;
 }
 
-static void descend(const ctx *c, cand *p, uint32_t nfe)
+static void descend(ctx *c, cand *p, uint32_t nfe)
 {
     size_t end = p->v.end ? c->M - 1 : c->M;
     p->surrogate = surrogate(c, p, nfe);
@@ -329,14 +325,18 @@ static void named_times(const ctx *c, int g, uint32_t nfe, cand *p)
 }
 
 /* BEST's configuration as a candidate, when its end is one of the two ends. */
-static int preset_cand(const ctx *c, uint32_t nfe, cand *p)
+static int preset_cand(ctx *c, uint32_t nfe, cand *p)
 {
     deissn_schedule_params sp = *c->noise;
     deissn_sampler_params mp;
     deissn_sampler_params_init(&mp, DEISSN_SAMPLER_PARAMS_VERSION);
     if (deissn_preset_params(DEISSN_PRESET_BEST, nfe, NULL, &sp, &mp, NULL) != DEISSN_OK) return 0;
     deissn_schedule *s = NULL;
-    if (deissn_schedule_create(&s, &sp) != DEISSN_OK) return 0;
+    int32_t rc = deissn_schedule_create(&s, &sp);
+    if (rc != DEISSN_OK) {
+        note_failure(c, rc);
+        return 0;
+    }
     double t[DSN_TUNE_MAX_NFE + 1];
     deissn_schedule_times(s, t, nfe + 1);
     deissn_schedule_free(s);
@@ -422,9 +422,10 @@ static int32_t check_args(dsn_tune_plan *plans, size_t capacity,
     if (!ref) return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref is NULL", FN);
     if (!par) return dsn_error(DEISSN_E_INVALID_ARG, "%s: params is NULL", FN);
     if (!par->eval) return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->eval is NULL", FN);
-    if (!ref->taus || !ref->x || !ref->eps)
+    if (!ref->taus || !ref->start || !ref->last || !ref->end || !ref->gram)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->%s is NULL", FN,
-                         !ref->taus ? "taus" : !ref->x ? "x" : "eps");
+                         !ref->taus ? "taus" : !ref->start ? "start" : !ref->last ? "last"
+                         : !ref->end ? "end" : "gram");
     if (ref->n_times < 3)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->n_times %zu is below 3", FN,
                          ref->n_times);
@@ -433,6 +434,9 @@ static int32_t check_args(dsn_tune_plan *plans, size_t capacity,
     if (ref->n_fit == 0 || ref->n_fit > ref->n_traj)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->n_fit %zu must be in 1..n_traj (%zu)",
                          FN, ref->n_fit, ref->n_traj);
+    if (ref->n_choose == 0 || ref->n_choose > ref->n_fit)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->n_choose %zu must be in 1..n_fit (%zu)",
+                         FN, ref->n_choose, ref->n_fit);
     for (size_t m = 0; m < ref->n_times; m++) {
         double t = ref->taus[m];
         if (!(t > 0 && t <= 1) || (m > 0 && !(t < ref->taus[m - 1])))
@@ -450,9 +454,8 @@ static int32_t check_args(dsn_tune_plan *plans, size_t capacity,
                          FN, capacity, par->nfe_max - par->nfe_min + 1, par->nfe_min,
                          par->nfe_max);
     size_t t;
-    if (!dsn_mul_size(ref->n_traj, ref->sample_numel, &t) || !dsn_mul_size(t, ref->n_times + 1, &t)
-        || !dsn_mul_size(t, sizeof(float), &t))
-        return dsn_error(DEISSN_E_SIZE, "%s: n_times x n_traj x sample_numel overflows", FN);
+    if (!dsn_mul_size(ref->n_traj, ref->sample_numel, &t) || !dsn_mul_size(t, sizeof(float), &t))
+        return dsn_error(DEISSN_E_SIZE, "%s: n_traj x sample_numel overflows", FN);
     return DEISSN_OK;
 }
 
@@ -513,6 +516,7 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
                 rc = true_rmse(c, p, nfe, 0, nsel, &p->sel_rmse);
                 if (rc != DEISSN_OK) return rc;
             }
+    if (c->failed) return dsn_error(c->failed, "%s", c->failed_message);
     /* the `top` best distinct plans on the selection trajectories, then BEST's */
     size_t chosen[64], nc = 0;
     for (size_t t = 0; t < par->top && t < 63; t++) {
@@ -621,6 +625,7 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
         }
     }
     out->evaluations = c->evals - evals0;
+    if (c->failed) return dsn_error(c->failed, "%s", c->failed_message);
     return DEISSN_OK;
 }
 
@@ -648,18 +653,18 @@ int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
     c.K = ref->n_traj;
     c.D = ref->sample_numel;
     c.nb = 2 * c.M + 1;
-    c.nchoose = ref->n_fit - (params->n_confirm < ref->n_fit ? params->n_confirm : 0);
+    c.nchoose = ref->n_choose;
+    c.G = ref->gram;
     c.n_values = (double)c.nchoose * (double)c.D;
     size_t nplans = params->nfe_max - params->nfe_min + 1, S = c.M + 1;
     size_t ncap = 2 * 4 * 3 * 2 + 12 + 1; /* grid variants, named starts, BEST */
     dsn_tune_plan *res = dsn_calloc(nplans, sizeof *res);
-    c.G = dsn_malloc(c.nb * c.nb * sizeof(double));
     c.alpha = dsn_malloc(3 * S * sizeof(double));
     c.x = dsn_malloc(c.K * c.D * sizeof(float));
     c.e = dsn_malloc(c.K * c.D * sizeof(float));
     double *cost = dsn_malloc(S * S * sizeof(double));
     cand *cands = dsn_malloc(ncap * sizeof(cand));
-    if (!res || !c.G || !c.alpha || !c.x || !c.e || !cost || !cands) {
+    if (!res || !c.alpha || !c.x || !c.e || !cost || !cands) {
         rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory for the Gram matrix and the work buffers",
                        FN);
         goto done;
@@ -672,7 +677,6 @@ int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
         c.alpha[m] = sqrt(ab);
         c.sigma[m] = sqrt(1 - ab);
     }
-    gram(&c);
     for (size_t i = 0; i < S; i++)
         for (size_t k = 0; k < S; k++)
             cost[i * S + k] = k > i && i < c.M ? ddim_cost(&c, i, k) : INFINITY;
@@ -686,7 +690,6 @@ int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
 done:
     deissn_schedule_free(sched);
     dsn_free(res);
-    dsn_free(c.G);
     dsn_free(c.alpha);
     dsn_free(c.x);
     dsn_free(c.e);

@@ -36,7 +36,7 @@
  *      plan wins if it is better than the best so far on all fit trajectories.
  *   6. Its RMSE is then measured on the hold-out trajectories (n_fit..K-1), never used for
  *      any choice.
- * Deterministic: the same input gives the same plans, bit for bit (no threads, fixed
+ * The reference trajectories: tune/reference.h. Deterministic: the same input gives the same plans, bit for bit (no threads, fixed
  * order, ties broken by the order of the variants). */
 #ifndef DEISSN_TUNE_H
 #define DEISSN_TUNE_H
@@ -53,19 +53,29 @@
 typedef int (*dsn_tune_eval_fn)(void *user, const float *x, size_t n_samples,
                                 size_t sample_numel, double tau, float *eps_out);
 
-/* Reference trajectories of the probability-flow ODE, solved accurately (the calibration
- * run's), recorded at M grid times. Host float32, trajectory-major within a time. */
+/* What the search reads of the reference trajectories of the probability-flow ODE, solved
+ * accurately (deissn_reference, tune/reference.h): the Gram matrix of the recorded vectors of
+ * the searching trajectories, and every trajectory's start and ends. Host arrays. */
 typedef struct dsn_tune_reference {
     size_t n_times;       /* M >= 3 */
     const double *taus;   /* M grid times, strictly decreasing in (0, 1]; taus[0] is where
                              the trajectories start (the noise), taus[M-1] the other end */
     size_t n_traj;        /* K */
     size_t sample_numel;  /* D */
-    const float *x;       /* (M + 1) * K * D: x(taus[m]) of trajectory k at
-                             x[(m*K + k)*D], m < M; x(0) at m = M */
-    const float *eps;     /* M * K * D: the model's eps at (x(taus[m]), taus[m]) */
-    size_t n_fit;         /* trajectories 0..n_fit-1 choose the plan (>= 1), n_fit..K-1
-                             measure it (may be none) */
+    const float *start;   /* K * D: x(taus[0]) of trajectory k at start[k*D] */
+    const float *last;    /* K * D: x(taus[M-1]) */
+    const float *end;     /* K * D: x(0) */
+    const double *gram;   /* (2M+1)^2, symmetric: the dot products, summed over trajectories
+                             0..n_choose-1, of x(taus[0..M-1]), x(0), eps(taus[0..M-1]) (in
+                             that order: basis vector b <= M is x at node b, node M being 0,
+                             b > M the model's eps at node b - M - 1) */
+    size_t n_choose;      /* trajectories 0..n_choose-1 search (>= 1); n_choose..n_fit-1 only
+                             confirm the chosen plan against DEISSN_PRESET_BEST's
+                             configuration, and BEST replaces a plan that is worse there:
+                             choosing among some fifty plans by their error on the same
+                             trajectories is optimistic (per-sample errors are heavy-tailed),
+                             fresh trajectories are not */
+    size_t n_fit;         /* trajectories n_fit..K-1 only measure the plan (may be none) */
 } dsn_tune_reference;
 
 typedef struct dsn_tune_params {
@@ -78,12 +88,6 @@ typedef struct dsn_tune_params {
     /* Called after each NFE's search with that NFE (may be NULL); non-zero stops the search
      * with DEISSN_E_CALLBACK. */
     int (*done_nfe)(void *user, uint32_t nfe);
-    /* The last n_confirm fit trajectories (< n_fit; 0: none) take no part in the search:
-     * they only confirm the chosen plan against DEISSN_PRESET_BEST's configuration, and BEST
-     * replaces a plan that is worse there. Choosing among some fifty plans by their error on
-     * the same trajectories is optimistic (per-sample errors are heavy-tailed); fresh
-     * trajectories are not. */
-    uint32_t n_confirm;
 } dsn_tune_params;
 
 /* Where a plan's times started. */

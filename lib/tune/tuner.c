@@ -1,60 +1,16 @@
-/* tuner.c - deissn_tune(): the reference solves on the model (through the one sampling loop,
- * on the model's device), calibration from the same evaluations, the plan search
- * (tune.c), and the plans attached to a table. */
+/* tuner.c - the plan search on a model's reference (deissn_tune_reference: tune.c's search,
+ * run on the model through its backend, the plans attached to a table) and deissn_tune(),
+ * the reference solves (reference.c) followed by it. */
 #include "backends/model.h"
 #include "maths/schedule.h"
 #include "sampling/sampler.h"
 #include "tables/normtable.h"
+#include "tune/reference.h"
 #include "tune/tune.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-static const size_t params_size[DEISSN_TUNE_PARAMS_VERSION + 1] = {0, sizeof(deissn_tune_params)};
-
-int32_t deissn_tune_params_init(deissn_tune_params *params, uint32_t version)
-{
-    static const deissn_tune_params defaults = DEISSN_TUNE_PARAMS_INIT;
-    return dsn_init_versioned(params, &defaults, params_size, version,
-                              DEISSN_TUNE_PARAMS_VERSION, "deissn_tune_params_init");
-}
-
-#define FN "deissn_tune"
-
-/* Where the reference solves record: grid step s goes to node m, or -1 (tau = 1 and every
- * other time, so that the last, tau_last, is one of them). */
-static long node_of(uint32_t s, uint32_t S)
-{
-    uint32_t first = S - 1 - 2 * ((S - 2) / 2);
-    if (s == 0) return 0;
-    if (s < first || (s - first) % 2) return -1;
-    return 1 + (long)((s - first) / 2);
-}
-
-typedef struct {
-    float *x, *eps;    /* the reference arrays (tune.h's layout) */
-    size_t K, D, k0;   /* trajectories, sample size, this batch's first trajectory */
-    uint32_t S;
-    size_t M;
-    uint64_t done, total;
-    const deissn_tune_params *par;
-} record_ctx;
-
-static int record(void *user, uint32_t step, const float *x, const float *eps, size_t n)
-{
-    record_ctx *r = user;
-    long m = node_of(step, r->S);
-    if (m >= 0) {
-        memcpy(r->x + ((size_t)m * r->K + r->k0) * r->D, x, n * sizeof(float));
-        memcpy(r->eps + ((size_t)m * r->K + r->k0) * r->D, eps, n * sizeof(float));
-    }
-    r->done++;
-    if (r->par->progress && r->par->progress(r->par->progress_user, (uint32_t)r->done,
-                                              (uint32_t)r->total))
-        return 1;
-    return 0;
-}
 
 /* The model as the search sees it: eps for host states, one batch per call. */
 typedef struct {
@@ -68,16 +24,16 @@ typedef struct {
     float *host;
     int32_t status;       /* the first failure, and its message */
     char message[512];
-    record_ctx *progress; /* the reference solves' count, continued per NFE */
+    const deissn_tune_params *par;
+    uint32_t done, total; /* progress: NFEs searched (after the solve's work in deissn_tune) */
 } eval_ctx;
 
 static int nfe_done(void *user, uint32_t nfe)
 {
     (void)nfe;
-    record_ctx *r = ((eval_ctx *)user)->progress;
-    r->done++;
-    return r->par->progress && r->par->progress(r->par->progress_user, (uint32_t)r->done,
-                                                (uint32_t)r->total);
+    eval_ctx *e = user;
+    e->done++;
+    return e->par->progress && e->par->progress(e->par->progress_user, e->done, e->total);
 }
 
 static int eval(void *user, const float *x, size_t n_samples, size_t sample_numel, double tau,
@@ -98,7 +54,7 @@ static int eval(void *user, const float *x, size_t n_samples, size_t sample_nume
         e->x = e->out = NULL;
         e->capacity = 0;
         e->host = dsn_malloc(n * sizeof(float));
-        rc = e->host ? be->alloc(impl, n, &e->x) : dsn_error(DEISSN_E_NOMEM, "%s: no memory", FN);
+        rc = e->host ? be->alloc(impl, n, &e->x) : dsn_error(DEISSN_E_NOMEM, "%s: no memory", "deissn_tune");
         if (!rc) rc = be->alloc(impl, n, &e->out);
         if (!rc) e->capacity = n;
     }
@@ -121,129 +77,91 @@ static int eval(void *user, const float *x, size_t n_samples, size_t sample_nume
     return 0;
 }
 
-int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
-                    const deissn_schedule_params *noise, const deissn_normtable *table,
-                    const int64_t *sample_shape, uint32_t sample_ndim,
-                    const deissn_tune_params *params)
+#define FN "deissn_tune_reference"
+
+/* deissn_tune_reference() with the progress counted from `done` of `total`. */
+static int32_t tune_reference(deissn_normtable **out, deissn_model *model,
+                              const deissn_schedule_params *noise, const deissn_normtable *table,
+                              const deissn_reference *ref, const deissn_tune_params *params,
+                              uint32_t done, uint32_t total, const char *fn)
 {
-    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", FN);
+    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
-    if (!model || !sample_shape)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", FN, model ? "sample_shape" : "model");
-    if (sample_ndim < 1 || sample_ndim >= DEISSN_MAX_NDIM)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: sample_ndim %u must be in 1..%d", FN,
-                         sample_ndim, DEISSN_MAX_NDIM - 1);
-    static const deissn_tune_params defaults = DEISSN_TUNE_PARAMS_INIT;
+    if (!model || !ref)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s is NULL", fn, model ? "ref" : "model");
     deissn_tune_params p;
-    int32_t prc = dsn_read_params(&p, &defaults, sizeof p, params, params_size,
-                                  DEISSN_TUNE_PARAMS_VERSION, FN, "params");
-    if (prc) return prc;
-    if (p.grid_steps < 8 || p.grid_steps > 100000)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: grid_steps %u must be in 8..100000", FN,
-                         p.grid_steps);
-    if (p.fit_samples < 1 || p.batch < 1)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: %s must be at least 1", FN,
-                         p.batch ? "fit_samples" : "batch");
-    if (p.prediction < DEISSN_PREDICT_EPSILON || p.prediction > DEISSN_PREDICT_V)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: unknown prediction type %d", FN,
-                         (int)p.prediction);
-    size_t D = 1;
-    for (uint32_t d = 0; d < sample_ndim; d++) {
-        if (sample_shape[d] <= 0 || !dsn_mul_size(D, (size_t)sample_shape[d], &D))
-            return dsn_error(DEISSN_E_INVALID_ARG, "%s: sample_shape[%u] = %lld", FN, d,
-                             (long long)sample_shape[d]);
+    dsn_tune_run run;
+    deissn_schedule *sched = NULL;
+    int32_t rc = dsn_tune_prepare(&p, &run, &sched, noise, ref->run.shape, ref->run.ndim,
+                                  params, fn);
+    if (rc) return rc;
+    const dsn_tune_run *have = &ref->run;
+    uint64_t K = (uint64_t)have->fit + have->holdout;
+    const char *field = run.fingerprint != have->fingerprint ? "noise (its schedule)"
+                        : run.grid_steps != have->grid_steps ? "params->grid_steps"
+                        : run.fit != have->fit               ? "params->fit_samples"
+                        : run.holdout != have->holdout       ? "params->holdout_samples"
+                        : run.seed != have->seed             ? "params->seed"
+                        : run.prediction != have->prediction ? "params->prediction"
+                                                             : NULL;
+    if (field)
+        rc = dsn_error(DEISSN_E_MISMATCH, "%s: %s is not the reference's", fn, field);
+    else if (ref->first != 0 || ref->count != K)
+        rc = dsn_error(DEISSN_E_INVALID_ARG, "%s: the reference holds trajectories %llu..%llu "
+                       "of the run's 0..%llu: merge every part first", fn,
+                       (unsigned long long)ref->first,
+                       (unsigned long long)(ref->first + ref->count - 1),
+                       (unsigned long long)(K - 1));
+    else if (table && table->fingerprint && table->fingerprint != run.fingerprint)
+        rc = dsn_error(DEISSN_E_MISMATCH, "%s: the table was made for another noise schedule "
+                       "(fingerprint %08x, this one %08x)", fn, table->fingerprint,
+                       run.fingerprint);
+    for (uint32_t g = 0; !rc && g < run.grid_steps; g++) { /* noise gives the reference's grid */
+        long m = dsn_ref_node(g, run.grid_steps);
+        if (m >= 0 && ref->node_taus[m] != sched->taus[g])
+            rc = dsn_error(DEISSN_E_MISMATCH, "%s: noise gives grid time %u = %.17g, the "
+                           "reference has %.17g", fn, g, sched->taus[g], ref->node_taus[m]);
     }
 
-    /* The grid: tau = tau_last + (1 - tau_last) u^1.5, u uniform from 1 to 0 (tools/tune). */
-    deissn_schedule_params sp;
-    int32_t rc = dsn_schedule_params_read(&sp, noise, FN);
-    if (rc) return rc;
-    uint32_t S = p.grid_steps;
-    double tau_last = 1.0 / (double)sp.num_train_steps;
-    double *grid = dsn_malloc(S * sizeof(double));
-    if (!grid) return dsn_error(DEISSN_E_NOMEM, "%s: no memory", FN);
-    for (uint32_t s = 0; s < S; s++)
-        grid[s] = tau_last + (1.0 - tau_last) * pow(1.0 - (double)s / (S - 1), 1.5);
-    sp.spacing = DEISSN_SPACING_CUSTOM;
-    sp.steps = S;
-    sp.custom_taus = grid;
-    sp.tau_end = 0.0;
-    deissn_schedule *sched = NULL;
-    deissn_sampler *ref_sampler = NULL;
+    /* the table: the caller's, or the one the reference's calibration sums make */
     deissn_calibrator *cal = NULL;
     deissn_normtable *made = NULL;
-    deissn_sampler_params mp = DEISSN_SAMPLER_PARAMS_INIT; /* DEIS order 3, no table */
-    mp.prediction = p.prediction;
-    rc = deissn_schedule_create(&sched, &sp);
-    if (!rc && table && table->fingerprint && table->fingerprint != sched->fingerprint)
-        rc = dsn_error(DEISSN_E_MISMATCH, "%s: the table was made for another noise schedule "
-                       "(fingerprint %08x, this one %08x)", FN, table->fingerprint,
-                       sched->fingerprint);
-    if (!rc) rc = deissn_sampler_create(&ref_sampler, sched, NULL, &mp);
-    if (!rc && !table) rc = deissn_calibrator_create(&cal, sched);
-
-    size_t K = (size_t)p.fit_samples + p.holdout_samples, M = 0;
-    for (uint32_t s = 0; s < S; s++) M += node_of(s, S) >= 0;
-    size_t xs, es;
-    float *X = NULL, *E = NULL, *batch = NULL;
-    if (!rc && (!dsn_mul_size((M + 1) * K, D * sizeof(float), &xs) ||
-                !dsn_mul_size(M * K, D * sizeof(float), &es)))
-        rc = dsn_error(DEISSN_E_SIZE, "%s: the reference of %zu trajectories overflows", FN, K);
-    if (!rc) {
-        X = dsn_malloc(xs);
-        E = dsn_malloc(es);
-        batch = dsn_malloc((size_t)p.batch * D * sizeof(float));
-        if (!X || !E || !batch)
-            rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory for the reference (%zu trajectories x "
-                           "%zu times x %zu values)", FN, K, M, D);
+    if (!rc && !table) {
+        rc = deissn_calibrator_create(&cal, sched);
+        if (!rc) rc = deissn_calibrator_add_sums(cal, ref->cal_sums, ref->cal_counts,
+                                                 run.grid_steps, ref->cal_samples);
+        if (!rc) rc = deissn_calibrator_finish(&made, cal, NULL);
     }
-    double *node_taus = dsn_malloc(M * sizeof(double));
-    if (!rc && !node_taus) rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory", FN);
-    for (uint32_t s = 0; !rc && s < S; s++)
-        if (node_of(s, S) >= 0) node_taus[node_of(s, S)] = grid[s];
-
-    /* 1. The reference solves, in batches; calibration from the same evaluations. */
-    uint32_t nfe_count = p.nfe_max >= p.nfe_min ? p.nfe_max - p.nfe_min + 1 : 0;
-    record_ctx rec = {X, E, K, D, 0, S, M, 0, 0, &p};
-    rec.total = ((K + p.batch - 1) / p.batch) * (uint64_t)S + nfe_count;
-    int64_t shape[DEISSN_MAX_NDIM];
-    for (uint32_t d = 0; d < sample_ndim; d++) shape[d + 1] = sample_shape[d];
-    for (size_t k0 = 0; !rc && k0 < K; k0 += p.batch) {
-        size_t b = K - k0 < p.batch ? K - k0 : p.batch;
-        shape[0] = (int64_t)b;
-        rc = deissn_fill_noise(p.seed, k0, b, D, batch);
-        deissn_sample_options so = DEISSN_SAMPLE_OPTIONS_INIT;
-        so.calibrator = cal;
-        rec.k0 = k0;
-        if (!rc) rc = dsn_sample_recorded(ref_sampler, model, batch, shape, sample_ndim + 1, &so,
-                                          record, &rec);
-        for (size_t i = 0; !rc && i < b; i++) /* x(0) */
-            memcpy(X + (M * K + k0 + i) * D, batch + i * D, D * sizeof(float));
-    }
-    if (!rc && cal) rc = deissn_calibrator_finish(&made, cal, NULL);
     const deissn_normtable *use = table ? table : made;
 
-    /* 2. The search; 3. the plans into the table. */
+    /* the search, its model evaluations through the backend */
+    size_t nb = 2 * (size_t)run.n_nodes + 1, D = (size_t)run.numel, Kz = (size_t)K;
+    uint32_t nfe_count = p.nfe_max >= p.nfe_min ? p.nfe_max - p.nfe_min + 1 : 0;
+    double *G = NULL;
     dsn_tune_plan *found = NULL;
-    eval_ctx ec = {model, sched, sample_shape, sample_ndim, p.prediction, NULL, NULL, 0, NULL, 0,
-                   "", &rec};
+    eval_ctx ec = {model, sched, run.shape, run.ndim, run.prediction, NULL, NULL, 0, NULL, 0,
+                   "", &p, done, total ? total : nfe_count};
     if (!rc) {
+        G = dsn_malloc(nb * nb * sizeof(double));
         found = dsn_calloc(nfe_count ? nfe_count : 1, sizeof *found);
-        if (!found) rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory", FN);
+        if (!G || !found)
+            rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory for the Gram matrix (%zu x %zu)", fn,
+                           nb, nb);
     }
     if (!rc) {
-        dsn_tune_reference ref = {M, node_taus, K, D, X, E, p.fit_samples};
-        /* Half the fit trajectories choose, the other half confirm against BEST (tune.h). */
-        dsn_tune_params tp = {p.nfe_min, p.nfe_max, 8, 3, 8, eval, &ec, nfe_done,
-                              p.fit_samples / 2};
-        rc = dsn_tune_search(found, nfe_count, &sp, use, &ref, &tp);
+        dsn_gram_unpack(G, ref->gram, nb);
+        dsn_tune_reference tr = {run.n_nodes, ref->node_taus, Kz, D, ref->ends,
+                                 ref->ends + Kz * D, ref->ends + 2 * Kz * D, G, run.choose,
+                                 run.fit};
+        dsn_tune_params tp = {p.nfe_min, p.nfe_max, 8, 3, 8, eval, &ec, nfe_done};
+        rc = dsn_tune_search(found, nfe_count, noise, use, &tr, &tp);
         if (rc == DEISSN_E_CALLBACK && ec.status) /* the model's own error, not the search's */
             rc = dsn_error(ec.status, "%s", ec.message);
     }
     deissn_plan *plans = NULL;
     if (!rc) {
         plans = dsn_calloc(nfe_count, sizeof *plans);
-        if (!plans) rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory", FN);
+        if (!plans) rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory", fn);
     }
     for (uint32_t i = 0; !rc && i < nfe_count; i++) {
         const dsn_tune_plan *f = &found[i];
@@ -267,21 +185,73 @@ int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
         deissn_normtable_params tp = DEISSN_NORMTABLE_PARAMS_INIT;
         tp.plans = plans;
         tp.n_plans = nfe_count;
-        rc = dsn_table_derive(out, use, &tp, FN);
+        rc = dsn_table_derive(out, use, &tp, fn);
     }
     if (ec.x) model->backend->release(model->impl, ec.x);
     if (ec.out) model->backend->release(model->impl, ec.out);
     dsn_free(ec.host);
     dsn_free(plans);
     dsn_free(found);
-    dsn_free(node_taus);
-    dsn_free(X);
-    dsn_free(E);
-    dsn_free(batch);
-    dsn_free(grid);
+    dsn_free(G);
     deissn_normtable_free(made);
     deissn_calibrator_free(cal);
-    deissn_sampler_free(ref_sampler);
     deissn_schedule_free(sched);
+    return rc;
+}
+
+int32_t deissn_tune_reference(deissn_normtable **out, deissn_model *model,
+                              const deissn_schedule_params *noise, const deissn_normtable *table,
+                              const deissn_reference *ref, const deissn_tune_params *params)
+{
+    return tune_reference(out, model, noise, table, ref, params, 0, 0, FN);
+}
+
+/* deissn_tune: one progress over the solve (model evaluations of a batch) and the search
+ * (one per NFE). */
+typedef struct {
+    const deissn_tune_params *caller;
+    uint32_t total;
+} tune_progress;
+
+static int solve_progress(void *user, uint32_t done, uint32_t total)
+{
+    (void)total;
+    const tune_progress *t = user;
+    return t->caller->progress(t->caller->progress_user, done, t->total);
+}
+
+int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
+                    const deissn_schedule_params *noise, const deissn_normtable *table,
+                    const int64_t *sample_shape, uint32_t sample_ndim,
+                    const deissn_tune_params *params)
+{
+    const char *fn = "deissn_tune";
+    if (!out) return dsn_error(DEISSN_E_INVALID_ARG, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!model) return dsn_error(DEISSN_E_INVALID_ARG, "%s: model is NULL", fn);
+    deissn_tune_params p;
+    dsn_tune_run run;
+    deissn_schedule *sched = NULL;
+    int32_t rc = dsn_tune_prepare(&p, &run, &sched, noise, sample_shape, sample_ndim, params, fn);
+    deissn_schedule_free(sched);
+    if (rc) return rc;
+    /* the search's own check, before the long solve */
+    if (p.nfe_min > p.nfe_max || p.nfe_min < 2 || p.nfe_max > DEISSN_PLAN_MAX_NFE ||
+        p.nfe_max + 2 > run.n_nodes)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: NFE range %u..%u must satisfy 2 <= min <= "
+                         "max <= %d and max <= %u (grid_steps %u)", fn, p.nfe_min, p.nfe_max,
+                         DEISSN_PLAN_MAX_NFE, run.n_nodes - 2, run.grid_steps);
+    uint64_t K = (uint64_t)run.fit + run.holdout;
+    uint32_t solve_work = (uint32_t)(((K + run.batch - 1) / run.batch) * run.grid_steps);
+    tune_progress tprog = {&p, solve_work + (p.nfe_max - p.nfe_min + 1)};
+    deissn_tune_params sp = p;
+    if (p.progress) {
+        sp.progress = solve_progress;
+        sp.progress_user = &tprog;
+    }
+    deissn_reference *ref = NULL;
+    rc = deissn_reference_solve(&ref, model, noise, sample_shape, sample_ndim, &sp, 0, 0);
+    if (!rc) rc = tune_reference(out, model, noise, table, ref, &p, solve_work, tprog.total, fn);
+    deissn_reference_free(ref);
     return rc;
 }
