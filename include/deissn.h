@@ -115,7 +115,10 @@ DEISSN_API uint32_t deissn_version_number(void);
 DEISSN_API const char *deissn_version_string(void);
 /* Whether TorchScript models can be loaded here: 1 when the torch plug-in
  * (libdeissn-torch.so) can be found and loaded, else 0 (deissn_last_error() then says why).
- * Answered at run time, once per process (the plug-in stays loaded). Thread-safe. */
+ * Answered at run time, once per process: the plug-in stays loaded, and a failed search is
+ * remembered, so later calls (and deissn_model_load()) answer 0 with the same reasons at
+ * once, without a new search; only a change of $DEISSN_PLUGIN_DIR makes it look again.
+ * Thread-safe. */
 DEISSN_API int32_t deissn_has_torch(void);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -541,7 +544,9 @@ DEISSN_API int32_t deissn_model_from_callback(deissn_model **out, deissn_model_f
  * is a shared object, libdeissn-NAME.so.DEISSN_ABI, loaded at run time, so that programs that
  * never load a model file do not carry its dependencies (libtorch is some 290 libraries):
  * it is looked for in $DEISSN_PLUGIN_DIR when set, then next to libdeissn.so itself, then on
- * the system's library path. docs/backends.md describes the plug-in interface.
+ * the system's library path, once per process and backend name (see deissn_has_torch(): a
+ * failure is remembered until $DEISSN_PLUGIN_DIR changes). docs/backends.md describes the
+ * plug-in interface.
  * torch: a TorchScript file (torch.jit.save) whose forward(x, t, ...) takes x of shape
  * [B, ...] and t of shape [B] (float32, in params->time_convention; further arguments must
  * have defaults) and returns a prediction of x's shape. It runs on params->device in

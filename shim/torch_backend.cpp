@@ -7,7 +7,7 @@
  * other backend; the coefficients come from the plan. The step update runs in float64 and
  * rounds once, as the C kernel does, so both backends give the same samples.
  *
- * Buffers are torch::Tensor objects (1-D float32 of n values on the model's device) behind
+ * Buffers are Buffer objects (a 1-D float32 tensor of n values on the model's device) behind
  * void pointers. Every entry point catches everything: no C++ exception crosses the C
  * interface. The library's error function comes in dsn_host; the plug-in does not link
  * libdeissn. */
@@ -45,9 +45,21 @@ struct TorchModel {
     int num_threads = 0;
 };
 
+/* A state buffer. `scratch` and `coef` are only for the buffer that the step update writes
+ * (x): the float64 terms of the update, and its coefficients as 0-dim float64 CPU tensors
+ * (a, b, cx, co, k1..k4; a Scalar argument would be wrapped in a new tensor at every call),
+ * kept from one step to the next so that a sampling run allocates them once, at its first
+ * step. A buffer belongs to one sampling call (lib/sampling/loop.c), so they are used by one
+ * thread at a time. */
+struct Buffer {
+    torch::Tensor data;
+    torch::Tensor scratch;
+    torch::Tensor coef[4 + DSN_MAX_DEPTH];
+};
+
 /* The first n values of a buffer (operations may use less than was allocated). */
 torch::Tensor T(const void *buf, size_t n) {
-    return static_cast<const torch::Tensor *>(buf)->narrow(0, 0, static_cast<int64_t>(n));
+    return static_cast<const Buffer *>(buf)->data.narrow(0, 0, static_cast<int64_t>(n));
 }
 
 /* The lines of a libtorch message worth showing. Exceptions raised inside TorchScript code
@@ -250,14 +262,14 @@ int32_t torch_alloc(void *impl, size_t n, void **buf) {
     return guarded("allocating a state buffer", [&] {
         auto t = torch::empty({static_cast<int64_t>(n)},
                               torch::TensorOptions().dtype(torch::kFloat).device(tm->device));
-        *buf = new torch::Tensor(std::move(t));
+        *buf = new Buffer{std::move(t), torch::Tensor(), {}};
         return DEISSN_OK;
     });
 }
 
 void torch_release(void *, void *buf) {
     try {
-        delete static_cast<torch::Tensor *>(buf);
+        delete static_cast<Buffer *>(buf);
     } catch (...) {
     }
 }
@@ -344,15 +356,34 @@ int32_t torch_forward(void *impl, const dsn_forward *f) {
 int32_t torch_update(void *, const dsn_update *u, size_t n) {
     return guarded("the step update", [&] {
         /* The C kernel's arithmetic (lib/sampling/kernel.c): every term in float64, in the
-         * same order, one rounding to float32 at the end. */
-        torch::Tensor x = T(u->x, n).to(torch::kDouble), o = T(u->out, n).to(torch::kDouble);
+         * same order, one rounding to float32 at the end. The float64 values live in x's
+         * scratch, [x | out | term | e], written in place: no allocation after the first
+         * step of a run (the same kernels as out-of-place operators, so the same bits). */
+        auto *xb = static_cast<Buffer *>(u->x);
+        const int64_t m = static_cast<int64_t>(n);
+        if (!xb->scratch.defined() || xb->scratch.numel() < 4 * m)
+            xb->scratch = torch::empty({4 * m}, xb->data.options().dtype(torch::kDouble));
+        if (!xb->coef[0].defined())
+            for (torch::Tensor &c : xb->coef) c = torch::empty({}, torch::kDouble);
+        /* The coefficient tensor `slot`, set to v. CUDA kernels read a CPU scalar's value
+         * when they are launched, so the next step may overwrite it. */
+        auto k = [xb](int slot, double v) -> const torch::Tensor & {
+            *xb->coef[slot].data_ptr<double>() = v;
+            return xb->coef[slot];
+        };
+        torch::Tensor x = xb->scratch.narrow(0, 0, m), o = xb->scratch.narrow(0, m, m);
+        torch::Tensor term = xb->scratch.narrow(0, 2 * m, m), e = xb->scratch.narrow(0, 3 * m, m);
+        x.copy_(T(u->x, n));
+        o.copy_(T(u->out, n));
         bool direct = u->a == 0.0 && u->b == 1.0;
-        torch::Tensor e;
-        if (!direct && (u->save != nullptr || u->ecopy != nullptr)) e = x * u->a + o * u->b;
-        torch::Tensor acc = x * u->cx + o * u->co;
+        if (!direct && (u->save != nullptr || u->ecopy != nullptr)) {
+            e.copy_(x).mul_(k(0, u->a));             /* e = a x + b out */
+            e.add_(term.copy_(o).mul_(k(1, u->b)));
+        }
+        x.mul_(k(2, u->cx)).add_(o.mul_(k(3, u->co))); /* x = cx x + co out + k1 h1 + ... */
         for (uint32_t j = 1; j <= u->depth; j++)
-            acc += T(u->hist[j - 1], n).to(torch::kDouble) * u->k[j];
-        T(u->x, n).copy_(acc);
+            x.add_(term.copy_(T(u->hist[j - 1], n)).mul_(k(3 + (int)j, u->k[j])));
+        T(u->x, n).copy_(x);
         const torch::Tensor src = direct ? T(u->out, n) : e;
         if (u->save != nullptr) T(u->save, n).copy_(src);
         if (u->ecopy != nullptr) T(u->ecopy, n).copy_(src);

@@ -3,7 +3,10 @@
 #include "deissn.h"
 #include "testlib.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The last error mentions `word`. */
 #define CHECK_MSG(word, what)                                                                  \
@@ -462,6 +465,73 @@ static void test_sample_loop(void)
     deissn_schedule_free(sch);
 }
 
+/* A plug-in search that failed is answered again with the same status and reasons, without
+ * searching again, until $DEISSN_PLUGIN_DIR changes (lib/backends/plugin.c). Seen from
+ * outside: a file that appears in the searched directory after the failure is not tried;
+ * one in a new $DEISSN_PLUGIN_DIR is. The plug-in name "probe" exists nowhere else. */
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL, "cannot create %s", path);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_plugin_failure_is_remembered(void)
+{
+    const char *kept = getenv("DEISSN_PLUGIN_DIR");
+    char *saved = kept ? strdup(kept) : NULL;
+    char a[] = "/tmp/deissn-plugin-a-XXXXXX", b[] = "/tmp/deissn-plugin-b-XXXXXX";
+    char fa[96], fb[96], first[1024];
+    if (!mkdtemp(a) || !mkdtemp(b)) {
+        CHECK(0, "mkdtemp failed");
+        free(saved);
+        return;
+    }
+    snprintf(fa, sizeof fa, "%s/libdeissn-probe.so.%d", a, DEISSN_ABI);
+    snprintf(fb, sizeof fb, "%s/libdeissn-probe.so.%d", b, DEISSN_ABI);
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    mp.backend = "probe";
+    deissn_model *m = NULL;
+
+    setenv("DEISSN_PLUGIN_DIR", a, 1);
+    CHECK_STATUS(deissn_model_load(&m, "model.pt", &mp), DEISSN_E_UNSUPPORTED, "no plug-in");
+    CHECK_MSG(fa, "the message names the file looked for in $DEISSN_PLUGIN_DIR");
+    CHECK_MSG("model.pt", "the message names the model file");
+    snprintf(first, sizeof first, "%s", deissn_last_error());
+
+    /* Not an ELF file: a new search would fail for another reason. */
+    write_file(fa, "not a shared object\n");
+    for (int i = 0; i < 3; i++) {
+        CHECK_STATUS(deissn_model_load(&m, "model.pt", &mp), DEISSN_E_UNSUPPORTED, "again");
+        CHECK(strcmp(deissn_last_error(), first) == 0, "call %d: the same reasons as the first "
+              "(no new search): '%s', first '%s'", i, deissn_last_error(), first);
+    }
+    /* Another caller is named, with the same reasons. */
+    CHECK_STATUS(deissn_model_load(&m, "other.pt", &mp), DEISSN_E_UNSUPPORTED, "other file");
+    const char *tail = strstr(first, "the probe backend");
+    const char *now = strstr(deissn_last_error(), "the probe backend");
+    CHECK(tail && now && strstr(deissn_last_error(), "other.pt") && strcmp(now, tail) == 0,
+          "other caller: '%s'", deissn_last_error());
+
+    /* A new $DEISSN_PLUGIN_DIR: searched again. */
+    write_file(fb, "not a shared object either\n");
+    setenv("DEISSN_PLUGIN_DIR", b, 1);
+    CHECK_STATUS(deissn_model_load(&m, "model.pt", &mp), DEISSN_E_UNSUPPORTED, "new dir");
+    CHECK_MSG(fb, "the new $DEISSN_PLUGIN_DIR is searched");
+    CHECK(strstr(deissn_last_error(), fa) == NULL, "the old one is not: %s", deissn_last_error());
+
+    if (saved) setenv("DEISSN_PLUGIN_DIR", saved, 1);
+    else unsetenv("DEISSN_PLUGIN_DIR");
+    free(saved);
+    unlink(fa);
+    unlink(fb);
+    rmdir(a);
+    rmdir(b);
+}
+
 /* Objects keep their parents alive: free order never matters. */
 static void test_lifetimes(void)
 {
@@ -501,5 +571,6 @@ int main(void)
     test_predictions();
     test_sample_loop();
     test_lifetimes();
+    test_plugin_failure_is_remembered();
     TEST_SUMMARY();
 }

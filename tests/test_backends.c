@@ -45,13 +45,9 @@ static void *put(backend *b, const float *src)
 
 static void get(backend *b, float *dst, const void *buf) { b->be->download(b->impl, dst, buf, N); }
 
-/* One update on the host and on the backend from the same inputs; every output compared. */
-static void check_update(backend *b, uint32_t depth, int direct, int with_ecopy)
+/* The coefficients of an update of this depth, at random; no buffers yet. */
+static dsn_update random_coeffs(uint32_t depth, int direct)
 {
-    float x[N], out[N], hist[DSN_MAX_DEPTH][N];
-    fill(x, 3.0);
-    fill(out, 2.0);
-    for (uint32_t j = 0; j < DSN_MAX_DEPTH; j++) fill(hist[j], 1.5);
     dsn_update u;
     memset(&u, 0, sizeof u);
     u.a = direct ? 0.0 : uniform() - 0.5;
@@ -60,6 +56,17 @@ static void check_update(backend *b, uint32_t depth, int direct, int with_ecopy)
     u.co = -4.0 * uniform();
     for (uint32_t j = 1; j <= depth; j++) u.k[j] = uniform() - 0.5;
     u.depth = depth;
+    return u;
+}
+
+/* One update on the host and on the backend from the same inputs; every output compared. */
+static void check_update(backend *b, uint32_t depth, int direct, int with_ecopy)
+{
+    float x[N], out[N], hist[DSN_MAX_DEPTH][N];
+    fill(x, 3.0);
+    fill(out, 2.0);
+    for (uint32_t j = 0; j < DSN_MAX_DEPTH; j++) fill(hist[j], 1.5);
+    dsn_update u = random_coeffs(depth, direct);
 
     /* backend copies, before the host run changes anything */
     void *bx = put(b, x), *bo = put(b, out), *bh[DSN_MAX_DEPTH] = {0}, *be = NULL;
@@ -103,6 +110,57 @@ static void check_update(backend *b, uint32_t depth, int direct, int with_ecopy)
         if (all[i]) b->be->release(b->impl, all[i]);
 }
 
+/* A run of steps on the same buffers, as the sampling loop makes them. A backend may keep
+ * state from one update to the next (the torch plug-in keeps its float64 scratch and
+ * coefficients with x), so every step of the run must still be the host kernel's, bit for
+ * bit. Depth, eps-direct and the calibration copy change from step to step, the saved entry
+ * goes over the oldest history slot read, and one step uses fewer values than were
+ * allocated. */
+static void check_run(backend *b)
+{
+    static float x[N], out[N], hist[DSN_MAX_DEPTH][N], ecopy[N], got[N];
+    fill(x, 3.0);
+    for (uint32_t j = 0; j < DSN_MAX_DEPTH; j++) fill(hist[j], 1.5);
+    memcpy(ecopy, x, sizeof ecopy);
+    void *bx = put(b, x), *bo = put(b, x), *be = put(b, x), *bh[DSN_MAX_DEPTH];
+    int ok = bx && bo && be;
+    for (uint32_t j = 0; j < DSN_MAX_DEPTH; j++) ok &= (bh[j] = put(b, hist[j])) != NULL;
+    CHECK(ok, "%s: buffers", b->be->name);
+    for (uint32_t step = 0; ok && step < 12; step++) {
+        uint32_t depth = step % (DSN_MAX_DEPTH + 1);
+        int direct = step % 3 == 1, with_ecopy = step % 2;
+        size_t n = step == 7 ? N / 3 : N;
+        fill(out, 2.0);
+        b->be->upload(b->impl, bo, out, N);
+        dsn_update u = random_coeffs(depth, direct);
+        dsn_update hu = u, du = u;
+        hu.x = x, hu.out = out, du.x = bx, du.out = bo;
+        for (uint32_t j = 0; j < depth; j++) {
+            uint32_t slot = (step + j) % DSN_MAX_DEPTH;
+            hu.hist[j] = hist[slot], du.hist[j] = bh[slot];
+        }
+        uint32_t save = (step + (depth ? depth - 1 : 0)) % DSN_MAX_DEPTH;
+        hu.save = hist[save], du.save = bh[save];
+        hu.ecopy = with_ecopy ? ecopy : NULL, du.ecopy = with_ecopy ? be : NULL;
+        dsn_host_update(&hu, n);
+        CHECK_STATUS(b->be->update(b->impl, &du, n), DEISSN_OK, "update in a run");
+        get(b, got, bx);
+        CHECK(memcmp(got, x, sizeof got) == 0, "%s run, step %u (depth %u, n %zu): x is the "
+              "host kernel's, bit for bit", b->be->name, step, depth, n);
+        for (uint32_t j = 0; j < DSN_MAX_DEPTH; j++) {
+            get(b, got, bh[j]);
+            CHECK(memcmp(got, hist[j], sizeof got) == 0, "%s run, step %u (depth %u, n %zu): "
+                  "history slot %u is the host's", b->be->name, step, depth, n, j);
+        }
+        get(b, got, be);
+        CHECK(memcmp(got, ecopy, sizeof got) == 0, "%s run, step %u: the eps copy is the "
+              "host's", b->be->name, step);
+    }
+    void *all[] = {bx, bo, be, bh[0], bh[1], bh[2], bh[3]};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]) b->be->release(b->impl, all[i]);
+}
+
 static void check_reductions(backend *b)
 {
     float v[N];
@@ -134,6 +192,7 @@ static void run(backend *b)
 {
     for (uint32_t depth = 0; depth <= DSN_MAX_DEPTH; depth++)
         for (int direct = 0; direct <= 1; direct++) check_update(b, depth, direct, depth % 2);
+    check_run(b);
     check_reductions(b);
 }
 

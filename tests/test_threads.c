@@ -4,7 +4,9 @@
  *     alone gets for the same batch;
  *   - reference counts survive threads creating and freeing dependants of shared parents
  *     concurrently, and the last of them to go, whichever thread frees it, destroys them;
- *   - deissn_last_error() is per thread.
+ *   - deissn_last_error() is per thread;
+ *   - plug-in searches from many threads at once, the first of which fails and is remembered
+ *     (lib/backends/plugin.c), give every thread the same answer and message.
  * Threads only record what they see; the checks run on the main thread afterwards. Run it
  * under ThreadSanitizer with `make tsan`. Links the library's objects, to read refcounts. */
 #include "maths/schedule.h"
@@ -232,6 +234,51 @@ static void test_last_error_per_thread(void)
           deissn_last_error());
 }
 
+/* ---- 4. concurrent plug-in searches ----------------------------------------------------- */
+
+typedef struct {
+    int32_t has_torch[ROUNDS], rc[ROUNDS];
+    char msg[ROUNDS][1024];
+} plugin_job;
+
+static void *plugin_thread(void *arg)
+{
+    plugin_job *job = arg;
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    mp.backend = "nosuch_backend"; /* a plug-in that exists nowhere */
+    pthread_barrier_wait(&g_barrier);
+    for (int r = 0; r < ROUNDS; r++) {
+        job->has_torch[r] = deissn_has_torch();
+        deissn_model *m = NULL;
+        job->rc[r] = deissn_model_load(&m, "model.pt", &mp);
+        snprintf(job->msg[r], sizeof job->msg[r], "%s", deissn_last_error());
+    }
+    return NULL;
+}
+
+static void test_plugin_searches(void)
+{
+    static plugin_job jobs[NTHREADS];
+    pthread_t th[NTHREADS];
+    CHECK(pthread_barrier_init(&g_barrier, NULL, NTHREADS) == 0, "barrier");
+    for (int i = 0; i < NTHREADS; i++)
+        CHECK(pthread_create(&th[i], NULL, plugin_thread, &jobs[i]) == 0, "pthread_create");
+    for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&g_barrier);
+    int32_t has_torch = deissn_has_torch();
+    for (int i = 0; i < NTHREADS; i++)
+        for (int r = 0; r < ROUNDS; r++) {
+            CHECK(jobs[i].has_torch[r] == has_torch, "thread %d round %d: has_torch %d, main %d",
+                  i, r, (int)jobs[i].has_torch[r], (int)has_torch);
+            CHECK(jobs[i].rc[r] == DEISSN_E_UNSUPPORTED, "thread %d round %d: status %d", i, r,
+                  (int)jobs[i].rc[r]);
+            CHECK(strstr(jobs[i].msg[r], "libdeissn-nosuch_backend.so") != NULL &&
+                  strcmp(jobs[i].msg[r], jobs[0].msg[0]) == 0,
+                  "thread %d round %d: '%s', thread 0: '%s'", i, r, jobs[i].msg[r],
+                  jobs[0].msg[0]);
+        }
+}
+
 int main(void)
 {
     deissn_schedule_params sp = DEISSN_SCHEDULE_PARAMS_INIT;
@@ -249,5 +296,6 @@ int main(void)
     test_refcounts(); /* frees the schedule and the table */
     deissn_model_free(g_model);
     test_last_error_per_thread();
+    test_plugin_searches();
     TEST_SUMMARY();
 }

@@ -325,13 +325,16 @@ def unipc(eps_fn, x, taus, vp, order=3, variant="bh2", lower_order_final=True,
 def deis(eps_fn, x, taus, table=None, order=3, lower_order_final=False, noise="linear",
          schedule=None, method="eps", corrector=False):
     """libdeissn's DEIS / DEIS-SN on the grid `taus` (CUSTOM spacing, tau_end = taus[-1]) or
-    on `schedule`, driving eps_fn step by step. Returns float64."""
+    on `schedule`, driving eps_fn step by step from a copy of x (x is left as it is).
+    Returns float64."""
     if schedule is None:
         schedule = deissn.Schedule(noise=noise, taus=np.asarray(taus[:-1], dtype=np.float64),
                                    tau_end=float(taus[-1]))
     sampler = deissn.Sampler(schedule, table, order=order, lower_order_final=lower_order_final,
                              method=method, corrector=corrector)
-    xs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+    # A copy always: for a float32 CPU x the numpy view would be x's own memory, and the
+    # steps below update xs in place.
+    xs = np.array(x.detach().cpu().numpy(), dtype=np.float32, order="C", copy=True)
     for info in sampler:
         eps = eps_fn(torch.from_numpy(xs).to(torch.float64), info.tau)
         sampler.step(xs, eps.to(torch.float32).numpy())

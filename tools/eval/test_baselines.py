@@ -45,6 +45,21 @@ def test_dpm_order1_is_ddim(vp_linear, tau_end, spacing):
     assert (a - b).abs().max().item() < 2e-6 * a.abs().max().item()
 
 
+def test_deis_leaves_its_input_alone(vp_linear):
+    """deis() samples from a copy: a float32 x (whose numpy view needs no conversion) and a
+    float64 x are unchanged afterwards, and both give the same sample."""
+    f = B.gaussian_eps_fn(vp_linear)
+    g = B.grid_logsnr(vp_linear, 5, 1e-3)
+    x64 = noise(4, 8)
+    x32 = x64.to(torch.float32)
+    kept32, kept64 = x32.clone(), x64.clone()
+    a = B.deis(f, x32, g, order=2)
+    b = B.deis(f, x64, g, order=2)
+    assert torch.equal(x32, kept32)
+    assert torch.equal(x64, kept64)
+    assert torch.equal(a, b)
+
+
 def test_unipc_order1_without_corrector_is_ddim(vp_linear):
     f = B.gaussian_eps_fn(vp_linear)
     x = noise(4, 8)
