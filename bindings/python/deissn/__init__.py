@@ -23,7 +23,7 @@ from .model import Model
 from .sampler import SampleStats, Sampler, StepCoeffs, StepInfo, noise
 from .schedule import PresetConfig, Schedule, preset
 from .table import NormTable, Plan, TableInfo
-from .tune import tune
+from .tune import Reference, tune
 
 # The version of the loaded libdeissn (one source: the library's DEISSN_VERSION_STRING);
 # the binding works with any libdeissn.so.ABI that has the functions it needs.
@@ -31,7 +31,8 @@ __version__ = _clib.deissn_version_string().decode()
 
 __all__ = [
     "Schedule", "NormTable", "Model", "Sampler", "Calibrator", "StepInfo", "StepCoeffs",
-    "SampleStats", "TableInfo", "Plan", "PresetConfig", "noise", "preset", "tune", "ABI",
+    "SampleStats", "TableInfo", "Plan", "PresetConfig", "Reference", "noise", "preset", "tune",
+    "ABI",
     "library_version", "has_torch", "Noise", "Spacing", "Prediction", "Time", "DType", "Method",
     "Preset",
     "Error", "InvalidArgument", "OutOfMemory", "SizeMismatch", "NonFinite", "StateError",

@@ -430,6 +430,18 @@ _status("deissn_sample", "sampler model x shape ndim options", c_void_p, c_void_
 _status("deissn_tune_params_init", "params version", P(TuneParams), c_uint32)
 _status("deissn_tune", "out model noise table sample_shape sample_ndim params", P(c_void_p),
         c_void_p, P(ScheduleParams), c_void_p, P(c_int64), c_uint32, P(TuneParams))
+_status("deissn_reference_solve", "out model noise sample_shape sample_ndim params first count",
+        P(c_void_p), c_void_p, P(ScheduleParams), P(c_int64), c_uint32, P(TuneParams), c_uint64,
+        c_uint64)
+_status("deissn_reference_merge", "out parts n_parts", P(c_void_p), P(c_void_p), c_size_t)
+_status("deissn_reference_range", "ref first count total", c_void_p, P(c_uint64), P(c_uint64),
+        P(c_uint64))
+_status("deissn_reference_to_bytes", "ref buf capacity size", c_void_p, c_void_p, c_size_t,
+        P(c_size_t))
+_status("deissn_reference_from_bytes", "out data size", P(c_void_p), c_void_p, c_size_t)
+_declare("deissn_reference_free", "ref", None, c_void_p)
+_status("deissn_tune_reference", "out model noise table ref params", P(c_void_p), c_void_p,
+        P(ScheduleParams), c_void_p, c_void_p, P(TuneParams))
 
 _status("deissn_fill_noise", "seed first_sample n_samples sample_numel out", c_uint64, c_uint64,
         c_size_t, c_size_t, c_float_p)

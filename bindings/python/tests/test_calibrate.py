@@ -49,13 +49,17 @@ def test_calibrator_errors():
         c.merge(deissn.Calibrator(deissn.Schedule(spacing="trailing", steps=5)))
 
 
-def example_cmd(out, launcher, batch):
+TUNE_ARGS = ["--tune", "--shape", "1,4,4", "--nfe", "3-4", "--grid-steps", "24", "--fit", "6",
+             "--holdout", "4", "--seed", "3"]
+
+
+def example_cmd(out, launcher, batch, args=ARGS):
     return [*launcher, str(EXAMPLE), "--model", str(MODELS / "gaussian_eps.pt"),
-            "--out", str(out), "--batch", str(batch), *ARGS]
+            "--out", str(out), "--batch", str(batch), *args]
 
 
-def run_example(out, launcher, batch):
-    done = subprocess.run(example_cmd(out, launcher, batch), cwd=REPO, capture_output=True,
+def run_example(out, launcher, batch, args=ARGS):
+    done = subprocess.run(example_cmd(out, launcher, batch, args), cwd=REPO, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return out.read_bytes()
@@ -66,7 +70,7 @@ def run_example(out, launcher, batch):
 NO_LIBUV = "use_libuv was requested but PyTorch was build without libuv support"
 
 
-def run_workers(out, world, batch):
+def run_workers(out, world, batch, args=ARGS):
     """Start the `world` workers of the example as torchrun would, without torchrun: the
     env:// variables init_process_group("gloo") reads, and USE_LIBUV=0 for its TCPStore."""
     with socket.socket() as s:
@@ -77,7 +81,7 @@ def run_workers(out, world, batch):
         env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                    WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
                    USE_LIBUV="0")
-        workers.append(subprocess.Popen(example_cmd(out, [sys.executable], batch), cwd=REPO,
+        workers.append(subprocess.Popen(example_cmd(out, [sys.executable], batch, args), cwd=REPO,
                                         env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True))
     try:
@@ -112,3 +116,14 @@ def test_workers_started_without_torchrun_write_the_single_process_table(tmp_pat
     two = run_workers(tmp_path / "two.dtab", 2, batch=2)
     single = run_example(tmp_path / "one.dtab", [sys.executable], batch=3)
     assert single == two
+
+
+def test_two_workers_tune_the_single_process_plans(tmp_path, torch_model_path):
+    """--tune: each worker solves its whole batches of the reference, rank 0 merges and
+    searches; the table, plans included, is the single process's, byte for byte."""
+    pytest.importorskip("torch.distributed")
+    two = run_workers(tmp_path / "two.dsn", 2, batch=2, args=TUNE_ARGS)
+    single = run_example(tmp_path / "one.dsn", [sys.executable], batch=2, args=TUNE_ARGS)
+    assert single == two
+    plans = deissn.NormTable.load(tmp_path / "two.dsn").plans
+    assert [p.nfe for p in plans] == [3, 4] and all(p.samples == 4 for p in plans)

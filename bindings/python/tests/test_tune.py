@@ -127,3 +127,47 @@ def test_progress_and_model_exceptions_reach_the_caller():
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
         deissn.tune(MODEL, progress=interrupt, **SMALL)
+
+
+# ---- Reference: the run split across processes -------------------------------------------
+
+RUN = dict(grid_steps=40, fit_samples=8, holdout_samples=8, batch=4)
+
+
+def test_parts_merged_are_the_whole_solve_and_tune_to_its_plans(tuned):
+    whole = deissn.Reference.solve(MODEL, shape=(2, 3), **RUN)
+    assert whole.range == (0, 16, 16)
+    parts = [deissn.Reference.solve(MODEL, shape=(2, 3), first=f, count=c, **RUN)
+             for f, c in ((8, None), (0, 4), (4, 4))]
+    assert [p.range for p in parts] == [(8, 8, 16), (0, 4, 16), (4, 4, 16)]
+    # as workers would: bytes over the wire, merged in any order
+    merged = deissn.Reference.merge(deissn.Reference.from_bytes(bytearray(p.to_bytes()))
+                                    for p in parts)
+    assert merged.to_bytes() == whole.to_bytes()
+    run = dict(RUN, batch=8)  # batch only shapes the solves
+    table = deissn.tune(MODEL, nfe=(3, 4), reference=merged, **run)
+    assert table.plans == deissn.tune(MODEL, shape=(2, 3), nfe=(3, 4), **RUN).plans
+    assert table.plans == tuned.plans  # SMALL is the same run with batch 8
+
+
+def test_reference_errors():
+    part = deissn.Reference.solve(MODEL, shape=(2, 3), count=4, **RUN)
+    with pytest.raises(deissn.InvalidArgument, match="merge every part"):
+        deissn.tune(MODEL, nfe=3, reference=part, **RUN)
+    with pytest.raises(deissn.InvalidArgument, match="count is 0"):
+        deissn.Reference.solve(MODEL, shape=(2, 3), count=0, **RUN)
+    with pytest.raises(deissn.InvalidArgument, match="0..15"):
+        deissn.Reference.solve(MODEL, shape=(2, 3), first=16, **RUN)
+    with pytest.raises(deissn.Mismatch, match="overlap"):
+        deissn.Reference.merge([part, part])
+    with pytest.raises(TypeError, match="parts\\[1\\]"):
+        deissn.Reference.merge([part, b"bytes"])
+    with pytest.raises(deissn.FormatError, match="not a libdeissn tuning reference"):
+        deissn.Reference.from_bytes(b"PK\x03\x04" + bytes(200))
+    data = part.to_bytes()
+    with pytest.raises(deissn.FormatError, match="truncated"):
+        deissn.Reference.from_bytes(data[:-1])
+    whole = deissn.Reference.merge([part, deissn.Reference.solve(MODEL, shape=(2, 3), first=4,
+                                                                 **RUN)])
+    with pytest.raises(deissn.Mismatch, match="params->seed"):
+        deissn.tune(MODEL, nfe=3, reference=whole, **dict(RUN, seed=1))
