@@ -1,11 +1,17 @@
 /* deissn-calibrate - make, tune, merge and export normalization tables r(tau).
  *
- *   deissn-calibrate --model M [--nfe 3-25] [--grid-steps 400] [--fit 64] [--holdout 256]
+ *   deissn-calibrate --model M [--nfe 3-25] [--grid-steps 400] [--fit 128] [--holdout 256]
  *                    [--batch B] [--seed S] [--shape 1,32,32] [model settings] [--out M.dsn]
  *       tunes the model (deissn_tune, docs/tuning.md): solves its ODE accurately from fit +
  *       holdout seeds, calibrates r(tau) from those evaluations, and learns for every NFE of
  *       the range the sampling plan with the lowest error on the fit seeds, measured on the
  *       holdout seeds; writes the table with the plans (deissn-sample then uses them).
+ *   deissn-calibrate --model M [the tuning options] --part K/N --out part-K.dref
+ *   deissn-calibrate --model M [the same options] --references part-1.dref ... --out M.dsn
+ *       the same tuning across N processes or machines (docs/tuning.md): each --part run
+ *       solves its share of the reference trajectories (whole batches) and writes it; the
+ *       --references run merges the parts and searches. The table is the one-process run's,
+ *       byte for byte.
  *   deissn-calibrate --model M --samples N [--batch B] [--steps 1000] [--seed S] [--clip C]
  *                    [--shape 1,32,32] [--threads T] [--device cpu|cuda[:N]]
  *                    [--metadata TEXT] [--out table.dsn]
@@ -46,8 +52,9 @@ typedef struct {
     const char *run_option; /* the first option given that only a calibration run uses */
     const char *samples_option; /* the first option given that only a --samples run uses */
     const char *tune_option;    /* the first option given that only tuning uses */
-    const char **merge;
-    int n_merge, has_clip, force_merge;
+    const char **merge, **refs;
+    int n_merge, n_refs, has_clip, force_merge;
+    unsigned part, parts;     /* --part K/N: 1 <= K <= N; 0: none */
     unsigned steps, clip, threads, nfe_min, nfe_max, grid_steps, fit, holdout;
     unsigned long long seed, samples, batch, first;
     int64_t shape[3];
@@ -57,9 +64,10 @@ typedef struct {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: deissn-calibrate --model M [--nfe 3-25] [--grid-steps 400] [--fit 64]\n"
+            "usage: deissn-calibrate --model M [--nfe 3-25] [--grid-steps 400] [--fit 128]\n"
             "                        [--holdout 256] [--batch B] [--seed S] [--shape C,H,W]\n"
-            "                        [model settings] [--out table.dsn]\n"
+            "                        [model settings] [--part K/N | --references R...]\n"
+            "                        [--out table.dsn]\n"
             "       deissn-calibrate --model M --samples N [--first K] [--batch B] [--steps 1000]\n"
             "                        [--seed S] [--clip C] [--shape C,H,W] [--threads T]\n"
             "                        [--device D] [--metadata TEXT] [--out table.dsn]\n"
@@ -74,6 +82,10 @@ static void usage(FILE *f)
             "  --fit N          reference trajectories that choose the plans (default 128:\n"
             "                   half search, half confirm each plan against BEST)\n"
             "  --holdout N      further trajectories that only measure them (default 256)\n"
+            "  --part K/N       only solve part K of N of the reference trajectories (whole\n"
+            "                   batches) and write them to --out (default part-K-of-N.dref)\n"
+            "  --references R.. tune from the parts' files, merged (the same tuning options):\n"
+            "                   the table of one run, byte for byte\n"
             "  --noise NAME, --train-steps T, --beta-start B, --beta-end B, --prediction NAME,\n"
             "  --time NAME      the model's settings, by the library's names (default linear,\n"
             "                   1000, epsilon, model_index); recorded in the table\n"
@@ -105,7 +117,8 @@ static int parse_args(int argc, char **argv, options *o)
     o->settings = (tool_model)TOOL_MODEL_UNSET;
     o->shape[0] = 1, o->shape[1] = 32, o->shape[2] = 32;
     o->merge = calloc((size_t)argc, sizeof *o->merge);
-    if (!o->merge) return 0;
+    o->refs = calloc((size_t)argc, sizeof *o->refs);
+    if (!o->merge || !o->refs) return 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -116,13 +129,17 @@ static int parse_args(int argc, char **argv, options *o)
             o->force_merge = 1;
             continue;
         }
-        if (!strcmp(a, "--merge")) {
-            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
-                o->merge[o->n_merge++] = argv[++i];
-            if (o->n_merge == 0) {
-                fprintf(stderr, "deissn-calibrate: --merge needs table files\n");
+        if (!strcmp(a, "--merge") || !strcmp(a, "--references")) {
+            int is_merge = a[2] == 'm', *n = is_merge ? &o->n_merge : &o->n_refs;
+            const char **list = is_merge ? o->merge : o->refs;
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) list[(*n)++] = argv[++i];
+            if (*n == 0) {
+                fprintf(stderr, "deissn-calibrate: %s needs %s files\n", a,
+                        is_merge ? "table" : "reference");
                 return 0;
             }
+            if (!is_merge && !o->tune_option) o->tune_option = a;
+            if (!is_merge && !o->run_option) o->run_option = a;
             continue;
         }
         if (!v) {
@@ -133,14 +150,15 @@ static int parse_args(int argc, char **argv, options *o)
         static const char *const run_only[] = {"--samples", "--first", "--batch", "--steps",
                                                "--seed", "--shape", "--threads", "--device",
                                                "--nfe", "--grid-steps", "--fit", "--holdout",
-                                               "--noise", "--train-steps", "--beta-start",
+                                               "--part", "--noise", "--train-steps", "--beta-start",
                                                "--beta-end", "--prediction", "--time"};
         for (size_t k = 0; k < sizeof run_only / sizeof *run_only; k++)
             if (!o->run_option && !strcmp(a, run_only[k])) o->run_option = run_only[k];
         static const char *const samples_only[] = {"--first", "--steps", "--clip"};
         for (size_t k = 0; k < sizeof samples_only / sizeof *samples_only; k++)
             if (!o->samples_option && !strcmp(a, samples_only[k])) o->samples_option = a;
-        static const char *const tune_only[] = {"--nfe", "--grid-steps", "--fit", "--holdout"};
+        static const char *const tune_only[] = {"--nfe", "--grid-steps", "--fit", "--holdout",
+                                                "--part"};
         for (size_t k = 0; k < sizeof tune_only / sizeof *tune_only; k++)
             if (!o->tune_option && !strcmp(a, tune_only[k])) o->tune_option = a;
         if (tool_model_option(&o->settings, a, v)) continue;
@@ -164,6 +182,16 @@ static int parse_args(int argc, char **argv, options *o)
             o->grid_steps = (unsigned)tool_parse_u64(a, v, 8, MAX_STEPS);
         else if (!strcmp(a, "--fit")) o->fit = (unsigned)tool_parse_u64(a, v, 1, 1u << 20);
         else if (!strcmp(a, "--holdout")) o->holdout = (unsigned)tool_parse_u64(a, v, 0, 1u << 20);
+        else if (!strcmp(a, "--part")) {
+            const char *slash = strchr(v, '/');
+            char k[32];
+            if (!slash || (size_t)(slash - v) >= sizeof k)
+                tool_die(2, "--part: '%s' is not K/N (part K of N, 1 <= K <= N)", v);
+            memcpy(k, v, (size_t)(slash - v));
+            k[slash - v] = '\0';
+            o->parts = (unsigned)tool_parse_u64("--part (of N)", slash + 1, 1, 1u << 20);
+            o->part = (unsigned)tool_parse_u64("--part (K)", k, 1, o->parts);
+        }
         else if (!strcmp(a, "--nfe")) {
             const char *dash = strchr(v, '-');
             char lo[32];
@@ -428,6 +456,62 @@ static int on_tune(void *user, uint32_t done, uint32_t total)
     return 0;
 }
 
+/* --part K/N: solve whole batches K-1 .. of N equal shares, write the reference's bytes. */
+static int solve_part(const options *o, deissn_model *model, const deissn_schedule_params *sp,
+                      const deissn_tune_params *tp, const tune_progress *prog)
+{
+    uint64_t total = (uint64_t)o->fit + o->holdout, batches = (total + o->batch - 1) / o->batch;
+    uint64_t first = batches * (o->part - 1) / o->parts * o->batch;
+    uint64_t last = batches * o->part / o->parts * o->batch;
+    if (last > total) last = total;
+    if (last <= first)
+        tool_die(2, "--part %u/%u: the run's %llu batches of %llu leave this part none", o->part,
+                 o->parts, (unsigned long long)batches, o->batch);
+    char name[64];
+    snprintf(name, sizeof name, "part-%u-of-%u.dref", o->part, o->parts);
+    const char *out = o->out ? o->out : name;
+    deissn_reference *ref = NULL;
+    int32_t rc = deissn_reference_solve(&ref, model, sp, o->shape, 3, tp, first, last - first);
+    if (rc != DEISSN_OK) return tool_fail(prog->tty ? "\nsolving the part" : "solving the part", rc);
+    size_t n = 0;
+    deissn_reference_to_bytes(ref, NULL, 0, &n);
+    unsigned char *bytes = malloc(n ? n : 1);
+    if (!bytes) tool_die(1, "out of memory for %zu bytes", n);
+    rc = deissn_reference_to_bytes(ref, bytes, n, &n);
+    deissn_reference_free(ref);
+    if (rc != DEISSN_OK) return tool_fail("serialising the part", rc);
+    tool_write_file("--out", out, bytes, n);
+    free(bytes);
+    if (prog->tty) fputc('\n', stderr);
+    fprintf(stderr, "deissn-calibrate: wrote %s in %.0f s: reference trajectories %llu..%llu of "
+            "%llu (%zu bytes)\n", out, tool_now() - prog->start, (unsigned long long)first,
+            (unsigned long long)last - 1, (unsigned long long)total, n);
+    return 0;
+}
+
+/* --references: the parts' files, merged. */
+static int32_t read_references(const options *o, deissn_reference **out)
+{
+    deissn_reference **parts = calloc((size_t)o->n_refs, sizeof *parts);
+    if (!parts) tool_die(1, "out of memory");
+    int32_t rc = DEISSN_OK;
+    for (int i = 0; i < o->n_refs && rc == DEISSN_OK; i++) {
+        size_t n;
+        unsigned char *bytes = tool_read_file("--references", o->refs[i], &n);
+        rc = deissn_reference_from_bytes(&parts[i], bytes, n);
+        free(bytes);
+        if (rc != DEISSN_OK)
+            fprintf(stderr, "deissn-calibrate: --references %s: %s\n", o->refs[i],
+                    deissn_last_error());
+    }
+    if (rc == DEISSN_OK)
+        rc = deissn_reference_merge(out, (const deissn_reference *const *)parts,
+                                    (size_t)o->n_refs);
+    for (int i = 0; i < o->n_refs; i++) deissn_reference_free(parts[i]);
+    free(parts);
+    return rc;
+}
+
 static int tune(const options *o)
 {
     const char *out = o->out ? o->out : "table.dsn";
@@ -468,8 +552,17 @@ static int tune(const options *o)
     int32_t rc;
     int status = 1;
     if ((rc = deissn_model_load(&model, o->model, &mp)) != DEISSN_OK)
-        status = tool_fail("loading the model", rc);
-    else if ((rc = deissn_tune(&tuned, model, &sp, NULL, o->shape, 3, &tp)) != DEISSN_OK)
+        return tool_fail("loading the model", rc);
+    if (o->part) {
+        status = solve_part(o, model, &sp, &tp, &prog);
+        deissn_model_free(model);
+        return status;
+    }
+    deissn_reference *ref = NULL;
+    if (o->n_refs && (rc = read_references(o, &ref)) != DEISSN_OK)
+        status = tool_fail("merging the references", rc);
+    else if ((rc = ref ? deissn_tune_reference(&tuned, model, &sp, NULL, ref, &tp)
+                       : deissn_tune(&tuned, model, &sp, NULL, o->shape, 3, &tp)) != DEISSN_OK)
         status = tool_fail(prog.tty ? "\ntuning" : "tuning", rc);
     else if ((rc = deissn_normtable_copy(&table, tuned, &(deissn_normtable_params){
                   .version = DEISSN_NORMTABLE_PARAMS_VERSION, .metadata = meta.text})) != DEISSN_OK)
@@ -495,6 +588,7 @@ static int tune(const options *o)
                     pl.best_error > 0 ? pl.error / pl.best_error : 0.0);
         }
     }
+    deissn_reference_free(ref);
     deissn_normtable_free(table);
     deissn_normtable_free(tuned);
     deissn_model_free(model);
@@ -741,6 +835,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "deissn-calibrate: %s applies to a calibration run (--model), not to "
                         "%s\n", o.run_option, o.csv ? "--csv" : "--merge");
         status = 2;
+    } else if (o.part && o.n_refs) {
+        fprintf(stderr, "deissn-calibrate: --part solves a part, --references tunes from the "
+                        "parts: give one of them\n");
+        status = 2;
     } else if (!o.n_merge && o.force_merge) {
         fprintf(stderr, "deissn-calibrate: --force-merge applies to --merge only\n");
         status = 2;
@@ -749,16 +847,19 @@ int main(int argc, char **argv)
         status = 2;
     } else {
         /* No output may be an input (--csv t.dsn --out t.dsn would replace the table). */
-        tool_file out = {"--out", o.out ? o.out : o.model ? "table.dsn" : NULL};
+        tool_file out = {"--out", o.out ? o.out : o.model && !o.part ? "table.dsn" : NULL};
         tool_check_outputs(&out, 1, &(tool_file){"--model", o.model}, 1);
         tool_check_outputs(&out, 1, &(tool_file){"--csv", o.csv}, 1);
         for (int i = 0; i < o.n_merge; i++)
             tool_check_outputs(&out, 1, &(tool_file){"--merge", o.merge[i]}, 1);
+        for (int i = 0; i < o.n_refs; i++)
+            tool_check_outputs(&out, 1, &(tool_file){"--references", o.refs[i]}, 1);
         if (out.path) tool_check_writable("--out", out.path);
         if (o.model) tool_model_defaults(&o.settings);
         status = o.model ? (o.samples ? calibrate(&o) : tune(&o)) : o.n_merge ? merge(&o)
                                                                             : export_csv(&o);
     }
     free(o.merge);
+    free(o.refs);
     return status;
 }

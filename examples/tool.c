@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -117,6 +119,45 @@ void tool_check_outputs(const tool_file *out, size_t n_out, const tool_file *in,
             if (tool_same_file(out[i].path, in[j].path))
                 tool_die(2, "%s %s is the same file as %s %s; refusing to overwrite an input",
                          out[i].option, out[i].path, in[j].option, in[j].path);
+}
+
+void tool_write_file(const char *what, const char *path, const void *data, size_t n)
+{
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 32);
+    if (!tmp) tool_die(1, "out of memory");
+    snprintf(tmp, len + 32, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(data, 1, n, f) == n;
+    int err = errno;
+    if (f && fclose(f) != 0 && ok) ok = 0, err = errno;
+    if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
+    if (!ok) {
+        if (f) remove(tmp);
+        tool_die(1, "%s %s: %s", what, path, strerror(err));
+    }
+    free(tmp);
+}
+
+unsigned char *tool_read_file(const char *what, const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) tool_die(1, "%s %s: %s", what, path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    unsigned char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) tool_die(1, "%s %s: out of memory", what, path);
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap) break;
+        unsigned char *more = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+        if (!more) free(buf);
+        buf = more;
+        cap *= 2;
+    }
+    if (ferror(f)) tool_die(1, "%s %s: %s", what, path, strerror(errno));
+    fclose(f);
+    *n = len;
+    return buf;
 }
 
 void tool_check_writable(const char *opt, const char *path)

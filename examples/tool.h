@@ -53,6 +53,14 @@ typedef struct tool_file {
     const char *path;   /* NULL: not given */
 } tool_file;
 
+/* Write n bytes to `path` whole or not at all: into a temporary file beside it, then renamed
+ * over it. Exit with status 1 and the system's reason (naming `what`) on failure. */
+void tool_write_file(const char *what, const char *path, const void *data, size_t n);
+
+/* Read the whole file at `path` into a malloc'd buffer (*n bytes); exit with status 1 and
+ * the system's reason (naming `what`) on failure. */
+unsigned char *tool_read_file(const char *what, const char *path, size_t *n);
+
 /* 1 if a and b are the same existing file (same st_dev and st_ino, so links and other
  * spellings of a path count), else 0. stat() follows symbolic links. */
 int tool_same_file(const char *a, const char *b);

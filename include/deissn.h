@@ -137,7 +137,8 @@ DEISSN_API int32_t deissn_has_torch(void);
 #define DEISSN_E_UNSUPPORTED (-8)    /* not available in this build (no libtorch, no CUDA, ...) */
 #define DEISSN_E_MODEL (-9)          /* the model failed or returned the wrong shape or dtype */
 #define DEISSN_E_CALLBACK (-10)      /* a caller-supplied callback returned an error */
-#define DEISSN_E_MISMATCH (-11)      /* a table made for another noise schedule */
+#define DEISSN_E_MISMATCH (-11)      /* inputs of another noise schedule or run (tables,
+                                        calibrators, tuning references) */
 #define DEISSN_E_INTERNAL (-12)      /* a bug in libdeissn; please report it */
 
 /* A static, human-readable name for a status code, e.g. "invalid argument". Never NULL. */

@@ -157,5 +157,32 @@ $CAL --model "$odd" --steps 10 --shape 1,4,4 --samples 2 --metadata "$(printf 'a
 refuse 0 "merged 2 tables" $CAL --merge "$tmp/p0.dsn" "$tmp/wide.dsn" --force-merge --out "$tmp/forced.dsn"
 [ "$(meta "$tmp/forced.dsn" shape)" = "mixed 8" ] && ok || bad "forced merge records shape $(meta "$tmp/forced.dsn" shape)"
 
+# ---- tuning in parts: --part K/N files, --references merges and searches ------------------
+# The table (record, r(tau), plans) is the one-process run's, byte for byte.
+TUNE="--model $GAUSS --shape 1,4,4 --nfe 3-4 --grid-steps 24 --fit 6 --holdout 4 --batch 2"
+$CAL $TUNE --out "$tmp/one.dsn" > /dev/null 2>&1 || bad "tuning in one run failed"
+for k in 1 2 3; do
+    refuse 0 "wrote $tmp/part$k.dref in .* s: reference trajectories" \
+        $CAL $TUNE --part $k/3 --out "$tmp/part$k.dref"
+done
+refuse 0 "wrote $tmp/three.dsn" $CAL $TUNE --references "$tmp/part3.dref" "$tmp/part1.dref" \
+    "$tmp/part2.dref" --out "$tmp/three.dsn"
+cmp -s "$tmp/one.dsn" "$tmp/three.dsn" && ok || bad "tuned in 3 parts differs from one run"
+refuse 1 "deissn-calibrate: merging the references: .*leave out trajectories 2..5" \
+    $CAL $TUNE --references "$tmp/part1.dref" "$tmp/part3.dref" --out "$tmp/x.dsn"
+refuse 1 "deissn-calibrate: tuning: .*params->seed is not the reference's" \
+    $CAL $TUNE --seed 1 --references "$tmp/part1.dref" "$tmp/part2.dref" "$tmp/part3.dref" \
+    --out "$tmp/x.dsn"
+head -c 100 "$tmp/part1.dref" > "$tmp/short.dref"
+refuse 1 "deissn-calibrate: --references $tmp/short.dref: deissn_reference_from_bytes: truncated" \
+    $CAL $TUNE --references "$tmp/short.dref" --out "$tmp/x.dsn"
+refuse 2 "deissn-calibrate: --part \\(K\\): '4' is not a whole number in 1..3" $CAL $TUNE --part 4/3
+refuse 2 "deissn-calibrate: --part 1/6: the run's 5 batches of 2 leave this part none" \
+    $CAL $TUNE --part 1/6
+refuse 2 "deissn-calibrate: --part solves a part, --references tunes" \
+    $CAL $TUNE --part 1/2 --references "$tmp/part1.dref"
+refuse 2 "deissn-calibrate: --references applies to a calibration run" \
+    $CAL --merge "$tmp/p0.dsn" --references "$tmp/part1.dref" --out "$tmp/x.dsn"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

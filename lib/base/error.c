@@ -33,7 +33,7 @@ const char *deissn_status_string(int32_t status)
     case DEISSN_E_UNSUPPORTED: return "not supported by this build";
     case DEISSN_E_MODEL: return "model error";
     case DEISSN_E_CALLBACK: return "callback error";
-    case DEISSN_E_MISMATCH: return "table made for another schedule";
+    case DEISSN_E_MISMATCH: return "made for another noise schedule or run";
     case DEISSN_E_INTERNAL: return "internal error";
     default: return "unknown status";
     }

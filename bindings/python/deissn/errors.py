@@ -86,7 +86,8 @@ class CallbackError(Error, RuntimeError):
 
 
 class Mismatch(Error, ValueError):
-    """DEISSN_E_MISMATCH: a table made for another noise schedule."""
+    """DEISSN_E_MISMATCH: inputs of another noise schedule or run (a table, a calibrator, a
+    tuning reference)."""
     status = -11
 
 
