@@ -39,9 +39,15 @@
 //! (`"cosine".parse::<Noise>()`, `"v".parse::<Prediction>()`), the same spellings as the C
 //! tools, and [`SamplerParams::named`] gives the tools' samplers ("deis-sn", "ddim", ...).
 //!
+//! Plans are learned on a model with [`tune`]; to share its reference solves (most of its
+//! cost) among processes or machines, each solves a part with [`Reference::solve`] and sends
+//! [`Reference::to_bytes`]; one process reads them back ([`Reference::from_bytes`]), merges
+//! them ([`Reference::merge`]) and searches ([`tune_reference`]): the plans of [`tune`]
+//! exactly (docs/tuning.md).
+//!
 //! The library is linked through `deissn-sys` (see its build script for how it is found).
-//! Thread safety follows the C header: schedules, tables and models are `Send + Sync`; a
-//! sampler is `Send` only.
+//! Thread safety follows the C header: schedules, tables, models and tuning references are
+//! `Send + Sync`; a sampler and a calibrator are `Send` only.
 #![warn(missing_docs)]
 
 use std::ffi::{CStr, CString};
@@ -65,7 +71,8 @@ pub use sampler::{Method, Prediction, Preset, SampleStats, Sampler, SamplerParam
                   StepInfo};
 pub use schedule::{Noise, Schedule, ScheduleBuilder, Spacing};
 pub use table::{NormTable, Plan};
-pub use tune::{tune, tune_with_progress, TuneParams};
+pub use tune::{tune, tune_reference, tune_reference_with_progress, tune_with_progress, Reference,
+               TuneParams};
 
 /// The version of the loaded libdeissn, e.g. "0.3.0".
 pub fn version() -> &'static str {

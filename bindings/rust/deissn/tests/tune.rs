@@ -1,10 +1,11 @@
 //! deissn::tune on the analytic Gaussian model: plans learned, kept by the table through
-//! save/load, and sampled with Preset::Tuned.
+//! save/load, and sampled with Preset::Tuned; the run split into Reference parts, merged, and
+//! searched with tune_reference.
 mod common;
 
 use common::gaussian_eps;
-use deissn::{ErrorKind, Model, Noise, NormTable, Prediction, Preset, Sampler, SamplerParams,
-             Schedule, TimeConvention, TuneParams};
+use deissn::{ErrorKind, Model, Noise, NormTable, Prediction, Preset, Reference, Sampler,
+             SamplerParams, Schedule, TimeConvention, TuneParams};
 
 const S: f64 = 0.5;
 
@@ -133,4 +134,139 @@ fn presets_use_the_table_only_where_measured_with_it_and_custom_noise() {
     let (s, l) = (s.build().unwrap().times(), l.build().unwrap().times());
     assert_ne!(s[14], l[14]);
     assert_eq!(s.len(), 16);
+}
+
+// ---- Reference: the run split across processes -------------------------------------------
+
+/// small() in batches of 4: 16 trajectories, 4 batches.
+fn run() -> TuneParams {
+    TuneParams { batch: 4, ..small() }
+}
+
+fn solve(m: &Model, first: u64, count: Option<u64>) -> deissn::Result<Reference> {
+    Reference::solve(m, &Schedule::builder(), &[2, 3], &run(), first, count)
+}
+
+/// The parts' bytes, read back (as a worker's would be) and merged in the given order.
+fn merged_bytes(parts: &[Reference]) -> Vec<u8> {
+    let read: Vec<Reference> =
+        parts.iter().map(|p| Reference::from_bytes(&p.to_bytes()).unwrap()).collect();
+    Reference::merge(&read.iter().collect::<Vec<_>>()).unwrap().to_bytes()
+}
+
+#[test]
+fn reference_parts_merged_are_the_whole_solve_and_tune_to_its_plans() {
+    let m = model();
+    let whole = solve(&m, 0, None).unwrap();
+    assert_eq!(whole.range(), (0, 16, 16));
+    assert_eq!(format!("{whole:?}"), "Reference { first: 0, count: 16, total: 16 }");
+    let want = whole.to_bytes();
+    // at batch boundaries, merged out of order
+    let parts = [solve(&m, 8, None).unwrap(), solve(&m, 0, Some(4)).unwrap(),
+                 solve(&m, 4, Some(4)).unwrap()];
+    assert_eq!(parts.iter().map(Reference::range).collect::<Vec<_>>(),
+               vec![(8, 8, 16), (0, 4, 16), (4, 4, 16)]);
+    assert!(merged_bytes(&parts) == want, "parts at batch boundaries differ from the whole");
+    // across them (this model's eps does not depend on its batch), and one part of all
+    let parts = [solve(&m, 7, None).unwrap(), solve(&m, 2, Some(5)).unwrap(),
+                 solve(&m, 0, Some(2)).unwrap()];
+    assert!(merged_bytes(&parts) == want, "parts across batch boundaries differ from the whole");
+    assert!(merged_bytes(&[whole]) == want);
+
+    // the search: tune()'s plans exactly, with and without a table; batch only shapes solves
+    let whole = Reference::from_bytes(&want).unwrap();
+    let noise = Schedule::builder();
+    let tuned = deissn::tune(&m, &noise, None, &[2, 3], &run()).unwrap();
+    let table = deissn::tune_reference(&m, &noise, None, &whole, &small()).unwrap();
+    assert_eq!(table.plans(), tuned.plans());
+    assert_eq!(table.knots(), tuned.knots()); // the reference's calibration sums' table
+    let given = NormTable::from_knots(&[0.0, 1.0], &[0.5, 0.8]).unwrap();
+    let mut searched = 0;
+    let table = deissn::tune_reference_with_progress(&m, &noise, Some(&given), &whole, &run(),
+                                                     |_, _| { searched += 1; true }).unwrap();
+    assert_eq!(table.plans(),
+               deissn::tune(&m, &noise, Some(&given), &[2, 3], &run()).unwrap().plans());
+    assert_eq!(table.knots(), given.knots());
+    assert!(searched > 0);
+
+    // immutable, so threads may share it
+    std::thread::scope(|s| {
+        let h = s.spawn(|| whole.to_bytes());
+        assert!(h.join().unwrap() == want);
+    });
+}
+
+#[test]
+fn reference_parts_at_batch_boundaries_keep_a_batch_dependent_models_bits() {
+    // eps depends on the batch's size, as with batch statistics in the model
+    let schedule = Schedule::builder().build().unwrap();
+    let m = Model::from_fn(TimeConvention::Tau, move |x, shape, tau, out| {
+        gaussian_eps(&schedule, tau, S, x, out);
+        out.iter_mut().for_each(|e| *e += 1e-3 * shape[0] as f32);
+        Ok(())
+    })
+    .unwrap();
+    let want = solve(&m, 0, None).unwrap().to_bytes();
+    let aligned = [solve(&m, 12, None).unwrap(), solve(&m, 0, Some(12)).unwrap()];
+    assert!(merged_bytes(&aligned) == want, "parts at batch boundaries differ from the whole");
+    // what the test would see if parts were batched by themselves: other bits
+    let across = [solve(&m, 6, None).unwrap(), solve(&m, 0, Some(6)).unwrap()];
+    assert!(merged_bytes(&across) != want, "the model's eps does not depend on its batch");
+}
+
+#[test]
+fn reference_errors_name_what_is_wrong() {
+    let m = model();
+    let noise = Schedule::builder();
+    let part = solve(&m, 0, Some(4)).unwrap();
+    let msg = |e: deissn::Error, kind: ErrorKind, has: &str| {
+        assert_eq!(e.kind(), kind, "{}", e.message());
+        assert!(e.message().contains(has), "{:?} lacks {has:?}", e.message());
+    };
+    // an incomplete reference, its range named
+    msg(deissn::tune_reference(&m, &noise, None, &part, &run()).unwrap_err(),
+        ErrorKind::InvalidArgument, "0..3");
+    // ranges beyond the run
+    msg(solve(&m, 0, Some(0)).unwrap_err(), ErrorKind::InvalidArgument, "count is Some(0)");
+    msg(solve(&m, 16, None).unwrap_err(), ErrorKind::InvalidArgument, "0..15");
+    msg(solve(&m, 12, Some(5)).unwrap_err(), ErrorKind::InvalidArgument, "0..15");
+    msg(solve(&m, u64::MAX, Some(2)).unwrap_err(), ErrorKind::InvalidArgument, "0..15");
+    // merging: overlaps, gaps, another run, nothing
+    msg(Reference::merge(&[&part, &part]).unwrap_err(), ErrorKind::Mismatch, "overlap");
+    let last = solve(&m, 8, None).unwrap();
+    msg(Reference::merge(&[&part, &last]).unwrap_err(), ErrorKind::Mismatch, "4..7");
+    let other = Reference::solve(&m, &noise, &[2, 3], &TuneParams { seed: 1, ..run() }, 4, None)
+        .unwrap();
+    msg(Reference::merge(&[&part, &other]).unwrap_err(), ErrorKind::Mismatch, "seed");
+    msg(Reference::merge(&[]).unwrap_err(), ErrorKind::InvalidArgument, "");
+    // bytes: truncated, not a reference
+    let data = part.to_bytes();
+    msg(Reference::from_bytes(&data[..data.len() - 1]).unwrap_err(), ErrorKind::Format,
+        "truncated");
+    msg(Reference::from_bytes(&[]).unwrap_err(), ErrorKind::Format, "");
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.resize(200, 0);
+    msg(Reference::from_bytes(&zip).unwrap_err(), ErrorKind::Format,
+        "not a libdeissn tuning reference");
+    // a search with another run's params
+    let whole = Reference::merge(&[&part, &solve(&m, 4, None).unwrap()]).unwrap();
+    msg(deissn::tune_reference(&m, &noise, None, &whole, &TuneParams { seed: 1, ..run() })
+            .unwrap_err(), ErrorKind::Mismatch, "seed");
+    // callbacks: progress stops, a model's error and panic reach the caller
+    let mut calls = 0;
+    msg(Reference::solve_with_progress(&m, &noise, &[2, 3], &run(), 0, None,
+                                       |_, _| { calls += 1; calls < 2 }).unwrap_err(),
+        ErrorKind::Callback, "");
+    assert_eq!(calls, 2);
+    msg(deissn::tune_reference_with_progress(&m, &noise, None, &whole, &run(), |_, _| false)
+            .unwrap_err(), ErrorKind::Callback, "");
+    let failing = Model::from_fn(TimeConvention::Tau, |_, _, _, _| Err("no eps today".into()))
+        .unwrap();
+    msg(Reference::solve(&failing, &noise, &[2, 3], &run(), 0, None).unwrap_err(),
+        ErrorKind::Callback, "no eps today");
+    let panicking = Model::from_fn(TimeConvention::Tau, |_, _, _, _| panic!("model bug")).unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Reference::solve(&panicking, &noise, &[2, 3], &run(), 0, None)
+    }));
+    assert_eq!(caught.unwrap_err().downcast_ref::<&str>(), Some(&"model bug"));
 }
