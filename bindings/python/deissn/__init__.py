@@ -42,7 +42,7 @@ __all__ = [
 
 
 def library_version():
-    """The version string of the loaded libdeissn, e.g. "0.3.0"."""
+    """The version string of the loaded libdeissn, e.g. "0.4.0"."""
     return _clib.deissn_version_string().decode()
 
 

@@ -74,7 +74,7 @@ pub use table::{NormTable, Plan};
 pub use tune::{tune, tune_reference, tune_reference_with_progress, tune_with_progress, Reference,
                TuneParams};
 
-/// The version of the loaded libdeissn, e.g. "0.3.0".
+/// The version of the loaded libdeissn, e.g. "0.4.0".
 pub fn version() -> &'static str {
     // SAFETY: a static NUL-terminated ASCII string.
     unsafe { CStr::from_ptr(sys::deissn_version_string()) }.to_str().unwrap_or("?")
