@@ -442,12 +442,21 @@ static int record_model(record *meta, const options *o, const deissn_schedule_pa
 typedef struct {
     double start, last;
     int tty;
+    unsigned nfe_count;   /* the last nfe_count units of the progress are the NFEs searched */
+    double mark;          /* when the previous unit ended */
+    double seconds[DEISSN_PLAN_MAX_NFE + 1]; /* search time per NFE (index NFE) */
+    unsigned nfe_min;
 } tune_progress;
 
 static int on_tune(void *user, uint32_t done, uint32_t total)
 {
     tune_progress *p = user;
     double now = tool_now();
+    if (done + p->nfe_count >= total) { /* the reference solves' end, then one NFE each */
+        unsigned k = done + p->nfe_count - total; /* 0: the solves; k: the k-th NFE */
+        if (k > 0 && k <= p->nfe_count) p->seconds[p->nfe_min + k - 1] = now - p->mark;
+        p->mark = now;
+    }
     if (done != total && now - p->last < (p->tty ? 0.2 : 10.0)) return 0;
     p->last = now;
     double el = now - p->start, frac = (double)done / total;
@@ -529,7 +538,9 @@ static int tune(const options *o)
     tp.batch = (uint32_t)o->batch;
     tp.seed = o->seed;
     tp.prediction = o->settings.prediction;
-    tune_progress prog = {tool_now(), 0, isatty(STDERR_FILENO)};
+    double t0 = tool_now();
+    tune_progress prog = {t0, 0, isatty(STDERR_FILENO), 0, t0, {0}, o->nfe_min};
+    prog.nfe_count = o->part ? 0 : o->nfe_max - o->nfe_min + 1;
     tp.progress = on_tune;
     tp.progress_user = &prog;
 
@@ -574,18 +585,20 @@ static int tune(const options *o)
     if (status == 0) {
         if (prog.tty) fputc('\n', stderr);
         fprintf(stderr, "deissn-calibrate: wrote %s in %.0f s: r(tau) from %u reference solves, "
-                "plans for NFE %u-%u (held-out RMSE on %u samples; BEST's on the same):\n", out,
-                tool_now() - prog.start, o->fit + o->holdout, o->nfe_min, o->nfe_max, o->holdout);
+                "plans for NFE %u-%u (held-out RMSE on %u samples; BEST's on the same; the "
+                "search's time per NFE):\n", out, tool_now() - prog.start, o->fit + o->holdout,
+                o->nfe_min, o->nfe_max, o->holdout);
         for (size_t i = 0; i < deissn_normtable_plan_count(table); i++) {
             deissn_plan pl = DEISSN_PLAN_INIT;
             deissn_normtable_plan(table, i, &pl);
             fprintf(stderr, "  NFE %2u  %-12s order %u%s, tau_end %-6g RMSE %.4f [%.4f, %.4f]  "
-                    "BEST %.4f  (%.2fx)\n", pl.nfe,
+                    "BEST %.4f  (%.2fx)  %.1f s\n", pl.nfe,
                     pl.method == DEISSN_METHOD_DATA ? (pl.corrector ? "x0-corrector" : "x0")
                                                     : pl.uses_table ? "deis-sn" : "deis",
                     pl.order, pl.lower_order_final ? " lof" : "    ", pl.tau_end, pl.error,
                     pl.error_low, pl.error_high, pl.best_error,
-                    pl.best_error > 0 ? pl.error / pl.best_error : 0.0);
+                    pl.best_error > 0 ? pl.error / pl.best_error : 0.0,
+                    pl.nfe <= DEISSN_PLAN_MAX_NFE ? prog.seconds[pl.nfe] : 0.0);
         }
     }
     deissn_reference_free(ref);
