@@ -276,13 +276,20 @@ DEISSN_API uint32_t deissn_schedule_fingerprint(const deissn_schedule *schedule)
 typedef enum deissn_method {
     DEISSN_METHOD_EPS = 0,  /* DEIS and DEIS-SN: the noise prediction eps / r(tau), a
                                polynomial in tau (tAB-DEIS); the reference's method */
-    DEISSN_METHOD_DATA = 1  /* the data prediction x0 = (x - sigma eps) / alpha, a polynomial
+    DEISSN_METHOD_DATA = 1, /* the data prediction x0 = (x - sigma eps) / alpha, a polynomial
                                in lambda = log(alpha/sigma), integrated exactly: DEIS's
                                coefficients for the quantity DPM-Solver++ and UniPC
                                extrapolate. x0 stays bounded near tau = 0, where eps varies
                                fastest, which also keeps the corrector stable. The table is
                                not used (r normalises eps). A step ending at tau = 0 (lambda =
                                inf) is order 0 there: x = x0 */
+    DEISSN_METHOD_LEARNED = 2 /* a linear multistep method whose weights were learned on one
+                               model (a tuned plan's, docs/tuning.md): step i computes
+                               x_next = w[0] x + w[1] eps_i + ... + w[5] eps_{i-4}, with eps the
+                               model's output as eps and w = params->weights + i *
+                               DEISSN_PLAN_WEIGHTS (the eps terms older than step 0 are 0).
+                               No table, no corrector; order and lower_order_final are
+                               ignored */
 } deissn_method;
 
 /* What the model predicts, and so how the sampler reads its output. The sampler converts it
@@ -294,7 +301,7 @@ typedef enum deissn_prediction {
     DEISSN_PREDICT_V = 2
 } deissn_prediction;
 
-#define DEISSN_SAMPLER_PARAMS_VERSION 3
+#define DEISSN_SAMPLER_PARAMS_VERSION 4
 typedef struct deissn_sampler_params {
     uint32_t version;          /* DEISSN_SAMPLER_PARAMS_VERSION */
     uint32_t order;            /* polynomial order 0..3 (0 with no table is DDIM); default 3.
@@ -317,10 +324,15 @@ typedef struct deissn_sampler_params {
     /* Version 3: */
     int32_t prediction; /* deissn_prediction: what the model's output is, for deissn_step()
                            and deissn_sample() alike; default EPSILON */
+    /* Version 4: */
+    const double *weights; /* METHOD_LEARNED only (required there): steps *
+                              DEISSN_PLAN_WEIGHTS weights, step i's at weights + i *
+                              DEISSN_PLAN_WEIGHTS (a tuned plan's: deissn_plan.weights);
+                              copied by deissn_sampler_create(). Default NULL */
 } deissn_sampler_params;
 
 #define DEISSN_SAMPLER_PARAMS_INIT \
-    { DEISSN_SAMPLER_PARAMS_VERSION, 3, 0, 0, DEISSN_METHOD_EPS, 0, DEISSN_PREDICT_EPSILON }
+    { DEISSN_SAMPLER_PARAMS_VERSION, 3, 0, 0, DEISSN_METHOD_EPS, 0, DEISSN_PREDICT_EPSILON, NULL }
 
 /* Fill the fields of `version` with the defaults (see deissn_schedule_params_init()): a
  * version-1 struct gets order, lower_order_final and allow_table_mismatch only. */
@@ -460,12 +472,13 @@ typedef enum deissn_preset {
  * evaluations. Both structs must have been initialised (DEISSN_*_PARAMS_INIT or *_init());
  * only these fields are written, as far as each struct's version has them:
  *   schedule: spacing, steps, power, karras_rho, tau_min_eval, tau_end, custom_taus;
- *   sampler:  order, lower_order_final, method, corrector.
+ *   sampler:  order, lower_order_final, method, corrector, weights.
  * Everything else (the noise schedule, T, allow_table_mismatch, prediction) is left as the
  * caller set it, so BEST and REFERENCE combine with any noise schedule; a LOGSNR row that
  * stops at tau_end > 0 computes tau_min_eval from it. `table` (may be NULL) is the table the
- * caller samples with: TUNED reads its plans, and then schedule->custom_taus points into the
- * table (valid while the table lives) and schedule->steps is the plan's NFE, which is below
+ * caller samples with: TUNED reads its plans, and then schedule->custom_taus (and for a
+ * METHOD_LEARNED plan sampler->weights, version 4) points into the table (valid while the
+ * table lives) and schedule->steps is the plan's NFE, which is below
  * `nfe` when the table has no plan for exactly `nfe`. *use_table (may be NULL) says whether
  * to give the table to deissn_sampler_create(): 1 for the DEIS-SN rows and plans, 0 for the
  * others (they were measured without it). BEST was measured at 5, 6, 8, 10, 15 and 20; an nfe
@@ -647,9 +660,11 @@ DEISSN_API int32_t deissn_fill_noise(uint64_t seed, uint64_t first_sample, size_
 /* A tuned plan: how to sample one model with exactly `nfe` model evaluations, learned by the
  * calibration run (deissn-calibrate; docs/tuning.md) and stored in the model's table. The
  * times are free (not a named spacing). An output struct when read from a table: set
- * `version` (DEISSN_PLAN_INIT) first. */
+ * `version` (DEISSN_PLAN_INIT) first. An array of plans given to the library (a table's
+ * params) is read with the stride of its first element's version; all must share it. */
 #define DEISSN_PLAN_MAX_NFE 64
-#define DEISSN_PLAN_VERSION 1
+#define DEISSN_PLAN_WEIGHTS 6 /* per step of a METHOD_LEARNED plan: x and 5 eps terms */
+#define DEISSN_PLAN_VERSION 2
 typedef struct deissn_plan {
     uint32_t version;           /* DEISSN_PLAN_VERSION */
     uint32_t nfe;               /* model evaluations, 1..DEISSN_PLAN_MAX_NFE */
@@ -665,9 +680,13 @@ typedef struct deissn_plan {
                                    of the same ODE from the same noise */
     double error_low, error_high; /* its 95 % bootstrap interval */
     double best_error;          /* the same measure, same samples, for DEISSN_PRESET_BEST */
+    /* Version 2: */
+    double weights[DEISSN_PLAN_MAX_NFE][DEISSN_PLAN_WEIGHTS]; /* METHOD_LEARNED: step i's
+                                   weights (deissn_method), the first nfe rows; else 0 */
 } deissn_plan;
 
-#define DEISSN_PLAN_INIT { DEISSN_PLAN_VERSION, 0, 0, 0, 0, 0, 0, 0, 0.0, {0}, 0.0, 0.0, 0.0, 0.0 }
+#define DEISSN_PLAN_INIT \
+    { DEISSN_PLAN_VERSION, 0, 0, 0, 0, 0, 0, 0, 0.0, {0}, 0.0, 0.0, 0.0, 0.0, {{0}} }
 
 /* The most plans a table holds. */
 #define DEISSN_NORMTABLE_MAX_PLANS 64

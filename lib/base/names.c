@@ -33,7 +33,8 @@ static const name_entry spacing_names[] = {
     {"karras", DEISSN_SPACING_KARRAS},       {"custom", DEISSN_SPACING_CUSTOM},
     END};
 static const name_entry method_names[] = {
-    {"eps", DEISSN_METHOD_EPS}, {"data", DEISSN_METHOD_DATA}, END};
+    {"eps", DEISSN_METHOD_EPS}, {"data", DEISSN_METHOD_DATA}, {"learned", DEISSN_METHOD_LEARNED},
+    END};
 static const name_entry prediction_names[] = {
     {"epsilon", DEISSN_PREDICT_EPSILON},
     {"sample", DEISSN_PREDICT_SAMPLE},

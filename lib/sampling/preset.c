@@ -134,6 +134,14 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, const deissn_normtabl
         mp.lower_order_final = plan->lower_order_final;
         mp.method = plan->method;
         mp.corrector = plan->corrector;
+        if (plan->method == DEISSN_METHOD_LEARNED) {
+            if (sampler && sampler->version < 4)
+                return dsn_error(DEISSN_E_INVALID_ARG, "%s: the table's %u-NFE plan is "
+                                 "DEISSN_METHOD_LEARNED, whose weights need a version-4 "
+                                 "deissn_sampler_params (this one is version %u)", fn,
+                                 plan->nfe, sampler->version);
+            mp.weights = &plan->weights[0][0];
+        }
         wants_table = (int32_t)plan->uses_table;
     } else if (preset != DEISSN_PRESET_REFERENCE) { /* BEST, and TUNED without a plan */
         const best_row *row = best_for(nfe);
@@ -165,6 +173,7 @@ int32_t deissn_preset_params(int32_t preset, uint32_t nfe, const deissn_normtabl
         caller_sampler.lower_order_final = mp.lower_order_final;
         caller_sampler.method = mp.method;
         caller_sampler.corrector = mp.corrector;
+        caller_sampler.weights = mp.weights;
         dsn_sampler_params_write(sampler, &caller_sampler);
     }
     if (use_table) *use_table = wants_table;

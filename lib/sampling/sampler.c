@@ -15,7 +15,8 @@
 struct deissn_sampler {
     deissn_schedule *schedule; /* referenced */
     deissn_normtable *table;   /* referenced, or NULL */
-    deissn_sampler_params params;
+    deissn_sampler_params params; /* params.weights points to `weights` (METHOD_LEARNED) */
+    double *weights;     /* METHOD_LEARNED: the caller's weights, copied */
     uint32_t steps;
     dsn_step *plan;
     unsigned char *keep; /* keep[i]: a later step uses step i's eps */
@@ -27,10 +28,10 @@ struct deissn_sampler {
 };
 
 /* The byte size of each version of deissn_sampler_params: version 1 ends before `method`,
- * version 2 before `prediction` (include/deissn.h). */
+ * version 2 before `prediction`, version 3 before `weights` (include/deissn.h). */
 static const size_t params_size[DEISSN_SAMPLER_PARAMS_VERSION + 1] = {
     0, offsetof(deissn_sampler_params, method), offsetof(deissn_sampler_params, prediction),
-    sizeof(deissn_sampler_params)};
+    offsetof(deissn_sampler_params, weights), sizeof(deissn_sampler_params)};
 static const deissn_sampler_params defaults = DEISSN_SAMPLER_PARAMS_INIT;
 static const size_t info_size[DEISSN_STEP_INFO_VERSION + 1] = {0, sizeof(deissn_step_info)};
 static const size_t coeffs_size[DEISSN_STEP_COEFFS_VERSION + 1] = {0, sizeof(deissn_step_coeffs)};
@@ -161,6 +162,23 @@ static void build_plan(deissn_sampler *sp)
     for (uint32_t i = 0; i < N; i++) {
         dsn_step *st = &sp->plan[i];
         memset(st, 0, sizeof *st);
+        if (sp->weights) { /* METHOD_LEARNED: the weights are the step */
+            const double *w = sp->weights + (size_t)i * DEISSN_PLAN_WEIGHTS;
+            st->tau_from = taus[i];
+            st->tau_to = taus[i + 1];
+            st->model_t = taus[i] * s->T - 1;
+            dsn_alpha_sigma(s, st->tau_from, &st->alpha, &st->sigma);
+            st->psi = w[0];
+            st->depth = i < DSN_MAX_DEPTH ? i : DSN_MAX_DEPTH;
+            while (st->depth > 0 && w[1 + st->depth] == 0) st->depth--;
+            st->order = st->depth;
+            for (uint32_t j = 0; j <= st->depth; j++) {
+                st->c[j] = st->k[j] = w[1 + j];
+                st->r[j] = 1.0;
+            }
+            if (st->depth > sp->slots) sp->slots = st->depth;
+            continue;
+        }
         st->data = data;
         st->tau_from = taus[i];
         st->tau_to = taus[i + 1];
@@ -215,9 +233,16 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
     if (p.prediction < DEISSN_PREDICT_EPSILON || p.prediction > DEISSN_PREDICT_V)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: unknown prediction type %d", fn,
                          (int)p.prediction);
-    if (p.method != DEISSN_METHOD_EPS && p.method != DEISSN_METHOD_DATA)
-        return dsn_error(DEISSN_E_INVALID_ARG, "%s: method %d is not DEISSN_METHOD_EPS (0) or "
-                         "DEISSN_METHOD_DATA (1)", fn, (int)p.method);
+    if (p.method != DEISSN_METHOD_EPS && p.method != DEISSN_METHOD_DATA &&
+        p.method != DEISSN_METHOD_LEARNED)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: method %d is not DEISSN_METHOD_EPS (0), "
+                         "DEISSN_METHOD_DATA (1) or DEISSN_METHOD_LEARNED (2)", fn, (int)p.method);
+    if (p.method == DEISSN_METHOD_LEARNED && (!p.weights || table || p.corrector))
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: DEISSN_METHOD_LEARNED %s", fn,
+                         !p.weights ? "needs params->weights (a tuned plan's)"
+                         : table    ? "takes no table (its weights include the scale)"
+                                    : "takes no corrector");
+    if (p.method != DEISSN_METHOD_LEARNED) p.weights = NULL; /* not read, not kept */
     if (p.corrector > 1)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: corrector %u is not 0 or 1", fn, p.corrector);
     if (p.corrector && p.method != DEISSN_METHOD_DATA)
@@ -239,9 +264,17 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
     sp->steps = schedule->steps;
     sp->plan = dsn_calloc(sp->steps, sizeof *sp->plan);
     sp->keep = dsn_calloc(sp->steps, 1);
-    if (!sp->plan || !sp->keep) {
+    if (p.weights) {
+        sp->weights = dsn_malloc((size_t)sp->steps * DEISSN_PLAN_WEIGHTS * sizeof(double));
+        if (sp->weights)
+            memcpy(sp->weights, p.weights,
+                   (size_t)sp->steps * DEISSN_PLAN_WEIGHTS * sizeof(double));
+        sp->params.weights = sp->weights;
+    }
+    if (!sp->plan || !sp->keep || (p.weights && !sp->weights)) {
         dsn_free(sp->plan);
         dsn_free(sp->keep);
+        dsn_free(sp->weights);
         dsn_free(sp);
         return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for %u steps", fn, schedule->steps);
     }
@@ -258,8 +291,10 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
      * with Inf or NaN. */
     for (uint32_t i = 0; i < sp->steps; i++) {
         const dsn_step *st = &sp->plan[i];
-        /* psi is 0 only for METHOD_DATA ending at tau = 0 (sigma_to = 0): x = x0 there */
-        int finite = isfinite(st->psi) && (st->psi > 0 || (st->data && st->tau_to == 0));
+        /* psi is 0 only for METHOD_DATA ending at tau = 0 (sigma_to = 0): x = x0 there; a
+         * learned step's weights are the caller's, any finite value */
+        int finite = isfinite(st->psi) &&
+                     (st->psi > 0 || (st->data && st->tau_to == 0) || sp->weights);
         for (int j = 0; j <= DSN_MAX_DEPTH; j++)
             finite = finite && isfinite(st->c[j]) && isfinite(st->k[j]);
         /* x0 = (x - sigma eps) / alpha must stay a float for ordinary x and eps */
@@ -272,10 +307,13 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
             return rc;
         }
         if (!finite) {
-            int32_t rc = dsn_error(DEISSN_E_INVALID_ARG, "%s: the coefficients of step %u (tau "
-                                   "%.17g to %.17g) are not finite: alpha_bar is 0 there in "
-                                   "double precision, or the times are too close", fn, i,
-                                   st->tau_from, st->tau_to);
+            int32_t rc = sp->weights
+                ? dsn_error(DEISSN_E_INVALID_ARG, "%s: params->weights of step %u are not "
+                            "finite", fn, i)
+                : dsn_error(DEISSN_E_INVALID_ARG, "%s: the coefficients of step %u (tau "
+                            "%.17g to %.17g) are not finite: alpha_bar is 0 there in "
+                            "double precision, or the times are too close", fn, i,
+                            st->tau_from, st->tau_to);
             deissn_sampler_free(sp);
             return rc;
         }
@@ -290,6 +328,7 @@ void deissn_sampler_free(deissn_sampler *sp)
     for (int j = 0; j < MAX_HIST; j++) dsn_free(sp->hist[j]);
     dsn_free(sp->plan);
     dsn_free(sp->keep);
+    dsn_free(sp->weights);
     deissn_schedule_free(sp->schedule);
     deissn_normtable_free(sp->table);
     dsn_free(sp);

@@ -123,7 +123,9 @@ int32_t dsn_table_check(deissn_normtable *t, int32_t status, const char *what)
 /* Version 1 ends before the plans. */
 static const size_t params_size[DEISSN_NORMTABLE_PARAMS_VERSION + 1] = {
     0, offsetof(deissn_normtable_params, plans), sizeof(deissn_normtable_params)};
-static const size_t plan_size[DEISSN_PLAN_VERSION + 1] = {0, sizeof(deissn_plan)};
+/* Version 1 ends before the weights. */
+static const size_t plan_size[DEISSN_PLAN_VERSION + 1] = {0, offsetof(deissn_plan, weights),
+                                                          sizeof(deissn_plan)};
 
 int32_t dsn_plans_check(const deissn_plan *plans, size_t n, int32_t status, const char *what)
 {
@@ -134,7 +136,8 @@ int32_t dsn_plans_check(const deissn_plan *plans, size_t n, int32_t status, cons
         const deissn_plan *p = &plans[i];
         const char *bad = NULL;
         if (p->nfe < 1 || p->nfe > DEISSN_PLAN_MAX_NFE) bad = "nfe outside 1..DEISSN_PLAN_MAX_NFE";
-        else if (p->method != DEISSN_METHOD_EPS && p->method != DEISSN_METHOD_DATA)
+        else if (p->method != DEISSN_METHOD_EPS && p->method != DEISSN_METHOD_DATA &&
+                 p->method != DEISSN_METHOD_LEARNED)
             bad = "unknown method";
         else if (p->order > 3) bad = "order above 3";
         else if (p->corrector > 1 || (p->corrector && p->method != DEISSN_METHOD_DATA))
@@ -147,6 +150,11 @@ int32_t dsn_plans_check(const deissn_plan *plans, size_t n, int32_t status, cons
                    p->best_error >= 0) || !isfinite(p->error) || !isfinite(p->error_high) ||
                  !isfinite(p->best_error))
             bad = "an error that is negative or not finite";
+        for (uint32_t k = 0; !bad && k < DEISSN_PLAN_MAX_NFE; k++)
+            for (int w = 0; !bad && w < DEISSN_PLAN_WEIGHTS; w++)
+                if (!isfinite(p->weights[k][w]) ||
+                    (p->weights[k][w] != 0 && (p->method != DEISSN_METHOD_LEARNED || k >= p->nfe)))
+                    bad = "weights that are not finite, or not those of METHOD_LEARNED's steps";
         for (uint32_t k = 0; !bad && k < p->nfe; k++) {
             double hi = k ? p->taus[k - 1] : 1.0;
             if (!(p->taus[k] > p->tau_end && (k ? p->taus[k] < hi : p->taus[k] <= hi)))
@@ -157,6 +165,35 @@ int32_t dsn_plans_check(const deissn_plan *plans, size_t n, int32_t status, cons
         if (bad)
             return dsn_error(status, "%s: plan %zu (nfe %u): %s", what, i, p->nfe, bad);
     }
+    return DEISSN_OK;
+}
+
+/* The caller's n plans, of the version the first one carries (all alike), as current-layout
+ * copies (*out, dsn_free; NULL for n 0): what an older plan lacks is zero. */
+static int32_t read_plans(const deissn_plan *caller, size_t n, deissn_plan **out, const char *fn)
+{
+    *out = NULL;
+    if (n == 0) return DEISSN_OK;
+    if (n > DEISSN_NORMTABLE_MAX_PLANS)
+        return dsn_error(DEISSN_E_INVALID_ARG, "%s: %zu plans, a table holds at most %d", fn, n,
+                         DEISSN_NORMTABLE_MAX_PLANS);
+    uint32_t version = caller[0].version;
+    int32_t rc = dsn_check_version(version, DEISSN_PLAN_VERSION, fn, "params->plans[0]");
+    if (rc) return rc;
+    deissn_plan *copy = dsn_calloc(n, sizeof *copy);
+    if (!copy) return dsn_error(DEISSN_E_NOMEM, "%s: out of memory for %zu plans", fn, n);
+    const unsigned char *at = (const unsigned char *)caller;
+    for (size_t i = 0; i < n; i++, at += plan_size[version]) {
+        const deissn_plan *c = (const deissn_plan *)(const void *)at;
+        if (c->version != version) {
+            dsn_free(copy);
+            return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->plans[%zu] has version %u, "
+                             "plans[0] %u: an array of plans shares one version", fn, i,
+                             c->version, version);
+        }
+        dsn_read_versioned(&copy[i], c, plan_size, version);
+    }
+    *out = copy;
     return DEISSN_OK;
 }
 
@@ -237,10 +274,14 @@ int32_t dsn_table_derive(deissn_normtable **out, const deissn_normtable *src,
     t->clip = clip;
     t->steps = src->steps;
     t->samples = src->samples;
-    const deissn_plan *plans = p.plans ? p.plans : src->plans;
+    const deissn_plan *plans = src->plans;
     size_t n_plans = p.plans ? p.n_plans : src->n_plans;
-    rc = dsn_plans_check(plans, n_plans, DEISSN_E_INVALID_ARG, fn);
+    deissn_plan *caller_plans = NULL;
+    if (p.plans) rc = read_plans(p.plans, n_plans, &caller_plans, fn);
+    if (p.plans) plans = caller_plans;
+    if (rc == DEISSN_OK) rc = dsn_plans_check(plans, n_plans, DEISSN_E_INVALID_ARG, fn);
     if (rc == DEISSN_OK) rc = dsn_table_set_plans(t, plans, n_plans, fn);
+    dsn_free(caller_plans);
     if (rc != DEISSN_OK) {
         deissn_normtable_free(t);
         return rc;

@@ -28,6 +28,7 @@ static const unsigned char magic[8] = {0x89, 'D', 'S', 'N', 'T', 'B', 'L', '\n'}
 #define FORMAT_VERSION 1u
 #define FLAG_HAS_SUMS 1u
 #define FLAG_HAS_PLANS 2u
+#define FLAG_HAS_WEIGHTS 4u /* some plan is METHOD_LEARNED: its record ends with its weights */
 #define PLAN_FIXED 64u /* a plan record's fields before its times */
 #define HEADER_SIZE 44u
 #define PAYLOAD_FIXED 32u /* the payload's fields before the arrays */
@@ -37,6 +38,13 @@ static const unsigned char magic[8] = {0x89, 'D', 'S', 'N', 'T', 'B', 'L', '\n'}
 int dsn_table_magic(const unsigned char *buf, size_t len)
 {
     return len >= sizeof magic && !memcmp(buf, magic, sizeof magic);
+}
+
+/* A plan's record: the fixed fields, its times, and a METHOD_LEARNED plan's weights. */
+static size_t plan_record_size(const deissn_plan *pl)
+{
+    size_t per_step = 8 * (1 + (pl->method == DEISSN_METHOD_LEARNED ? DEISSN_PLAN_WEIGHTS : 0));
+    return PLAN_FIXED + per_step * pl->nfe;
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -238,7 +246,7 @@ int32_t deissn_normtable_save(const deissn_normtable *t, const char *path)
     size_t raw_len = PAYLOAD_FIXED + t->n * arrays * 8 + t->metadata_len;
     if (t->n_plans) {
         raw_len += 4;
-        for (size_t i = 0; i < t->n_plans; i++) raw_len += PLAN_FIXED + 8 * (size_t)t->plans[i].nfe;
+        for (size_t i = 0; i < t->n_plans; i++) raw_len += plan_record_size(&t->plans[i]);
     }
     uLong comp_cap = compressBound((uLong)raw_len);
     unsigned char *raw = dsn_malloc(raw_len), *comp = dsn_malloc(comp_cap);
@@ -280,6 +288,9 @@ int32_t deissn_normtable_save(const deissn_normtable *t, const char *path)
             dsn_put_f64(p + 56, pl->best_error);
             p += PLAN_FIXED;
             for (uint32_t k = 0; k < pl->nfe; k++, p += 8) dsn_put_f64(p, pl->taus[k]);
+            for (uint32_t k = 0; pl->method == DEISSN_METHOD_LEARNED && k < pl->nfe; k++)
+                for (int w = 0; w < DEISSN_PLAN_WEIGHTS; w++, p += 8)
+                    dsn_put_f64(p, pl->weights[k][w]);
         }
     }
 
@@ -292,7 +303,10 @@ int32_t deissn_normtable_save(const deissn_normtable *t, const char *path)
         unsigned char h[HEADER_SIZE];
         memcpy(h, magic, sizeof magic);
         dsn_put_u32(h + 8, FORMAT_VERSION);
-        dsn_put_u32(h + 12, (t->sums ? FLAG_HAS_SUMS : 0) | (t->n_plans ? FLAG_HAS_PLANS : 0));
+        int learned = 0;
+        for (size_t i = 0; i < t->n_plans; i++) learned |= t->plans[i].method == DEISSN_METHOD_LEARNED;
+        dsn_put_u32(h + 12, (t->sums ? FLAG_HAS_SUMS : 0) | (t->n_plans ? FLAG_HAS_PLANS : 0) |
+                            (learned ? FLAG_HAS_WEIGHTS : 0));
         dsn_put_u64(h + 16, comp_len);
         dsn_put_u64(h + 24, raw_len);
         dsn_put_u32(h + 32, dsn_crc32(raw, raw_len));
@@ -334,8 +348,8 @@ int32_t deissn_normtable_export_csv(const deissn_normtable *t, const char *path)
 /* ---- reading ----------------------------------------------------------------------------- */
 
 /* The plans section (docs/table-format.md): exactly `len` bytes at p. */
-static int32_t parse_plans(const unsigned char *p, uint64_t len, const char *what,
-                           deissn_plan **out, uint32_t *count)
+static int32_t parse_plans(const unsigned char *p, uint64_t len, int has_weights,
+                           const char *what, deissn_plan **out, uint32_t *count)
 {
     *out = NULL;
     *count = 0;
@@ -374,12 +388,18 @@ static int32_t parse_plans(const unsigned char *p, uint64_t len, const char *wha
         else if (pl->nfe < 1 || pl->nfe > DEISSN_PLAN_MAX_NFE)
             rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u: nfe %u (1 to %d)", what, i, pl->nfe,
                            DEISSN_PLAN_MAX_NFE);
-        else if ((len - at - PLAN_FIXED) / 8 < pl->nfe)
-            rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u: its %u times are cut off", what, i,
-                           pl->nfe);
+        else if (pl->method == DEISSN_METHOD_LEARNED && !has_weights)
+            rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u is METHOD_LEARNED, and the header does "
+                           "not announce weights", what, i);
+        else if (len - at < plan_record_size(pl))
+            rc = dsn_error(DEISSN_E_FORMAT, "%s: plan %u: its %u times%s are cut off", what, i,
+                           pl->nfe, pl->method == DEISSN_METHOD_LEARNED ? " and weights" : "");
         if (rc != DEISSN_OK) break;
         for (uint32_t k = 0; k < pl->nfe; k++) pl->taus[k] = dsn_get_f64(q + PLAN_FIXED + 8 * k);
-        at += PLAN_FIXED + 8 * (uint64_t)pl->nfe;
+        const unsigned char *w = q + PLAN_FIXED + 8 * (size_t)pl->nfe;
+        for (uint32_t k = 0; pl->method == DEISSN_METHOD_LEARNED && k < pl->nfe; k++)
+            for (int j = 0; j < DEISSN_PLAN_WEIGHTS; j++, w += 8) pl->weights[k][j] = dsn_get_f64(w);
+        at += plan_record_size(pl);
     }
     if (rc == DEISSN_OK && at != len)
         rc = dsn_error(DEISSN_E_FORMAT, "%s: %llu bytes after the last plan", what,
@@ -414,7 +434,8 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
         return dsn_error(DEISSN_E_FORMAT, "%s: table format version %u; this libdeissn reads "
                          "version %u%s", what, version, FORMAT_VERSION,
                          version > FORMAT_VERSION ? " (the file is newer: upgrade libdeissn)" : "");
-    if (flags & ~(FLAG_HAS_SUMS | FLAG_HAS_PLANS))
+    if (flags & ~(FLAG_HAS_SUMS | FLAG_HAS_PLANS | FLAG_HAS_WEIGHTS) ||
+        ((flags & FLAG_HAS_WEIGHTS) && !(flags & FLAG_HAS_PLANS)))
         return dsn_error(DEISSN_E_FORMAT, "%s: unknown flags 0x%08x in the header", what, flags);
     if (comp_len != len - HEADER_SIZE)
         return dsn_error(DEISSN_E_FORMAT, "%s: %s: the header announces %llu bytes of payload, "
@@ -422,7 +443,8 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
                          "trailing bytes", (unsigned long long)comp_len, len - HEADER_SIZE);
     int has_sums = (flags & FLAG_HAS_SUMS) != 0, has_plans = (flags & FLAG_HAS_PLANS) != 0;
     uint64_t max_plans = has_plans ? 4 + (uint64_t)DEISSN_NORMTABLE_MAX_PLANS *
-                                             (PLAN_FIXED + 8 * DEISSN_PLAN_MAX_NFE) : 0;
+                                             (PLAN_FIXED + 8 * DEISSN_PLAN_MAX_NFE *
+                                              (1 + DEISSN_PLAN_WEIGHTS)) : 0;
     uint64_t max_raw = PAYLOAD_FIXED + (uint64_t)DSN_TABLE_MAX_KNOTS * (has_sums ? 32 : 16) +
                        DEISSN_NORMTABLE_METADATA_MAX + max_plans;
     if (raw_len < PAYLOAD_FIXED || raw_len > max_raw || raw_len / MAX_RATIO > comp_len)
@@ -467,8 +489,9 @@ int32_t dsn_table_parse(const unsigned char *buf, size_t len, const char *what,
                        has_plans ? " and plans" : "");
     deissn_plan *plans = NULL;
     uint32_t n_plans = 0;
-    if (rc == DEISSN_OK && has_plans) rc = parse_plans(raw + base, raw_len - base, what, &plans,
-                                                       &n_plans);
+    if (rc == DEISSN_OK && has_plans)
+        rc = parse_plans(raw + base, raw_len - base, (flags & FLAG_HAS_WEIGHTS) != 0, what,
+                         &plans, &n_plans);
     deissn_normtable *t = NULL;
     if (rc == DEISSN_OK) rc = dsn_table_alloc(&t, (size_t)n, has_sums, meta_len, what);
     if (rc == DEISSN_OK) {
