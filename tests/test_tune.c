@@ -56,6 +56,7 @@ typedef struct fixture {
     double taus[M];
     float x[(M + 1) * K * D], eps[M * K * D], x1[K * D];
     double G[(2 * M + 1) * (2 * M + 1)];
+    float path[(M + 1) * NFIT * D];
     dsn_fix128 gram_sums[(2 * M + 1) * (2 * M + 2) / 2];
     deissn_normtable *table;
     dsn_tune_reference ref;
@@ -75,8 +76,10 @@ static void set_choose(fixture *f, size_t n_choose)
         CHECK_STATUS(dsn_gram_add(f->gram_sums, vecs, nb, D, "test"), DEISSN_OK, "gram");
     }
     dsn_gram_unpack(f->G, f->gram_sums, nb);
+    for (size_t m = 0; m <= M; m++)
+        memcpy(f->path + m * n_choose * D, f->x + m * K * D, n_choose * D * sizeof(float));
     f->ref = (dsn_tune_reference){M, f->taus, K, D, f->x, f->x + (M - 1) * K * D,
-                                  f->x + M * K * D, f->G, n_choose, NFIT};
+                                  f->x + M * K * D, f->path, f->G, n_choose, NFIT};
 }
 
 static void setup(fixture *f)
@@ -187,6 +190,7 @@ static void test_tuned_beats_named(fixture *f)
         mp.lower_order_final = pl->lower_order_final;
         mp.method = pl->method;
         mp.corrector = pl->corrector;
+        mp.weights = pl->method == DEISSN_METHOD_LEARNED ? &pl->weights[0][0] : NULL;
         double again = holdout_rmse(f, &sp, &mp, pl->use_table ? f->table : NULL);
         CHECK(tl_close(again, pl->holdout_rmse, 1e-5, 0), "NFE %u: hold-out %.6g, rerun %.6g",
               pl->nfe, pl->holdout_rmse, again);

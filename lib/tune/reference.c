@@ -70,33 +70,52 @@ void dsn_gram_unpack(double *G, const dsn_fix128 *acc, size_t nb)
 
 /* ---- the object ---------------------------------------------------------------------------- */
 
-/* Byte sizes of the arrays of a reference: times, calibration, Gram, ends; 0 on overflow. */
-static int ref_sizes(const dsn_tune_run *run, uint64_t count, size_t sz[4])
+/* How many of the held trajectories [first, first + count) search (are below choose). */
+static uint64_t n_path(const dsn_tune_run *run, uint64_t first, uint64_t count)
 {
-    size_t M = run->n_nodes, S = run->grid_steps, nb = 2 * (size_t)M + 1, e;
+    if (first >= run->choose) return 0;
+    return (first + count < run->choose ? first + count : run->choose) - first;
+}
+
+/* Byte sizes of the arrays of a reference: times, calibration, Gram, ends, paths; and *total
+ * their sum. 0 on overflow. */
+#define REF_ARRAYS 5
+static int ref_sizes(const dsn_tune_run *run, uint64_t first, uint64_t count,
+                     size_t sz[REF_ARRAYS], size_t *total)
+{
+    size_t M = run->n_nodes, S = run->grid_steps, nb = 2 * (size_t)M + 1, e, q;
+    uint64_t np = n_path(run, first, count);
     sz[0] = M * sizeof(double);
     sz[1] = S * (sizeof(int64_t) + sizeof(uint64_t));
     sz[2] = dsn_gram_packed(nb) * sizeof(dsn_fix128);
-    return count <= SIZE_MAX / 3 && dsn_mul_size((size_t)count * 3, (size_t)run->numel, &e) &&
-           dsn_mul_size(e, sizeof(float), &sz[3]) && sz[3] <= SIZE_MAX - sz[0] - sz[1] - sz[2];
+    if (count > SIZE_MAX / 3 || !dsn_mul_size((size_t)count * 3, (size_t)run->numel, &e) ||
+        !dsn_mul_size(e, sizeof(float), &sz[3]) ||
+        !dsn_mul_size((size_t)np * (M + 1), (size_t)run->numel, &q) ||
+        !dsn_mul_size(q, sizeof(float), &sz[4]))
+        return 0;
+    *total = 0;
+    for (int i = 0; i < REF_ARRAYS; i++) {
+        if (sz[i] > SIZE_MAX - 64 - *total) return 0;
+        *total += sz[i];
+    }
+    return 1;
 }
 
 int32_t dsn_ref_alloc(deissn_reference **out, const dsn_tune_run *run, uint64_t first,
                       uint64_t count, const char *fn)
 {
     *out = NULL;
-    size_t sz[4];
-    if (!ref_sizes(run, count, sz))
+    size_t sz[REF_ARRAYS], total;
+    if (!ref_sizes(run, first, count, sz, &total))
         return dsn_error(DEISSN_E_SIZE, "%s: %llu trajectories of %llu values overflow", fn,
                          (unsigned long long)count, (unsigned long long)run->numel);
     deissn_reference *r = dsn_calloc(1, sizeof *r);
-    unsigned char *block = dsn_calloc(1, sz[0] + sz[1] + sz[2] + sz[3]);
+    unsigned char *block = dsn_calloc(1, total ? total : 1);
     if (!r || !block) {
         dsn_free(r);
         dsn_free(block);
         return dsn_error(DEISSN_E_NOMEM, "%s: no memory for a reference of %llu trajectories "
-                         "(%zu bytes)", fn, (unsigned long long)count,
-                         sz[0] + sz[1] + sz[2] + sz[3]);
+                         "(%zu bytes)", fn, (unsigned long long)count, total);
     }
     r->run = *run;
     r->first = first;
@@ -106,6 +125,8 @@ int32_t dsn_ref_alloc(deissn_reference **out, const dsn_tune_run *run, uint64_t 
     r->cal_counts = (uint64_t *)(r->cal_sums + run->grid_steps);
     r->gram = (dsn_fix128 *)(block + sz[0] + sz[1]);
     r->ends = (float *)(block + sz[0] + sz[1] + sz[2]);
+    r->path = (float *)(block + sz[0] + sz[1] + sz[2] + sz[3]);
+    r->n_path = n_path(run, first, count);
     *out = r;
     return DEISSN_OK;
 }
@@ -302,6 +323,9 @@ int32_t deissn_reference_solve(deissn_reference **out, deissn_model *model,
         for (size_t i = 0; sc.rec && i < b && k0 + i < run.choose; i++) {
             for (size_t a = 0; a < nb; a++)
                 vecs[a] = a == M ? batch + i * D : rec + (a * b + i) * D;
+            for (size_t a = 0; a <= M; a++) /* the path: x at every node, then x(0) */
+                memcpy(r->path + (a * (size_t)r->n_path + (size_t)(k0 - first) + i) * D, vecs[a],
+                       D * sizeof(float));
             rc = dsn_gram_add(r->gram, vecs, nb, D, FN_SOLVE);
             if (rc) break;
         }
@@ -412,6 +436,9 @@ int32_t deissn_reference_merge(deissn_reference **out, const deissn_reference *c
         for (int e = 0; e < 3; e++)
             memcpy(r->ends + ((size_t)e * count + at) * D, p->ends + (size_t)e * p->count * D,
                    (size_t)p->count * D * sizeof(float));
+        for (size_t a = 0; p->n_path && a <= run->n_nodes; a++) /* parts are in order */
+            memcpy(r->path + (a * (size_t)r->n_path + at) * D,
+                   p->path + a * (size_t)p->n_path * D, (size_t)p->n_path * D * sizeof(float));
         at += (size_t)p->count;
     }
     dsn_free(sorted);
@@ -431,9 +458,9 @@ static const unsigned char ref_magic[8] = {0x89, 'D', 'S', 'N', 'R', 'E', 'F', '
 
 static size_t ref_bytes(const deissn_reference *r)
 {
-    size_t sz[4];
-    ref_sizes(&r->run, r->count, sz); /* it fitted when r was made */
-    return REF_HEADER + sz[0] + sz[1] + sz[2] + sz[3] + 4;
+    size_t sz[REF_ARRAYS], total;
+    ref_sizes(&r->run, r->first, r->count, sz, &total); /* it fitted when r was made */
+    return REF_HEADER + total + 4;
 }
 
 int32_t deissn_reference_to_bytes(const deissn_reference *ref, void *buf, size_t capacity,
@@ -479,6 +506,8 @@ int32_t deissn_reference_to_bytes(const deissn_reference *ref, void *buf, size_t
     }
     size_t ne = 3 * (size_t)ref->count * (size_t)run->numel;
     for (size_t i = 0; i < ne; i++, p += 4) dsn_put_f32(p, ref->ends[i]);
+    size_t np = (size_t)ref->n_path * (run->n_nodes + 1) * (size_t)run->numel;
+    for (size_t i = 0; i < np; i++, p += 4) dsn_put_f32(p, ref->path[i]);
     dsn_put_u32(p, dsn_crc32(buf, n - 4));
     return DEISSN_OK;
 }
@@ -545,10 +574,10 @@ int32_t deissn_reference_from_bytes(deissn_reference **out, const void *data, si
     if (bad)
         return dsn_error(DEISSN_E_FORMAT, "%s: %s at byte %u are not those of a reference",
                          FN_LOAD, bad, off);
-    size_t sz[4];
-    if (!ref_sizes(&run, count, sz) || sz[0] + sz[1] + sz[2] + sz[3] > SIZE_MAX - REF_HEADER - 4)
+    size_t sz[REF_ARRAYS], total;
+    if (!ref_sizes(&run, first, count, sz, &total))
         return dsn_error(DEISSN_E_FORMAT, "%s: the sizes in the header overflow", FN_LOAD);
-    size_t want = REF_HEADER + sz[0] + sz[1] + sz[2] + sz[3] + 4;
+    size_t want = REF_HEADER + total + 4;
     if (size != want)
         return dsn_error(DEISSN_E_FORMAT, "%s: %s: %zu bytes where the header says %zu", FN_LOAD,
                          size < want ? "truncated" : "trailing bytes", size, want);
@@ -585,7 +614,8 @@ int32_t deissn_reference_from_bytes(deissn_reference **out, const void *data, si
             rc = dsn_error(DEISSN_E_FORMAT, "%s: Gram sum %zu (byte %zu) is beyond 2^62",
                            FN_LOAD, g, (size_t)(q - p));
     }
-    size_t ne = 3 * (size_t)count * (size_t)run.numel;
+    /* the ends and the paths follow each other: one array of states */
+    size_t ne = (3 * (size_t)count + (size_t)r->n_path * (run.n_nodes + 1)) * (size_t)run.numel;
     for (size_t i = 0; !rc && i < ne; i++, q += 4) {
         r->ends[i] = dsn_get_f32(q);
         if (!isfinite(r->ends[i]))

@@ -49,6 +49,10 @@ struct deissn_reference {
                               0..M-1): packed upper triangle, row a holds b = a..nb-1, summed
                               over the held trajectories below `choose` */
     float *ends;           /* 3 x count x D: x(node_taus[0]), x(node_taus[M-1]), x(0) */
+    float *path;           /* (M + 1) x n_path x D, right after `ends`: x at every recorded
+                              time and x(0) of the held searching trajectories (the targets
+                              of the learned plans' fit) */
+    uint64_t n_path;       /* the held trajectories below run.choose */
 };
 
 /* Where grid step s (0..S-1) of the reference solve records: its node, or -1 (tau = 1 and

@@ -26,6 +26,7 @@ typedef struct cand {
     uint32_t start; /* dsn_tune_start */
     int refined;
     double surrogate, sel_rmse, fit_rmse;
+    double w[DSN_TUNE_MAX_NFE][DEISSN_PLAN_WEIGHTS]; /* METHOD_LEARNED: the weights */
 } cand;
 
 typedef struct ctx {
@@ -40,6 +41,7 @@ typedef struct ctx {
     double n_values;      /* nchoose * D */
     size_t nchoose;       /* fit trajectories 0..nchoose-1 choose; nchoose..n_fit-1 confirm */
     float *x, *e;         /* work buffers: K * D */
+    float *hist;          /* the learned fit's eps history: HIST x n_choose x D */
     uint64_t evals;
     int32_t failed;       /* a failure other than a refused plan (no memory), and its message:
                              it ends the search, whatever the candidate's score */
@@ -104,6 +106,7 @@ static int32_t make_sampler(ctx *c, const cand *p, uint32_t nfe, deissn_sampler 
     mp.method = p->v.method;
     mp.corrector = p->v.corrector;
     mp.allow_table_mismatch = 1; /* the caller vouches for its table */
+    if (p->v.method == DEISSN_METHOD_LEARNED) mp.weights = &p->w[0][0];
     rc = deissn_sampler_create(out, s, p->v.use_table ? c->table : NULL, &mp);
     deissn_schedule_free(s);
     if (rc != DEISSN_OK) note_failure(c, rc);
@@ -411,6 +414,100 @@ static int32_t refine(ctx *c, cand *p, uint32_t nfe, size_t n)
     return DEISSN_OK;
 }
 
+/* ---- learned plans -------------------------------------------------------------------------- */
+
+#define HIST (DEISSN_PLAN_WEIGHTS - 1) /* eps terms of a learned step */
+
+/* Solve the m x m system A w = g (A symmetric positive semi-definite, destroyed) by Cholesky,
+ * with a ridge of 1e-10 of each diagonal entry for the nearly collinear bases (consecutive
+ * eps are). 0 when A is not positive definite even so. */
+static int solve_spd(double *A, double *g, size_t m, double *w)
+{
+    for (size_t a = 0; a < m; a++) A[a * m + a] *= 1 + 1e-10;
+    for (size_t j = 0; j < m; j++) {
+        double d = A[j * m + j];
+        for (size_t k = 0; k < j; k++) d -= A[j * m + k] * A[j * m + k];
+        if (!(d > 0)) return 0;
+        A[j * m + j] = sqrt(d);
+        for (size_t i = j + 1; i < m; i++) {
+            double v = A[i * m + j];
+            for (size_t k = 0; k < j; k++) v -= A[i * m + k] * A[j * m + k];
+            A[i * m + j] = v / A[j * m + j];
+        }
+    }
+    for (size_t i = 0; i < m; i++) { /* L y = g, then L^T w = y */
+        double v = g[i];
+        for (size_t k = 0; k < i; k++) v -= A[i * m + k] * w[k];
+        w[i] = v / A[i * m + i];
+    }
+    for (size_t i = m; i-- > 0;) {
+        double v = w[i];
+        for (size_t k = i + 1; k < m; k++) v -= A[k * m + i] * w[k];
+        w[i] = v / A[i * m + i];
+    }
+    for (size_t i = 0; i < m; i++)
+        if (!isfinite(w[i])) return 0;
+    return 1;
+}
+
+static double dot(const float *u, const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)u[i] * (double)v[i];
+    return s;
+}
+
+/* Fit p's learned weights on p's times (grid nodes p->nodes, its end) by a rollout on the
+ * searching trajectories: step i's weights minimise the squared error, to the reference at
+ * the step's end, of x_next = w0 x + sum_j w_{1+j} eps_{i-j} computed from the states the
+ * learned steps before it made. *fit_rmse: the rollout's RMSE at the end (INFINITY when a
+ * system is singular). */
+static int32_t fit_learned(ctx *c, cand *p, uint32_t nfe, double *fit_rmse)
+{
+    size_t n = c->nchoose, D = c->D, nv = n * D, M = c->M;
+    float *x = c->x;
+    memcpy(x, c->ref->start, nv * sizeof(float));
+    memset(p->w, 0, sizeof p->w);
+    *fit_rmse = INFINITY;
+    for (uint32_t i = 0; i < nfe; i++) {
+        float *e = c->hist + (size_t)(i % HIST) * nv;
+        int cb = c->par->eval(c->par->user, x, n, D, c->node_tau[p->nodes[i]], e);
+        c->evals += n;
+        if (cb != 0)
+            return dsn_error(DEISSN_E_CALLBACK, "%s: params->eval returned %d at tau %.17g", FN,
+                             cb, c->node_tau[p->nodes[i]]);
+        size_t to = i + 1 < nfe ? p->nodes[i + 1] : p->v.end ? M - 1 : M;
+        const float *y = c->ref->path + to * nv;
+        const float *basis[DEISSN_PLAN_WEIGHTS];
+        size_t m = 1 + (i + 1 < HIST ? i + 1 : HIST);
+        basis[0] = x;
+        for (size_t j = 1; j < m; j++) basis[j] = c->hist + (size_t)((i + 1 - j) % HIST) * nv;
+        double wts[DEISSN_PLAN_WEIGHTS];
+        for (;; m--) { /* drop the oldest eps while the system is singular */
+            double A[DEISSN_PLAN_WEIGHTS * DEISSN_PLAN_WEIGHTS], g[DEISSN_PLAN_WEIGHTS];
+            for (size_t a = 0; a < m; a++) {
+                g[a] = dot(basis[a], y, nv);
+                for (size_t b = a; b < m; b++)
+                    A[a * m + b] = A[b * m + a] = dot(basis[a], basis[b], nv);
+            }
+            if (solve_spd(A, g, m, wts)) break;
+            if (m == 1) return DEISSN_OK; /* not even x alone: no learned plan here */
+        }
+        for (size_t a = 0; a < m; a++) p->w[i][a] = wts[a];
+        for (size_t k = 0; k < nv; k++) { /* the step, in double and rounded once, as the kernel */
+            double v = 0;
+            for (size_t a = 0; a < m; a++) v += wts[a] * (double)basis[a][k];
+            x[k] = (float)v;
+        }
+    }
+    size_t end = p->v.end ? M - 1 : M;
+    const float *y = c->ref->path + end * nv;
+    double se = 0;
+    for (size_t k = 0; k < nv; k++) se += ((double)x[k] - y[k]) * ((double)x[k] - y[k]);
+    *fit_rmse = sqrt(se / (double)nv);
+    return DEISSN_OK;
+}
+
 /* ---- the search --------------------------------------------------------------------------- */
 
 static int32_t check_args(dsn_tune_plan *plans, size_t capacity,
@@ -422,10 +519,10 @@ static int32_t check_args(dsn_tune_plan *plans, size_t capacity,
     if (!ref) return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref is NULL", FN);
     if (!par) return dsn_error(DEISSN_E_INVALID_ARG, "%s: params is NULL", FN);
     if (!par->eval) return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->eval is NULL", FN);
-    if (!ref->taus || !ref->start || !ref->last || !ref->end || !ref->gram)
+    if (!ref->taus || !ref->start || !ref->last || !ref->end || !ref->gram || !ref->path)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->%s is NULL", FN,
                          !ref->taus ? "taus" : !ref->start ? "start" : !ref->last ? "last"
-                         : !ref->end ? "end" : "gram");
+                         : !ref->end ? "end" : !ref->gram ? "gram" : "path");
     if (ref->n_times < 3)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: ref->n_times %zu is below 3", FN,
                          ref->n_times);
@@ -570,23 +667,67 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
             best = r;
         }
     }
-    /* the confirmation: the chosen plan against BEST's configuration on fit trajectories
-     * that made no choice; BEST replaces a plan that is worse there */
-    double confirm_mine = NAN, confirm_best = NAN;
+    /* the learned plan on the times of the two best grid plans (their nodes hold the
+     * reference): the weights fitted on the searching trajectories, the lower fit kept */
+    cand lp;
+    memset(&lp, 0, sizeof lp);
+    double learned_fit = INFINITY;
+    for (int t = 0, tried = 0; t < 2; t++) {
+        size_t g = n;
+        for (size_t i = 0; i < n; i++) {
+            const cand *q = &cands[i];
+            int taken = tried && !memcmp(q->nodes, lp.nodes, nfe * sizeof(uint32_t)) &&
+                        q->v.end == lp.v.end;
+            if (q->start == DSN_TUNE_START_GRID && !taken && isfinite(q->sel_rmse) &&
+                (g == n || q->sel_rmse < cands[g].sel_rmse))
+                g = i;
+        }
+        if (g == n) break;
+        cand q = cands[g];
+        q.v = (variant){DEISSN_METHOD_LEARNED, 0, 0, 0, 0, cands[g].v.end};
+        q.refined = 0;
+        q.surrogate = NAN;
+        double f;
+        rc = fit_learned(c, &q, nfe, &f);
+        if (rc != DEISSN_OK) return rc;
+        if (!tried || f < learned_fit) {
+            lp = q;
+            learned_fit = f;
+        }
+        tried = 1;
+    }
+    if (isfinite(learned_fit)) {
+        set_times(c, &lp, nfe);
+        rc = true_rmse(c, &lp, nfe, 0, nfit, &lp.fit_rmse); /* through the library's sampler */
+        if (rc != DEISSN_OK) return rc;
+    }
+    /* the confirmation, on fit trajectories that made no choice: the lowest RMSE of the plan
+     * so far, the learned plan and BEST's configuration (without them: the lower fit RMSE
+     * of the first two, an optimistic choice for the learned plan, which was fitted there) */
+    double confirm_mine = NAN, confirm_best = NAN, confirm_learned = NAN;
     int confirmed = 0;
     cand bp;
-    if (nconfirm > 0 && !(best.start == DSN_TUNE_START_PRESET && !best.refined) &&
-        preset_cand(c, nfe, &bp)) {
+    int have_bp = preset_cand(c, nfe, &bp);
+    if (nconfirm > 0) {
         rc = true_rmse(c, &best, nfe, nfit, nconfirm, &confirm_mine);
-        if (rc == DEISSN_OK) rc = true_rmse(c, &bp, nfe, nfit, nconfirm, &confirm_best);
+        if (rc == DEISSN_OK && isfinite(learned_fit))
+            rc = true_rmse(c, &lp, nfe, nfit, nconfirm, &confirm_learned);
+        if (rc == DEISSN_OK && have_bp && !(best.start == DSN_TUNE_START_PRESET && !best.refined))
+            rc = true_rmse(c, &bp, nfe, nfit, nconfirm, &confirm_best);
         if (rc != DEISSN_OK) return rc;
+        if (confirm_learned < confirm_mine) {
+            best = lp;
+            confirm_mine = confirm_learned;
+        }
         if (confirm_best < confirm_mine) {
             rc = true_rmse(c, &bp, nfe, 0, nfit, &bp.fit_rmse);
             if (rc != DEISSN_OK) return rc;
             best = bp;
-        } else {
+        } else if (isfinite(confirm_best)) {
             confirmed = 1;
         }
+    } else if (isfinite(learned_fit) && lp.fit_rmse < best.fit_rmse) {
+        best = lp;
     }
     const cand *w = &best;
     memset(out, 0, sizeof *out);
@@ -598,6 +739,9 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
     out->order = w->v.order;
     out->lower_order_final = w->v.lof;
     out->corrector = w->v.corrector;
+    if (w->v.method == DEISSN_METHOD_LEARNED) memcpy(out->weights, w->w, sizeof out->weights);
+    out->learned_fit_rmse = isfinite(learned_fit) ? lp.fit_rmse : NAN;
+    out->learned_confirm_rmse = confirm_learned;
     out->start = w->start;
     out->refined = (uint32_t)w->refined;
     out->surrogate = w->surrogate;
@@ -662,9 +806,10 @@ int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
     c.alpha = dsn_malloc(3 * S * sizeof(double));
     c.x = dsn_malloc(c.K * c.D * sizeof(float));
     c.e = dsn_malloc(c.K * c.D * sizeof(float));
+    c.hist = dsn_malloc((size_t)HIST * c.nchoose * c.D * sizeof(float));
     double *cost = dsn_malloc(S * S * sizeof(double));
     cand *cands = dsn_malloc(ncap * sizeof(cand));
-    if (!res || !c.alpha || !c.x || !c.e || !cost || !cands) {
+    if (!res || !c.alpha || !c.x || !c.e || !c.hist || !cost || !cands) {
         rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory for the Gram matrix and the work buffers",
                        FN);
         goto done;
@@ -693,6 +838,7 @@ done:
     dsn_free(c.alpha);
     dsn_free(c.x);
     dsn_free(c.e);
+    dsn_free(c.hist);
     dsn_free(cost);
     dsn_free(cands);
     return rc;

@@ -34,7 +34,14 @@
  *      the first n_refine fit trajectories (each time moved 25 %, then 8 %, of the way to a
  *      neighbour, the earlier first; the first move that lowers the RMSE kept); a refined
  *      plan wins if it is better than the best so far on all fit trajectories.
- *   6. Its RMSE is then measured on the hold-out trajectories (n_fit..K-1), never used for
+ *   6. A learned plan (DEISSN_METHOD_LEARNED): on the times of the two best grid plans, the
+ *      weights of each step fitted by least squares to the reference at the step's end on
+ *      the searching trajectories, in a rollout (step i on the states the learned steps
+ *      before it produced, so it corrects the error they made); the one with the lower
+ *      error there is a candidate.
+ *   7. The confirmation: on the confirming fit trajectories (which made no choice), the
+ *      lowest RMSE of the plan so far, the learned plan and BEST's configuration wins.
+ *   8. Its RMSE is then measured on the hold-out trajectories (n_fit..K-1), never used for
  *      any choice.
  * The reference trajectories: tune/reference.h. Deterministic: the same input gives the same plans, bit for bit (no threads, fixed
  * order, ties broken by the order of the variants). */
@@ -65,6 +72,9 @@ typedef struct dsn_tune_reference {
     const float *start;   /* K * D: x(taus[0]) of trajectory k at start[k*D] */
     const float *last;    /* K * D: x(taus[M-1]) */
     const float *end;     /* K * D: x(0) */
+    const float *path;    /* (M + 1) * n_choose * D: x at every grid time and x(0) of the
+                             searching trajectories, x(taus[m]) of trajectory k at
+                             path[(m*n_choose + k)*D] (the learned plans' targets) */
     const double *gram;   /* (2M+1)^2, symmetric: the dot products, summed over trajectories
                              0..n_choose-1, of x(taus[0..M-1]), x(0), eps(taus[0..M-1]) (in
                              that order: basis vector b <= M is x at node b, node M being 0,
@@ -112,6 +122,10 @@ typedef struct dsn_tune_plan {
     uint32_t refined;              /* 1: then the true-error refinement moved them */
     uint32_t confirmed;            /* 1: the confirmation trajectories kept the plan over
                                       BEST's configuration; 0: none, or BEST replaced it */
+    double weights[DSN_TUNE_MAX_NFE][DEISSN_PLAN_WEIGHTS]; /* METHOD_LEARNED: per step */
+    double learned_fit_rmse;       /* the learned plan's RMSE on the searching trajectories
+                                      it was fitted on (NaN: none was fitted) */
+    double learned_confirm_rmse;   /* and on the confirming ones (NaN: none) */
     double confirm_rmse, confirm_best_rmse; /* the plan's and BEST's RMSE there (NaN: none) */
     double surrogate;              /* sum of teacher-forced local RMSEs (NaN for a preset) */
     double fit_rmse;               /* RMSE to the reference at tau_end, on the fit

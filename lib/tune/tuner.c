@@ -151,8 +151,8 @@ static int32_t tune_reference(deissn_normtable **out, deissn_model *model,
     if (!rc) {
         dsn_gram_unpack(G, ref->gram, nb);
         dsn_tune_reference tr = {run.n_nodes, ref->node_taus, Kz, D, ref->ends,
-                                 ref->ends + Kz * D, ref->ends + 2 * Kz * D, G, run.choose,
-                                 run.fit};
+                                 ref->ends + Kz * D, ref->ends + 2 * Kz * D, ref->path, G,
+                                 run.choose, run.fit};
         dsn_tune_params tp = {p.nfe_min, p.nfe_max, 8, 3, 8, eval, &ec, nfe_done};
         rc = dsn_tune_search(found, nfe_count, noise, use, &tr, &tp);
         if (rc == DEISSN_E_CALLBACK && ec.status) /* the model's own error, not the search's */
@@ -175,6 +175,7 @@ static int32_t tune_reference(deissn_normtable **out, deissn_model *model,
         pl->uses_table = f->use_table;
         pl->tau_end = f->tau_end;
         memcpy(pl->taus, f->taus, f->nfe * sizeof(double));
+        if (f->method == DEISSN_METHOD_LEARNED) memcpy(pl->weights, f->weights, sizeof pl->weights);
         pl->samples = (uint32_t)f->holdout_samples;
         pl->error = isfinite(f->holdout_rmse) ? f->holdout_rmse : f->fit_rmse;
         pl->error_low = isfinite(f->holdout_low) ? f->holdout_low : pl->error;
