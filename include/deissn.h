@@ -969,8 +969,10 @@ DEISSN_API int32_t deissn_tune_params_init(deissn_tune_params *params, uint32_t 
  * eps along the way, and calibrating r(tau) from the same evaluations), search the
  * evaluation times, method, order and final-step policy on the fit trajectories (dynamic
  * programming over the grid on teacher-forced local errors, then real runs and a refinement
- * of the times against the true error), and measure each chosen plan, and BEST, on the
- * hold-out trajectories only. *out is a table that carries the plans: a copy of `table`
+ * of the times against the true error), fit a learned plan (DEISSN_METHOD_LEARNED: each
+ * step's weights by least squares against the reference, in a rollout), let fit
+ * trajectories that made no choice pick among it, the searched plan and BEST, and measure
+ * each chosen plan, and BEST, on the hold-out trajectories only. *out is a table that carries the plans: a copy of `table`
  * (its plans replaced; the DEIS-SN candidates use it), or, when table is NULL, the table the
  * reference solves calibrated (their evaluation times as knots, with calibration sums).
  * `noise` is the model's noise schedule (its sampling fields are ignored); sample_shape has
@@ -998,7 +1000,8 @@ DEISSN_API int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
  * order of merging, and give the same plans as deissn_tune() with the same params, on the same
  * model, device and library (bindings/python/examples/tune_distributed.py; docs/tuning.md).
  * Its memory: about 8 * grid_steps^2 bytes for the sums, plus 12 bytes per trajectory and
- * sample value; a solve also holds one batch's recording, 4 * grid_steps * batch * sample
+ * sample value, plus 2 * grid_steps bytes per searching trajectory (the first half of the
+ * fit ones) and sample value (their paths, the learned plans' targets); a solve also holds one batch's recording, 4 * grid_steps * batch * sample
  * values bytes, while the batch holds searching trajectories.
  * Threads: a reference is immutable once made; any thread may read it. */
 
