@@ -31,6 +31,14 @@ typedef struct { /* version 3 (0.3.0) */
     uint32_t corrector;
     int32_t prediction;
 } sampler_params_v3;
+typedef struct { /* deissn_plan version 1 (0.3.0) */
+    uint32_t version, nfe;
+    int32_t method;
+    uint32_t order, corrector, lower_order_final, uses_table, samples;
+    double tau_end;
+    double taus[64];
+    double error, error_low, error_high, best_error;
+} plan_v1;
 typedef struct { /* deissn_schedule_params version 1 */
     uint32_t version;
     int32_t noise;
@@ -115,11 +123,11 @@ static deissn_schedule *schedule10(void)
 static void test_sampler_params(void)
 {
     static const size_t sizes[] = {0, sizeof(sampler_params_v1), sizeof(sampler_params_v2),
-                                   sizeof(sampler_params_v3)};
+                                   sizeof(sampler_params_v3), sizeof(deissn_sampler_params)};
     SAME_PREFIX(sampler_params_v3, deissn_sampler_params);
-    CHECK(DEISSN_SAMPLER_PARAMS_VERSION == 3, "sampler params: this test knows versions 1..3");
+    CHECK(DEISSN_SAMPLER_PARAMS_VERSION == 4, "sampler params: this test knows versions 1..4");
     deissn_schedule *sch = schedule10();
-    for (uint32_t v = 1; v <= 3; v++) {
+    for (uint32_t v = 1; v <= 4; v++) {
         unsigned char *p = caller_struct(sizes[v]);
         CHECK_STATUS(deissn_sampler_params_init((deissn_sampler_params *)p, v), DEISSN_OK,
                      "sampler params init");
@@ -150,8 +158,8 @@ static void test_sampler_params(void)
     }
     deissn_sampler_params cur;
     CHECK_STATUS(deissn_sampler_params_init(&cur, 0), DEISSN_E_INVALID_ARG, "version 0 refused");
-    CHECK_STATUS(deissn_sampler_params_init(&cur, 4), DEISSN_E_INVALID_ARG, "version 4 refused");
-    CHECK(strstr(deissn_last_error(), "1..3") != NULL, "a newer version is refused naming the "
+    CHECK_STATUS(deissn_sampler_params_init(&cur, 5), DEISSN_E_INVALID_ARG, "version 5 refused");
+    CHECK(strstr(deissn_last_error(), "1..4") != NULL, "a newer version is refused naming the "
           "range: %s", deissn_last_error());
     deissn_schedule_free(sch);
 }
@@ -194,6 +202,121 @@ static void test_schedule_and_table_params(void)
     free(info);
     deissn_normtable_free(t);
     deissn_schedule_free(s);
+}
+
+/* A current-layout plan of `nfe` steps, valid for the table. */
+static deissn_plan plan_of(uint32_t nfe, int32_t method)
+{
+    deissn_plan p = DEISSN_PLAN_INIT;
+    p.nfe = nfe;
+    p.method = method;
+    p.order = 2;
+    p.samples = 16;
+    p.tau_end = 1e-3;
+    for (uint32_t k = 0; k < nfe; k++) p.taus[k] = 1.0 - 0.9 * k / nfe;
+    p.error = p.error_low = p.error_high = p.best_error = 0.1;
+    for (uint32_t k = 0; method == DEISSN_METHOD_LEARNED && k < nfe; k++) {
+        p.weights[k][0] = 1.0;
+        p.weights[k][1] = -0.1;
+    }
+    return p;
+}
+
+/* deissn_plan version 1: read (a table's params.plans, with version 1's stride) and written
+ * (deissn_normtable_plan) only as far as version 1 goes. */
+static void test_plans_v1(void)
+{
+    SAME_PREFIX(plan_v1, deissn_plan);
+    CHECK(DEISSN_PLAN_VERSION == 2, "plans: this test knows versions 1..2");
+    /* Two version-1 plans in one exact-size block followed by the canary: read with
+     * version 1's stride, the second starts where a version-1 array has it. */
+    unsigned char *arr = caller_struct(2 * sizeof(plan_v1));
+    plan_v1 old[2];
+    for (int i = 0; i < 2; i++) {
+        deissn_plan cur = plan_of(i ? 9 : 5, i ? DEISSN_METHOD_DATA : DEISSN_METHOD_EPS);
+        memcpy(&old[i], &cur, sizeof old[i]);
+        old[i].version = 1;
+    }
+    memcpy(arr, old, sizeof old);
+    const double tau[] = {0, 1}, r[] = {0.5, 0.8};
+    deissn_normtable_params tp = DEISSN_NORMTABLE_PARAMS_INIT;
+    tp.plans = (const deissn_plan *)(const void *)arr;
+    tp.n_plans = 2;
+    deissn_normtable *t = NULL;
+    CHECK_STATUS(deissn_normtable_create(&t, tau, r, 2, &tp), DEISSN_OK,
+                 "a table from an array of version-1 plans");
+    CHECK(deissn_normtable_plan_count(t) == 2, "two plans");
+    unsigned char *out = caller_struct(sizeof(plan_v1));
+    for (size_t i = 0; t && i < 2; i++) {
+        memset(out, FILL, sizeof(plan_v1) + CANARY_BYTES);
+        uint32_t one = 1;
+        memcpy(out, &one, 4);
+        CHECK_STATUS(deissn_normtable_plan(t, i, (deissn_plan *)(void *)out), DEISSN_OK,
+                     "a plan into a version-1 struct");
+        plan_v1 got;
+        memcpy(&got, out, sizeof got);
+        CHECK(got.version == 1 && got.nfe == old[i].nfe && got.method == old[i].method &&
+                  !memcmp(got.taus, old[i].taus, sizeof got.taus) &&
+                  got.best_error == old[i].best_error && canary_intact(out, sizeof got),
+              "plan %zu: read with version 1's stride, written back as version 1 and no more "
+              "(nfe %u, want %u)", i, got.nfe, old[i].nfe);
+        deissn_plan cur = DEISSN_PLAN_INIT;
+        deissn_normtable_plan(t, i, &cur);
+        int zero = 1;
+        for (int k = 0; k < DEISSN_PLAN_MAX_NFE; k++)
+            for (int j = 0; j < DEISSN_PLAN_WEIGHTS; j++) zero &= cur.weights[k][j] == 0;
+        CHECK(zero, "what a version-1 plan lacks (weights) reads as 0");
+    }
+    /* An array whose plans disagree on the version is refused, naming the plan. */
+    old[1].version = 2;
+    memcpy(arr, old, sizeof old);
+    deissn_normtable *u = NULL;
+    CHECK_STATUS(deissn_normtable_create(&u, tau, r, 2, &tp), DEISSN_E_INVALID_ARG,
+                 "plans of two versions in one array");
+    CHECK(u == NULL && strstr(deissn_last_error(), "plans[1]") != NULL,
+          "the message names the plan: %s", deissn_last_error());
+    free(out);
+    free(arr);
+    deissn_normtable_free(t);
+}
+
+/* deissn_preset_params(TUNED) into a version-3 sampler struct, which has no `weights`: a
+ * learned plan is refused, naming version 4, and nothing is written; other plans work. */
+static void test_tuned_into_v3(void)
+{
+    const double tau[] = {0, 1}, r[] = {0.5, 0.8};
+    deissn_plan plans[2] = {plan_of(6, DEISSN_METHOD_LEARNED), plan_of(8, DEISSN_METHOD_DATA)};
+    deissn_normtable_params tp = DEISSN_NORMTABLE_PARAMS_INIT;
+    tp.plans = plans;
+    tp.n_plans = 2;
+    deissn_normtable *t = NULL;
+    CHECK_STATUS(deissn_normtable_create(&t, tau, r, 2, &tp), DEISSN_OK, "a table, learned plan");
+    unsigned char *sp = caller_struct(sizeof(sampler_params_v3));
+    unsigned char before[sizeof(sampler_params_v3) + CANARY_BYTES];
+    deissn_sampler_params_init((deissn_sampler_params *)(void *)sp, 3);
+    memcpy(before, sp, sizeof before);
+    deissn_schedule_params sch = DEISSN_SCHEDULE_PARAMS_INIT, sch_before;
+    memcpy(&sch_before, &sch, sizeof sch);
+    int32_t use_table = 7;
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, 6, t, &sch,
+                                      (deissn_sampler_params *)(void *)sp, &use_table),
+                 DEISSN_E_INVALID_ARG, "TUNED, a learned plan, a version-3 sampler struct");
+    CHECK(strstr(deissn_last_error(), "version-4") != NULL &&
+              strstr(deissn_last_error(), "version 3") != NULL,
+          "the message names the versions: %s", deissn_last_error());
+    CHECK(!memcmp(sp, before, sizeof before) && !memcmp(&sch, &sch_before, sizeof sch) &&
+              use_table == 7, "a refused preset writes nothing");
+    CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, 8, t, &sch,
+                                      (deissn_sampler_params *)(void *)sp, &use_table),
+                 DEISSN_OK, "TUNED, a DATA plan, a version-3 sampler struct");
+    sampler_params_v3 got;
+    memcpy(&got, sp, sizeof got);
+    CHECK(got.version == 3 && got.method == DEISSN_METHOD_DATA && got.order == 2 &&
+              sch.steps == 8 && sch.custom_taus && sch.custom_taus[7] == plans[1].taus[7],
+          "the plan's method and order");
+    CHECK(canary_intact(sp, sizeof got), "TUNED writes nothing past version 3");
+    free(sp);
+    deissn_normtable_free(t);
 }
 
 static int model_fn(void *user, const float *x, const int64_t *shape, uint32_t ndim, double t,
@@ -285,6 +408,8 @@ int main(void)
 {
     test_sampler_params();
     test_schedule_and_table_params();
+    test_plans_v1();
+    test_tuned_into_v3();
     test_model_sample_and_outputs();
     TEST_SUMMARY();
 }

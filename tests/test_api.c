@@ -559,6 +559,107 @@ static void test_lifetimes(void)
     }
 }
 
+/* DEISSN_METHOD_LEARNED: weights that are DDIM's give DDIM's samples, step by step and
+ * through the loop; coeffs show the weights; what it cannot take is refused. */
+static void test_learned(void)
+{
+    enum { N = 8, W = DEISSN_PLAN_WEIGHTS };
+    deissn_schedule *sch = schedule_with(N, DEISSN_SPACING_QUADRATIC);
+    double taus[N + 1], w[N * W];
+    CHECK_STATUS(deissn_schedule_times(sch, taus, N + 1), DEISSN_OK, "times");
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < N; i++) {
+        double af = sqrt(deissn_schedule_alpha_bar(sch, taus[i]));
+        double sf = sqrt(1 - deissn_schedule_alpha_bar(sch, taus[i]));
+        double at = sqrt(deissn_schedule_alpha_bar(sch, taus[i + 1]));
+        double st = sqrt(1 - deissn_schedule_alpha_bar(sch, taus[i + 1]));
+        w[i * W] = at / af;
+        w[i * W + 1] = st - w[i * W] * sf;
+    }
+    deissn_sampler_params ddim = DEISSN_SAMPLER_PARAMS_INIT, lp = DEISSN_SAMPLER_PARAMS_INIT;
+    ddim.order = 0;
+    lp.method = DEISSN_METHOD_LEARNED;
+    lp.weights = w;
+    deissn_sampler *a = NULL, *b = NULL;
+    CHECK_STATUS(deissn_sampler_create(&a, sch, NULL, &ddim), DEISSN_OK, "DDIM");
+    CHECK_STATUS(deissn_sampler_create(&b, sch, NULL, &lp), DEISSN_OK, "learned, DDIM's weights");
+    double saved = w[0];
+    w[0] = 7; /* the sampler copied them */
+    deissn_model_params mp;
+    deissn_model_params_init(&mp, DEISSN_MODEL_PARAMS_VERSION);
+    mp.time_convention = DEISSN_TIME_TAU;
+    deissn_model *m = NULL;
+    CHECK_STATUS(deissn_model_from_callback(&m, tl_gaussian_eps, sch, &mp), DEISSN_OK, "model");
+    int64_t shape[2] = {4, 6};
+    float xa[24], xb[24], eps[24];
+    deissn_fill_noise(3, 0, 4, 6, xa);
+    memcpy(xb, xa, sizeof xa);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        deissn_step_info ia = DEISSN_STEP_INFO_INIT, ib = DEISSN_STEP_INFO_INIT;
+        deissn_sampler_next(a, &ia);
+        deissn_sampler_next(b, &ib);
+        tl_gaussian_eps(sch, xa, shape, 2, ia.tau, eps);
+        deissn_step(a, xa, eps, 24, NULL);
+        tl_gaussian_eps(sch, xb, shape, 2, ib.tau, eps);
+        deissn_step(b, xb, eps, 24, NULL);
+        for (int k = 0; k < 24; k++) worst = fmax(worst, fabs((double)xa[k] - xb[k]));
+    }
+    CHECK(worst <= 1e-6, "deissn_step: learned with DDIM's weights is DDIM (worst %.3g)", worst);
+    deissn_fill_noise(4, 0, 4, 6, xa);
+    memcpy(xb, xa, sizeof xa);
+    CHECK_STATUS(deissn_sample(a, m, xa, shape, 2, NULL), DEISSN_OK, "sample DDIM");
+    CHECK_STATUS(deissn_sample(b, m, xb, shape, 2, NULL), DEISSN_OK, "sample learned");
+    worst = 0;
+    for (int k = 0; k < 24; k++) worst = fmax(worst, fabs((double)xa[k] - xb[k]));
+    CHECK(worst <= 1e-6, "deissn_sample: learned with DDIM's weights is DDIM (worst %.3g)", worst);
+    deissn_sampler_free(b);
+    b = NULL;
+    w[0] = saved;
+
+    /* The coefficients are the weights: psi = w0, c[j] = the weight of eps_{i-j}. */
+    for (int k = 0; k < W; k++) w[5 * W + k] = 0.5 + 0.1 * k;
+    CHECK_STATUS(deissn_sampler_create(&b, sch, NULL, &lp), DEISSN_OK, "learned, 5 eps terms");
+    deissn_step_coeffs co = DEISSN_STEP_COEFFS_INIT;
+    CHECK_STATUS(deissn_sampler_coeffs(b, 5, &co), DEISSN_OK, "coeffs of step 5");
+    int same = co.psi == w[5 * W] && co.order == 4;
+    for (int j = 0; j < 5; j++) same = same && co.c[j] == w[5 * W + 1 + j] && co.r[j] == 1.0;
+    CHECK(same, "coeffs: psi %g = w0 %g, c = the eps weights, order %u", co.psi, w[5 * W],
+          co.order);
+    CHECK_STATUS(deissn_sampler_coeffs(b, 0, &co), DEISSN_OK, "coeffs of step 0");
+    CHECK(co.psi == w[0] && co.c[0] == w[1] && co.order == 0, "step 0: psi %g c0 %g", co.psi,
+          co.c[0]);
+    deissn_sampler_free(b);
+    b = NULL;
+
+    /* Refusals. */
+    deissn_normtable *t = NULL;
+    const double tt[] = {0, 1}, rr[] = {0.5, 0.8};
+    deissn_normtable_create(&t, tt, rr, 2, NULL);
+    lp.weights = NULL;
+    CHECK_STATUS(deissn_sampler_create(&b, sch, NULL, &lp), DEISSN_E_INVALID_ARG, "no weights");
+    CHECK_MSG("weights", "no weights");
+    lp.weights = w;
+    CHECK_STATUS(deissn_sampler_create(&b, sch, t, &lp), DEISSN_E_INVALID_ARG, "a table");
+    CHECK_MSG("table", "a table");
+    lp.corrector = 1;
+    CHECK_STATUS(deissn_sampler_create(&b, sch, NULL, &lp), DEISSN_E_INVALID_ARG, "corrector");
+    CHECK_MSG("corrector", "corrector");
+    lp.corrector = 0;
+    w[2 * W + 3] = NAN;
+    CHECK_STATUS(deissn_sampler_create(&b, sch, NULL, &lp), DEISSN_E_INVALID_ARG, "NaN weight");
+    CHECK_MSG("step 2", "NaN weight");
+    w[2 * W + 3] = 0;
+    w[3 * W] = INFINITY;
+    CHECK_STATUS(deissn_sampler_create(&b, sch, NULL, &lp), DEISSN_E_INVALID_ARG, "Inf weight");
+    CHECK_MSG("step 3", "Inf weight");
+    CHECK(b == NULL, "nothing made on error");
+    deissn_normtable_free(t);
+    deissn_sampler_free(a);
+    deissn_model_free(m);
+    deissn_schedule_free(sch);
+}
+
 int main(void)
 {
     test_versions_and_strings();
@@ -570,6 +671,7 @@ int main(void)
     test_lower_order_final();
     test_predictions();
     test_sample_loop();
+    test_learned();
     test_lifetimes();
     test_plugin_failure_is_remembered();
     TEST_SUMMARY();

@@ -703,8 +703,10 @@ static void test_corrupt(void)
 
     craft(bad, 2, 1, raw, n);
     expect_load_error(bad, DEISSN_E_FORMAT, "future version", "newer");
+    craft(bad, 1, 9, raw, n);
+    expect_load_error(bad, DEISSN_E_FORMAT, "unknown flag 8", "0x00000009");
     craft(bad, 1, 5, raw, n);
-    expect_load_error(bad, DEISSN_E_FORMAT, "unknown flag", "flags");
+    expect_load_error(bad, DEISSN_E_FORMAT, "FLAG_HAS_WEIGHTS without FLAG_HAS_PLANS", "flags");
     craft(bad, 1, 0, raw, n);
     expect_load_error(bad, DEISSN_E_FORMAT, "sums present, flag absent", "cannot hold");
 
@@ -776,6 +778,9 @@ static deissn_plan make_plan(uint32_t nfe, int32_t method)
     p.samples = 256;
     p.tau_end = 1e-3;
     for (uint32_t k = 0; k < nfe; k++) p.taus[k] = 1.0 - 0.99 * k / nfe;
+    for (uint32_t k = 0; method == DEISSN_METHOD_LEARNED && k < nfe; k++)
+        for (int j = 0; j < DEISSN_PLAN_WEIGHTS; j++) p.weights[k][j] = 0.9 - 0.1 * j + 1e-3 * k;
+    if (method == DEISSN_METHOD_LEARNED) p.corrector = 0;
     p.error = 0.05 + 0.001 * nfe;
     p.error_low = p.error * 0.9;
     p.error_high = p.error * 1.1;
@@ -789,37 +794,44 @@ static void test_plans(const char *dir)
     deissn_normtable *t = NULL, *tp = NULL, *back = NULL, *none = NULL;
     CHECK_STATUS(deissn_normtable_create(&t, tau, r, 3, NULL), DEISSN_OK, "plain table");
     CHECK(deissn_normtable_plan_count(t) == 0, "a new table has no plans");
-    deissn_plan plans[3] = {make_plan(10, DEISSN_METHOD_DATA), make_plan(5, DEISSN_METHOD_EPS),
-                            make_plan(DEISSN_PLAN_MAX_NFE, DEISSN_METHOD_DATA)};
+    /* One of each method; the learned ones carry weights (the longest, all 64 rows). */
+    deissn_plan plans[5] = {make_plan(10, DEISSN_METHOD_DATA), make_plan(5, DEISSN_METHOD_EPS),
+                            make_plan(DEISSN_PLAN_MAX_NFE - 1, DEISSN_METHOD_DATA),
+                            make_plan(7, DEISSN_METHOD_LEARNED),
+                            make_plan(DEISSN_PLAN_MAX_NFE, DEISSN_METHOD_LEARNED)};
     deissn_normtable_params p = DEISSN_NORMTABLE_PARAMS_INIT;
     p.plans = plans;
-    p.n_plans = 3;
+    p.n_plans = 5;
     CHECK_STATUS(deissn_normtable_copy(&tp, t, &p), DEISSN_OK, "a copy with plans");
-    CHECK(deissn_normtable_plan_count(tp) == 3, "three plans");
+    CHECK(deissn_normtable_plan_count(tp) == 5, "five plans");
+    deissn_plan learned = DEISSN_PLAN_INIT;
+    CHECK_STATUS(deissn_normtable_plan(tp, 1, &learned), DEISSN_OK, "plan 1");
+    CHECK(learned.nfe == 7 && !memcmp(learned.weights, plans[3].weights, sizeof learned.weights),
+          "a learned plan keeps its weights");
     deissn_plan got = DEISSN_PLAN_INIT;
     CHECK_STATUS(deissn_normtable_plan(tp, 0, &got), DEISSN_OK, "plan 0");
     CHECK(got.nfe == 5 && !memcmp(got.taus, plans[1].taus, sizeof got.taus),
           "plans are kept in increasing nfe, values as given");
-    CHECK_STATUS(deissn_normtable_plan(tp, 3, &got), DEISSN_E_INVALID_ARG, "plan 3 of 3");
+    CHECK_STATUS(deissn_normtable_plan(tp, 5, &got), DEISSN_E_INVALID_ARG, "plan 5 of 5");
     char path[1024];
     snprintf(path, sizeof path, "%s/plans.dsn", dir);
     CHECK_STATUS(deissn_normtable_save(tp, path), DEISSN_OK, "save with plans");
     CHECK_STATUS(deissn_normtable_load(&back, path, NULL), DEISSN_OK, "load with plans");
-    int same = back && deissn_normtable_plan_count(back) == 3;
-    for (size_t i = 0; same && i < 3; i++) {
+    int same = back && deissn_normtable_plan_count(back) == 5;
+    for (size_t i = 0; same && i < 5; i++) {
         deissn_plan a = DEISSN_PLAN_INIT, b = DEISSN_PLAN_INIT;
         deissn_normtable_plan(tp, i, &a);
         deissn_normtable_plan(back, i, &b);
         same = !memcmp(&a, &b, sizeof a);
     }
-    CHECK(same, "plans round-trip through a file bit for bit");
+    CHECK(same, "plans, learned weights too, round-trip through a file bit for bit");
     /* A further copy keeps them unless told otherwise; an empty list removes them. */
     deissn_normtable_params keep = DEISSN_NORMTABLE_PARAMS_INIT;
     keep.metadata = "relabelled";
     deissn_normtable_free(back);
     back = NULL;
     CHECK_STATUS(deissn_normtable_copy(&back, tp, &keep), DEISSN_OK, "relabel");
-    CHECK(deissn_normtable_plan_count(back) == 3, "a relabelled copy keeps the plans");
+    CHECK(deissn_normtable_plan_count(back) == 5, "a relabelled copy keeps the plans");
     deissn_normtable_params drop = DEISSN_NORMTABLE_PARAMS_INIT;
     drop.plans = plans;
     drop.n_plans = 0;
@@ -831,7 +843,7 @@ static void test_plans(const char *dir)
     deissn_normtable_free(none);
     none = NULL;
     CHECK_STATUS(deissn_normtable_copy(&none, tp, &v1), DEISSN_OK, "version-1 params");
-    CHECK(deissn_normtable_plan_count(none) == 3, "version-1 params keep the plans");
+    CHECK(deissn_normtable_plan_count(none) == 5, "version-1 params keep the plans");
 
     deissn_plan wrong[2] = {make_plan(8, DEISSN_METHOD_DATA), make_plan(8, DEISSN_METHOD_EPS)};
     p.plans = wrong;
@@ -855,6 +867,20 @@ static void test_plans(const char *dir)
     wrong[1] = make_plan(9, DEISSN_METHOD_EPS);
     wrong[1].nfe = DEISSN_PLAN_MAX_NFE + 1;
     CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "nfe above the maximum");
+    wrong[1] = make_plan(9, DEISSN_METHOD_EPS);
+    wrong[1].weights[0][0] = 1;
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "weights, not learned");
+    CHECK(strstr(deissn_last_error(), "weights") != NULL, "the message names the weights: %s",
+          deissn_last_error());
+    wrong[1] = make_plan(9, DEISSN_METHOD_LEARNED);
+    wrong[1].weights[9][2] = 1;
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "weights past nfe");
+    wrong[1] = make_plan(9, DEISSN_METHOD_LEARNED);
+    wrong[1].weights[4][1] = NAN;
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "NaN weight");
+    wrong[1] = make_plan(9, DEISSN_METHOD_LEARNED);
+    wrong[1].corrector = 1;
+    CHECK_STATUS(deissn_normtable_copy(&x, t, &p), DEISSN_E_INVALID_ARG, "learned, corrector");
     CHECK(x == NULL, "nothing made on error");
 
     /* Every truncation and every flipped bit of a file with plans is refused. */
@@ -886,6 +912,27 @@ static void test_plans(const char *dir)
         deissn_normtable_free(y);
     }
     CHECK(refused, "every 7th flipped bit of a table with plans is refused");
+    /* The header's flags: without FLAG_HAS_WEIGHTS (an older writer's file, or a bit lost)
+     * the learned plans are refused; with an unknown one the file is (an older reader's
+     * view of a newer file). The header's CRC is made right, so only the flag checks see. */
+    uint32_t flags = (uint32_t)file[12] | (uint32_t)file[13] << 8;
+    CHECK(flags == (2u | 4u) || flags == (1u | 2u | 4u), "a table with a learned plan has "
+          "FLAG_HAS_WEIGHTS (flags 0x%x)", flags);
+    const struct { uint32_t flags; const char *message, *what; } headers[] = {
+        {flags & ~4u, "METHOD_LEARNED", "a learned plan, FLAG_HAS_WEIGHTS cleared"},
+        {flags | 8u, "unknown flags", "an unknown flag 8"},
+        {(flags & ~2u), "flags", "FLAG_HAS_WEIGHTS without FLAG_HAS_PLANS"}};
+    for (size_t h = 0; h < sizeof headers / sizeof headers[0]; h++) {
+        unsigned char head[44];
+        memcpy(head, file, 44);
+        put32(head + 12, headers[h].flags);
+        put32(head + 40, (uint32_t)crc32(0, head, 40));
+        f = fopen(cut, "wb");
+        fwrite(head, 1, 44, f);
+        fwrite(file + 44, 1, len - 44, f);
+        fclose(f);
+        expect_load_error(cut, DEISSN_E_FORMAT, headers[h].what, headers[h].message);
+    }
     remove(cut);
     remove(path);
     deissn_normtable_free(t);

@@ -28,10 +28,12 @@ struct deissn_sampler {
 };
 
 /* The byte size of each version of deissn_sampler_params: version 1 ends before `method`,
- * version 2 before `prediction`, version 3 before `weights` (include/deissn.h). */
+ * version 2 before `prediction`, version 3 right after `prediction` (include/deissn.h). Not
+ * offsetof(weights): the pointer's alignment puts padding before it, which a version-3
+ * struct (28 bytes, all 4-byte fields) does not have. */
 static const size_t params_size[DEISSN_SAMPLER_PARAMS_VERSION + 1] = {
     0, offsetof(deissn_sampler_params, method), offsetof(deissn_sampler_params, prediction),
-    offsetof(deissn_sampler_params, weights), sizeof(deissn_sampler_params)};
+    offsetof(deissn_sampler_params, prediction) + sizeof(int32_t), sizeof(deissn_sampler_params)};
 static const deissn_sampler_params defaults = DEISSN_SAMPLER_PARAMS_INIT;
 static const size_t info_size[DEISSN_STEP_INFO_VERSION + 1] = {0, sizeof(deissn_step_info)};
 static const size_t coeffs_size[DEISSN_STEP_COEFFS_VERSION + 1] = {0, sizeof(deissn_step_coeffs)};

@@ -21,7 +21,7 @@ pub const DEISSN_E_CALLBACK: i32 = -10;
 pub const DEISSN_E_MISMATCH: i32 = -11;
 pub const DEISSN_E_INTERNAL: i32 = -12;
 pub const DEISSN_SCHEDULE_PARAMS_VERSION: u32 = 1;
-pub const DEISSN_SAMPLER_PARAMS_VERSION: u32 = 3;
+pub const DEISSN_SAMPLER_PARAMS_VERSION: u32 = 4;
 pub const DEISSN_STEP_INFO_VERSION: u32 = 1;
 pub const DEISSN_MAX_TERMS: u32 = 5;
 pub const DEISSN_STEP_COEFFS_VERSION: u32 = 1;
@@ -31,7 +31,8 @@ pub const DEISSN_SAMPLE_OPTIONS_VERSION: u32 = 1;
 pub const DEISSN_MAX_NDIM: u32 = 8;
 pub const DEISSN_NORMTABLE_METADATA_MAX: u32 = 65535;
 pub const DEISSN_PLAN_MAX_NFE: u32 = 64;
-pub const DEISSN_PLAN_VERSION: u32 = 1;
+pub const DEISSN_PLAN_WEIGHTS: u32 = 6;
+pub const DEISSN_PLAN_VERSION: u32 = 2;
 pub const DEISSN_NORMTABLE_MAX_PLANS: u32 = 64;
 pub const DEISSN_NORMTABLE_PARAMS_VERSION: u32 = 2;
 pub const DEISSN_NORMTABLE_INFO_VERSION: u32 = 1;
@@ -439,6 +440,7 @@ extern "C" {
 }
 pub const deissn_method_DEISSN_METHOD_EPS: deissn_method = 0;
 pub const deissn_method_DEISSN_METHOD_DATA: deissn_method = 1;
+pub const deissn_method_DEISSN_METHOD_LEARNED: deissn_method = 2;
 pub type deissn_method = ::std::os::raw::c_uint;
 pub const deissn_prediction_DEISSN_PREDICT_EPSILON: deissn_prediction = 0;
 pub const deissn_prediction_DEISSN_PREDICT_SAMPLE: deissn_prediction = 1;
@@ -454,17 +456,18 @@ pub struct deissn_sampler_params {
     pub method: i32,
     pub corrector: u32,
     pub prediction: i32,
+    pub weights: *const f64,
 }
 #[test]
 fn bindgen_test_layout_deissn_sampler_params() {
     assert_eq!(
         ::std::mem::size_of::<deissn_sampler_params>(),
-        28usize,
+        40usize,
         concat!("Size of: ", stringify!(deissn_sampler_params))
     );
     assert_eq!(
         ::std::mem::align_of::<deissn_sampler_params>(),
-        4usize,
+        8usize,
         concat!("Alignment of ", stringify!(deissn_sampler_params))
     );
     fn test_field_version() {
@@ -586,6 +589,23 @@ fn bindgen_test_layout_deissn_sampler_params() {
         );
     }
     test_field_prediction();
+    fn test_field_weights() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_sampler_params>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).weights) as usize - ptr as usize
+            },
+            32usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_sampler_params),
+                "::",
+                stringify!(weights)
+            )
+        );
+    }
+    test_field_weights();
 }
 extern "C" {
     pub fn deissn_sampler_params_init(params: *mut deissn_sampler_params, version: u32) -> i32;
@@ -1394,12 +1414,13 @@ pub struct deissn_plan {
     pub error_low: f64,
     pub error_high: f64,
     pub best_error: f64,
+    pub weights: [[f64; 6usize]; 64usize],
 }
 #[test]
 fn bindgen_test_layout_deissn_plan() {
     assert_eq!(
         ::std::mem::size_of::<deissn_plan>(),
-        584usize,
+        3656usize,
         concat!("Size of: ", stringify!(deissn_plan))
     );
     assert_eq!(
@@ -1645,6 +1666,23 @@ fn bindgen_test_layout_deissn_plan() {
         );
     }
     test_field_best_error();
+    fn test_field_weights() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<deissn_plan>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).weights) as usize - ptr as usize
+            },
+            584usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(deissn_plan),
+                "::",
+                stringify!(weights)
+            )
+        );
+    }
+    test_field_weights();
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

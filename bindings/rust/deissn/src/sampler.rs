@@ -30,8 +30,8 @@ named_enum!(Prediction, deissn_enum_DEISSN_ENUM_PREDICTION, "no such prediction"
 });
 
 /// Options of [`Sampler::new`]; `SamplerParams::default()` is order 3 over an eps-prediction
-/// model, the reference's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// model, the reference's. Not `Copy` (since 0.4: [`SamplerParams::weights`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct SamplerParams {
     /// Polynomial order 0..=3 (0 without a table is DDIM).
     pub order: u32,
@@ -45,12 +45,17 @@ pub struct SamplerParams {
     pub corrector: bool,
     /// What the model outputs, for [`Sampler::step`] and [`Sampler::sample`] alike.
     pub prediction: Prediction,
+    /// [`Method::Learned`] only (required there, empty otherwise): step i's weights, row i
+    /// (`[x, eps_i, eps_{i-1}, ..., eps_{i-4}]`), a row for each step of the schedule; a
+    /// tuned plan's ([`Plan::weights`](crate::Plan::weights), set by [`Preset::Tuned`]).
+    pub weights: Vec<[f64; 6]>,
 }
 
 impl Default for SamplerParams {
     fn default() -> Self {
         SamplerParams { order: 3, lower_order_final: false, allow_table_mismatch: false,
-                        method: Method::Eps, corrector: false, prediction: Prediction::Epsilon }
+                        method: Method::Eps, corrector: false, prediction: Prediction::Epsilon,
+                        weights: Vec::new() }
     }
 }
 
@@ -73,12 +78,12 @@ impl SamplerParams {
         let mut uses_table = 0i32;
         // SAFETY: p is initialised at the crate's version; c is NUL-terminated.
         check(unsafe { sys::deissn_sampler_params_by_name(&mut p, c.as_ptr(), &mut uses_table) })?;
-        Ok((from_raw_params(&p), uses_table != 0))
+        Ok((from_raw_params(&p, 0), uses_table != 0))
     }
 }
 
 /// What the sampler's polynomial extrapolates (`deissn_method`); parsed from the library's
-/// names ("eps", "data" or "x0").
+/// names ("eps", "data" or "x0", "learned").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
     /// DEIS and DEIS-SN: eps / r(tau), a polynomial in tau (the reference).
@@ -86,11 +91,17 @@ pub enum Method {
     Eps,
     /// The data prediction x0, a polynomial in log-SNR; the table is not used.
     Data,
+    /// A linear multistep step whose weights were learned on one model (a tuned plan's,
+    /// docs/tuning.md): `x_next = w[0] x + w[1] eps_i + ... + w[5] eps_{i-4}` with
+    /// `w = weights[i]` ([`SamplerParams::weights`]). No table, no corrector; order and
+    /// lower_order_final are ignored.
+    Learned,
 }
 
 named_enum!(Method, deissn_enum_DEISSN_ENUM_METHOD, "no such method", {
     Eps = deissn_method_DEISSN_METHOD_EPS,
     Data = deissn_method_DEISSN_METHOD_DATA,
+    Learned = deissn_method_DEISSN_METHOD_LEARNED,
 });
 
 /// Named sampling configurations (`deissn_preset`); docs/presets.md has the measurements.
@@ -118,7 +129,8 @@ impl Preset {
     /// (`deissn_preset_params`): `schedule` with its sampling times set (spacing, steps,
     /// power, karras_rho, tau_min_eval, tau_end, or a plan's custom times; the noise schedule
     /// and T are kept, and set them first: a log-SNR row computes its tau_min_eval from
-    /// them), the sampler's params (order, lower_order_final, method, corrector; prediction
+    /// them), the sampler's params (order, lower_order_final, method, corrector, and a
+    /// [`Method::Learned`] plan's weights, copied from the table; prediction
     /// is the default, epsilon: set it for other models), and whether to give `table` to
     /// [`Sampler::new`] (`use_table`: false for the rows and plans measured without one).
     /// `table` is the table the caller samples with; [`Preset::Tuned`] reads its plans (and
@@ -149,18 +161,21 @@ impl Preset {
                     table: Option<&NormTable>) -> Result<(ScheduleBuilder, SamplerParams, bool)> {
         let mut p = raw_params(params);
         let mut use_table = 0;
+        let mut steps = 0;
         let table = table.map_or(ptr::null(), |t| t.as_ptr());
         let schedule = schedule.set_sampling(|sp| {
             // SAFETY: both structs are initialised, the table (or NULL) is alive; the call
             // writes only their sampling fields and use_table.
-            check(unsafe { sys::deissn_preset_params(self.raw(), nfe, table, sp, &mut p, &mut use_table) })
-                .map(|_| ())
+            check(unsafe { sys::deissn_preset_params(self.raw(), nfe, table, sp, &mut p, &mut use_table) })?;
+            steps = sp.steps;
+            Ok(())
         })?;
-        Ok((schedule, from_raw_params(&p), use_table != 0))
+        // A learned plan's weights point into the table, alive here: steps rows of them.
+        Ok((schedule, from_raw_params(&p, steps), use_table != 0))
     }
 }
 
-/// The C params of `params`.
+/// The C params of `params`; their `weights` point into `params.weights` (NULL when empty).
 fn raw_params(params: &SamplerParams) -> sys::deissn_sampler_params {
     // SAFETY: all-zero is a valid value of the struct; params_init writes the fields of the
     // crate's version, which is all of them.
@@ -173,11 +188,20 @@ fn raw_params(params: &SamplerParams) -> sys::deissn_sampler_params {
     p.method = params.method.raw();
     p.corrector = params.corrector.into();
     p.prediction = params.prediction.raw();
+    p.weights = if params.weights.is_empty() { ptr::null() } else { params.weights.as_ptr().cast() };
     p
 }
 
-/// The [`SamplerParams`] of C params the library filled in (a preset, a sampler by name).
-fn from_raw_params(p: &sys::deissn_sampler_params) -> SamplerParams {
+/// The [`SamplerParams`] of C params the library filled in (a preset, a sampler by name);
+/// `steps` rows of weights are copied when the method is learned (a preset's: in the table).
+fn from_raw_params(p: &sys::deissn_sampler_params, steps: u32) -> SamplerParams {
+    let learned = p.method == sys::deissn_method_DEISSN_METHOD_LEARNED as i32;
+    let weights = if learned && !p.weights.is_null() {
+        // SAFETY: the library set weights to a plan's, `steps` rows of 6 (the table is alive).
+        unsafe { std::slice::from_raw_parts(p.weights.cast::<[f64; 6]>(), steps as usize) }.to_vec()
+    } else {
+        Vec::new()
+    };
     SamplerParams {
         order: p.order,
         lower_order_final: p.lower_order_final != 0,
@@ -185,6 +209,7 @@ fn from_raw_params(p: &sys::deissn_sampler_params) -> SamplerParams {
         method: Method::from_raw(p.method).unwrap_or_default(),
         corrector: p.corrector != 0,
         prediction: Prediction::from_raw(p.prediction).unwrap_or_default(),
+        weights,
     }
 }
 
@@ -277,9 +302,18 @@ fn info_of(s: &sys::deissn_step_info) -> StepInfo {
 }
 
 impl Sampler {
-    /// Create a sampler. Errors: `InvalidArgument` (order > 3), `Mismatch` (the table was
-    /// made for another noise schedule).
+    /// Create a sampler. Errors: `InvalidArgument` (order > 3; [`Method::Learned`] without a
+    /// row of weights for each step, with a table or the corrector, or weights that are not
+    /// finite, naming the step), `Mismatch` (the table was made for another noise schedule).
     pub fn new(schedule: &Schedule, table: Option<&NormTable>, params: &SamplerParams) -> Result<Sampler> {
+        let steps = schedule.steps() as usize;
+        if params.method == Method::Learned && !params.weights.is_empty()
+            && params.weights.len() != steps {
+            return Err(Error::new(ErrorKind::InvalidArgument, format!(
+                "Sampler::new: Method::Learned with {} rows of weights for {steps} steps",
+                params.weights.len())));
+        }
+        // The library reads steps rows of weights (checked above), NULL when empty.
         let p = raw_params(params);
         let table = table.map_or(ptr::null(), NormTable::as_ptr);
         let mut out = ptr::null_mut();

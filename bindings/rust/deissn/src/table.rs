@@ -38,6 +38,9 @@ pub struct Plan {
     pub error_high: f64,
     /// The same measure, same samples, for [`Preset::Best`](crate::Preset::Best).
     pub best_error: f64,
+    /// [`Method::Learned`]: step i's weights, `nfe` rows (see
+    /// [`SamplerParams::weights`](crate::SamplerParams::weights)); empty for the others.
+    pub weights: Vec<[f64; 6]>,
 }
 
 impl Plan {
@@ -47,7 +50,12 @@ impl Plan {
                order: c.order, corrector: c.corrector != 0,
                lower_order_final: c.lower_order_final != 0, uses_table: c.uses_table != 0,
                samples: c.samples, error: c.error, error_low: c.error_low,
-               error_high: c.error_high, best_error: c.best_error }
+               error_high: c.error_high, best_error: c.best_error,
+               weights: if c.method == sys::deissn_method_DEISSN_METHOD_LEARNED as i32 {
+                   c.weights[..(c.nfe as usize).min(c.weights.len())].to_vec()
+               } else {
+                   Vec::new()
+               } }
     }
 
     fn to_raw(&self, what: &str) -> Result<sys::deissn_plan> {
@@ -58,6 +66,14 @@ impl Plan {
                 "{what}: nfe is {} with {} taus (1..={} of them)", self.nfe, self.taus.len(),
                 c.taus.len())));
         }
+        let rows = if self.method == Method::Learned { self.taus.len() } else { 0 };
+        if self.weights.len() != rows {
+            return Err(Error::new(ErrorKind::InvalidArgument, format!(
+                "{what}: {} rows of weights for a {:?} plan of nfe {} (nfe rows for \
+                 Method::Learned, none for the others)", self.weights.len(), self.method,
+                self.nfe)));
+        }
+        c.weights[..rows].copy_from_slice(&self.weights);
         c.version = sys::DEISSN_PLAN_VERSION;
         c.nfe = self.nfe;
         c.method = self.method.raw();

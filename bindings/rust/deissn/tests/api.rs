@@ -232,7 +232,7 @@ fn presets_set_the_sampling_fields() {
     assert_eq!(Preset::Best.apply(Schedule::builder(), 10, None).unwrap().1,
                SamplerParams { order: 1, lower_order_final: true, allow_table_mismatch: false,
                                method: Method::Data, corrector: true,
-                               prediction: Prediction::Epsilon });
+                               prediction: Prediction::Epsilon, weights: Vec::new() });
     // Its times are those of the C preset: the builder's custom taus no longer apply.
     let (custom, ..) = Preset::Best.apply(Schedule::builder().taus(vec![0.9, 0.5]), 12, None).unwrap();
     let linear = Preset::Best.apply(Schedule::builder(), 12, None).unwrap().0.build().unwrap();
