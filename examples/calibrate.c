@@ -593,8 +593,10 @@ static int tune(const options *o)
             deissn_normtable_plan(table, i, &pl);
             fprintf(stderr, "  NFE %2u  %-12s order %u%s, tau_end %-6g RMSE %.4f [%.4f, %.4f]  "
                     "BEST %.4f  (%.2fx)  %.1f s\n", pl.nfe,
-                    pl.method == DEISSN_METHOD_DATA ? (pl.corrector ? "x0-corrector" : "x0")
-                                                    : pl.uses_table ? "deis-sn" : "deis",
+                    pl.method == DEISSN_METHOD_LEARNED ? "learned"
+                    : pl.method == DEISSN_METHOD_DATA  ? (pl.corrector ? "x0-corrector" : "x0")
+                    : pl.uses_table                    ? "deis-sn"
+                                                       : "deis",
                     pl.order, pl.lower_order_final ? " lof" : "    ", pl.tau_end, pl.error,
                     pl.error_low, pl.error_high, pl.best_error,
                     pl.best_error > 0 ? pl.error / pl.best_error : 0.0,
