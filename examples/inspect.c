@@ -8,7 +8,9 @@
  * Names are the library's (deissn_enum_value: linear, scaled_linear, squaredcos_cap_v2 or
  * cosine, ...). --preset applies a preset for --steps NFE (tuned: the table's plan) before the
  * other options. A table with tuned plans also gets them printed ("plans"), each with its
- * held-out error and BEST's.
+ * held-out error and BEST's, and a learned plan (method "learned") with its weights
+ * ("weights": nfe rows of DEISSN_PLAN_WEIGHTS, step j's weights of x and of the newest to the
+ * oldest eps). --method learned needs weights, so it comes only from --preset tuned.
  *
  * --table reads any table file deissn_normtable_load() knows (libdeissn's .dsn, the
  * reference's .pt; --clip applies to .pt); --table-pt is an older name for it.
@@ -174,7 +176,18 @@ int main(int argc, char **argv)
                    pl.uses_table ? "true" : "false", pl.tau_end, pl.error, pl.error_low,
                    pl.error_high, pl.samples, pl.best_error);
             for (uint32_t j = 0; j < pl.nfe; j++) printf("%s%.17g", j ? ", " : "", pl.taus[j]);
-            printf("]}%s\n", k + 1 < deissn_normtable_plan_count(table) ? "," : "");
+            printf("]");
+            if (pl.method == DEISSN_METHOD_LEARNED) { /* step j's weights of x, eps_j, ... */
+                printf(", \"weights\": [");
+                for (uint32_t j = 0; j < pl.nfe; j++) {
+                    printf("%s[", j ? ", " : "");
+                    for (int w = 0; w < DEISSN_PLAN_WEIGHTS; w++)
+                        printf("%s%.17g", w ? ", " : "", pl.weights[j][w]);
+                    printf("]");
+                }
+                printf("]");
+            }
+            printf("}%s\n", k + 1 < deissn_normtable_plan_count(table) ? "," : "");
         }
         printf("  ],\n");
     }

@@ -333,6 +333,11 @@ int main(int argc, char **argv)
             if (plan.nfe == sp.steps) break;
         }
     if (o.sampler) deissn_sampler_params_by_name(&pp, o.sampler, &use_table);
+    if (pp.method == DEISSN_METHOD_LEARNED && o.spacing != UNSET) {
+        fprintf(stderr, "deissn-sample: --spacing: the plan tuned for %u NFE is learned, and its "
+                        "weights hold for its own times only (or choose --sampler)\n", sp.steps);
+        return 2;
+    }
     if (o.spacing != UNSET) sp.spacing = o.spacing;
     if (o.order != UNSET) pp.order = (uint32_t)o.order;
     if (o.lower_order_final != UNSET) pp.lower_order_final = (uint32_t)o.lower_order_final;
@@ -411,12 +416,16 @@ int main(int argc, char **argv)
     else if (sp.spacing == DEISSN_SPACING_CUSTOM)
         snprintf(spacing, sizeof spacing, "tuned times");
     else snprintf(spacing, sizeof spacing, "%s spacing", deissn_enum_name(DEISSN_ENUM_SPACING, sp.spacing));
-    const char *method = pp.method == DEISSN_METHOD_DATA ? "x0 (data prediction)"
+    const int learned = pp.method == DEISSN_METHOD_LEARNED; /* no order: the weights are all */
+    const char *method = learned                         ? "learned (the plan's weights)"
+                         : pp.method == DEISSN_METHOD_DATA ? "x0 (data prediction)"
                          : pp.order == 0 && !use_table   ? "DDIM"
                          : use_table                      ? "DEIS-SN"
                                                           : "DEIS";
-    printf("  sampler  %s, order %u, %s, %u model evaluations%s%s (preset %s)\n", method,
-           pp.order, spacing, sp.steps, pp.lower_order_final ? ", lower order at the end" : "",
+    char order[32] = "";
+    if (!learned) snprintf(order, sizeof order, ", order %u", pp.order);
+    printf("  sampler  %s%s, %s, %u model evaluations%s%s (preset %s)\n", method, order,
+           spacing, sp.steps, pp.lower_order_final && !learned ? ", lower order at the end" : "",
            pp.corrector ? ", corrector" : "", deissn_enum_name(DEISSN_ENUM_PRESET, preset));
     if (sp.spacing == DEISSN_SPACING_CUSTOM && plan.nfe)
         printf("  plan     tuned for %u NFE%s: held-out RMSE %.4g [%.4g, %.4g] on %u samples, "

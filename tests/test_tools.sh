@@ -184,5 +184,51 @@ refuse 2 "deissn-calibrate: --part solves a part, --references tunes" \
 refuse 2 "deissn-calibrate: --references applies to a calibration run" \
     $CAL --merge "$tmp/p0.dsn" --references "$tmp/part1.dref" --out "$tmp/x.dsn"
 
+# ---- a learned plan (METHOD_LEARNED): the tools name it, print its weights, sample with it ---
+# The tuner does not make one here, so the binding writes one: the 4-NFE plan's times with the
+# weights that make each step DDIM's (so --sampler ddim on those times must give the same PNG).
+PYTHONPATH=bindings/python $PYTHON -c '
+import dataclasses, sys
+import numpy as np
+import deissn
+table = deissn.NormTable.load(sys.argv[1])
+plan = table.plans[1]
+s = deissn.Schedule(noise="linear", taus=plan.taus, tau_end=plan.tau_end)
+ab = s.alpha_bar(s.taus)
+a, sig = np.sqrt(ab), np.sqrt(1 - ab)
+w = np.zeros((plan.nfe, 6))
+w[:, 0] = a[1:] / a[:-1]
+w[:, 1] = sig[1:] - w[:, 0] * sig[:-1]
+learned = dataclasses.replace(plan, method=deissn.Method.LEARNED, order=0, uses_table=False,
+                              weights=tuple(map(tuple, w)))
+table.with_plans([table.plans[0], learned]).save(sys.argv[2])
+np.save(sys.argv[3], w)' "$tmp/one.dsn" "$tmp/learned.dsn" "$tmp/w.npy" 2> "$tmp/err" ||
+    bad "writing a table with a learned plan: $(cat "$tmp/err")"
+if $INSPECT --preset tuned --steps 4 --table "$tmp/learned.dsn" > "$tmp/learned.json" 2> "$tmp/err"; then
+    got=$($PYTHON -c '
+import json, sys
+import numpy as np
+d = json.load(open(sys.argv[1]))
+plan = d["plans"][1]
+w = np.load(sys.argv[2])
+checks = [d["method"] == "learned", d["table_used"] is False, plan["method"] == "learned",
+          "weights" not in d["plans"][0], np.array(plan["weights"]).tobytes() == w.tobytes(),
+          [s["psi"] for s in d["steps_plan"]] == w[:, 0].tolist()]
+print("ok" if all(checks) else "checks %s" % checks)' "$tmp/learned.json" "$tmp/w.npy" 2>&1)
+    [ "$got" = ok ] && ok || bad "deissn-inspect of a learned plan: $got"
+else
+    bad "deissn-inspect --preset tuned of a learned plan failed: $(cat "$tmp/err")"
+fi
+LEARNED="--model $GAUSS --table $tmp/learned.dsn --steps 4 -n 4 --shape 1,4,4"
+$SAMPLE $LEARNED --out "$tmp/learned.png" > "$tmp/out" 2> "$tmp/err" &&
+    grep -q "sampler  learned (the plan's weights), tuned times, 4 model evaluations (preset tuned)" \
+    "$tmp/out" && grep -q "table    $tmp/learned.dsn (not used by this sampler)" "$tmp/out" &&
+    ok || bad "deissn-sample with a learned plan says: $(cat "$tmp/out" "$tmp/err")"
+$SAMPLE $LEARNED --sampler ddim --out "$tmp/ddim.png" > /dev/null 2> "$tmp/err" &&
+    cmp -s "$tmp/learned.png" "$tmp/ddim.png" && ok ||
+    bad "a learned plan with DDIM's weights samples other images than DDIM on its times"
+refuse 2 "^deissn-sample: --spacing: the plan tuned for 4 NFE is learned" \
+    $SAMPLE $LEARNED --spacing quadratic --out "$tmp/x.png"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -4,9 +4,10 @@
 Per model (the shipped fmnist model, fmnist-small, an analytic Gaussian mixture under the
 cosine schedule) and per NFE:
 
-  * TUNED: the table's plan for that NFE (read from `deissn-inspect --table T.dsn`), run with
-    the Python binding's step API (custom times, its method / order / corrector /
-    lower_order_final, the table only when the plan uses it);
+  * TUNED: the table's plan for that NFE (listed by `deissn-inspect --table T.dsn`), run with
+    the Python binding's step API on the sampler of Sampler.preset("tuned", nfe, table): the
+    plan's times and method / order / corrector / lower_order_final, or a learned plan's
+    weights, with the table only when the plan uses it;
   * BEST: libdeissn's fixed preset (Sampler.preset("best", nfe, table));
   * the best configuration of DPM-Solver++ (2M, 3M) and of UniPC (bh2 + UniC, order 2, 3),
     lower_order_final, on their authors' grids (logSNR, time_uniform, time_quadratic) ending at
@@ -135,6 +136,20 @@ def run_lib(model, noise, x, taus, tau_end, method, order, lof, corr, table):
     return xs.astype(np.float64)
 
 
+def run_tuned(model, noise, x, nfe, table):
+    """The table's plan for exactly `nfe` through the library's own TUNED preset, which passes
+    everything the plan holds (a learned plan's weights too) and the table only where the plan
+    uses it."""
+    smp = deissn.Sampler.preset("tuned", nfe, table, noise=noise)
+    if smp.steps != nfe:
+        raise SystemExit("the table has no plan for NFE %d (TUNED gave the %d-NFE one)"
+                         % (nfe, smp.steps))
+    xs = np.ascontiguousarray(x, dtype=np.float32).copy()
+    for info in smp:
+        smp.step(xs, model.eps(xs, info.tau))
+    return xs.astype(np.float64)
+
+
 def best_config(nfe, noise, table_path):
     """libdeissn's BEST preset at nfe as (times, end, settings), from `deissn-inspect --preset
     best` (the library's own deissn_preset_params; the Python binding's preset() is not yet
@@ -190,11 +205,19 @@ def tuning_cost(log_path):
     return lines or None
 
 
+def method_label(method, uses_table, corrector):
+    """A sampler's name in the report, from deissn-inspect's method name (deissn_enum_name)."""
+    if method == "data":
+        return "x0+corr" if corrector else "x0"
+    if method == "eps":
+        return "deis-sn" if uses_table else "deis"
+    return method  # "learned": the plan's weights
+
+
 def label_plan(pl):
-    m = {"eps": "deis-sn" if pl["uses_table"] else "deis", "data": "x0"}.get(pl["method"],
-                                                                              pl["method"])
-    if pl["method"] == "data" and pl["corrector"]:
-        m = "x0+corr"
+    m = method_label(pl["method"], pl["uses_table"], pl["corrector"])
+    if pl["method"] == "learned":  # no order: the weights are the method
+        return "%s tau_end=%g" % (m, pl["tau_end"])
     return "%s o%d%s tau_end=%g" % (m, pl["order"], " lof" if pl["lower_order_final"] else "",
                                     pl["tau_end"])
 
@@ -267,8 +290,7 @@ def evaluate(name, args):
             o = run_peer(model, vp, cfg["fn"], cfg["order"], g, xe)
             rows[fam + (" on TUNED's times" if on_tuned else "")] = dict(
                 cfg=cfg, select_rmse=r, mse=per_sample_mse(o, ref_e[cfg["tau_end"]]))
-        o = run_lib(model, noise, xe, pl["taus"], pl["tau_end"], pl["method"], pl["order"],
-                    pl["lower_order_final"], pl["corrector"], table if pl["uses_table"] else None)
+        o = run_tuned(model, noise, xe, nfe, table)
         rows["TUNED"] = dict(cfg=dict(plan=label_plan(pl), taus=pl["taus"],
                                       tuner_heldout_rmse=pl["heldout_rmse"],
                                       tuner_heldout_interval=pl["heldout_interval"],
@@ -329,13 +351,10 @@ def fd_part(name, spec, model, vp, table, plans, out, args):
         if d is None or nfe not in plans:
             continue
         tf = time.time()
-        pl = plans[nfe]
         btaus, bend, bcfg = best_config(nfe, noise, table_path)
         pc = d["rows"][d["best_peer"]]["cfg"]
         runs = {
-            "TUNED": lambda: run_lib(model, noise, x, pl["taus"], pl["tau_end"], pl["method"],
-                                     pl["order"], pl["lower_order_final"], pl["corrector"],
-                                     table if pl["uses_table"] else None),
+            "TUNED": lambda: run_tuned(model, noise, x, nfe, table),
             "BEST": lambda: run_lib(model, noise, x, btaus, bend, bcfg["method"], bcfg["order"],
                                     bcfg["lower_order_final"], bcfg["corrector"],
                                     table if bcfg["uses_table"] else None),

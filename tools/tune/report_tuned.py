@@ -38,9 +38,7 @@ def cfg_label(c):
     if "family" in c:
         name = {"dpm": "DPM-Solver++(%dM)", "unipc": "UniPC-%d"}[c["fn"]] % c["order"]
         return "%s %s tau_end=%g" % (name, c["grid"], c["tau_end"])
-    m = c["method"]
-    m = "x0+corr" if m == "data" and c["corrector"] else ("x0" if m == "data" else
-                                                          "deis-sn" if c["uses_table"] else "deis")
+    m = E.method_label(c["method"], c["uses_table"], c["corrector"])
     return "%s %s o%d%s tau_end=%g" % (m, c["spacing"], c["order"],
                                        " lof" if c["lower_order_final"] else "", c["tau_end"])
 

@@ -8,6 +8,7 @@ from ctypes import byref, c_int32, c_void_p
 
 import numpy as np
 
+from . import _lib
 from ._lib import PROGRESS_FN, lib
 from .errors import ConcurrentUseError, InvalidArgument
 
@@ -47,9 +48,11 @@ class Spacing(enum.IntEnum):
 
 @_named(2)  # DEISSN_ENUM_METHOD
 class Method(enum.IntEnum):
-    """What the sampler extrapolates (``deissn_method``): EPS (DEIS / DEIS-SN) or DATA (x0)."""
+    """What the sampler extrapolates (``deissn_method``): EPS (DEIS / DEIS-SN) or DATA (x0);
+    LEARNED is a linear multistep step whose weights a tuned plan learned on one model."""
     EPS = 0
     DATA = 1
+    LEARNED = 2
 
 
 @_named(3)  # DEISSN_ENUM_PREDICTION
@@ -155,6 +158,28 @@ def inplace_array(x, what):
 def input_array(x, dtype=np.float32):
     """`x` as a C-contiguous array of `dtype`: shared when it already is one, else copied once."""
     return np.ascontiguousarray(x, dtype=dtype)
+
+
+def weights_array(weights, steps, what):
+    """`weights`, the weights of a :attr:`Method.LEARNED` sampler or plan with `steps` steps,
+    as a C-contiguous float64 array of shape (steps, 6) (row i: step i's DEISSN_PLAN_WEIGHTS
+    weights of x and of the newest to the oldest eps), shared when it already is one. The C
+    side reads steps * 6 doubles, so anything else is refused: :class:`InvalidArgument`
+    naming `what` (the shape, or the first weight that is not finite)."""
+    try:
+        w = np.ascontiguousarray(weights, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument("%s must be %d rows of %d numbers: %s"
+                              % (what, steps, _lib.PLAN_WEIGHTS, e)) from None
+    if w.shape != (steps, _lib.PLAN_WEIGHTS):
+        raise InvalidArgument("%s has shape %s; a %d-step learned sampler takes (%d, %d): step "
+                              "i's weights of x and of the newest to the oldest eps"
+                              % (what, w.shape, steps, steps, _lib.PLAN_WEIGHTS))
+    bad = np.argwhere(~np.isfinite(w))
+    if bad.size:
+        i, j = bad[0]
+        raise InvalidArgument("%s[%d][%d] is %r: weights must be finite" % (what, i, j, w[i, j]))
+    return w
 
 
 class Handle:

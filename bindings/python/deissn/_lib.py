@@ -135,10 +135,10 @@ class ScheduleParams(CheckedStructure):
 
 class SamplerParams(CheckedStructure):
     _c_name_ = "deissn_sampler_params"
-    _version_ = 3
+    _version_ = 4
     _fields_ = [("version", c_uint32), ("order", c_uint32), ("lower_order_final", c_uint32),
                 ("allow_table_mismatch", c_uint32), ("method", c_int32),
-                ("corrector", c_uint32), ("prediction", c_int32)]
+                ("corrector", c_uint32), ("prediction", c_int32), ("weights", c_double_p)]
 
 
 class StepInfo(CheckedStructure):
@@ -159,16 +159,18 @@ class StepCoeffs(CheckedStructure):
 
 
 PLAN_MAX_NFE = 64  # DEISSN_PLAN_MAX_NFE (checked by tests/test_layout.py: the taus array)
+PLAN_WEIGHTS = 6  # DEISSN_PLAN_WEIGHTS (checked there too: the weights array)
 
 
 class Plan(CheckedStructure):
     _c_name_ = "deissn_plan"
-    _version_ = 1
+    _version_ = 2
     _fields_ = [("version", c_uint32), ("nfe", c_uint32), ("method", c_int32),
                 ("order", c_uint32), ("corrector", c_uint32), ("lower_order_final", c_uint32),
                 ("uses_table", c_uint32), ("samples", c_uint32), ("tau_end", c_double),
                 ("taus", c_double * PLAN_MAX_NFE), ("error", c_double),
-                ("error_low", c_double), ("error_high", c_double), ("best_error", c_double)]
+                ("error_low", c_double), ("error_high", c_double), ("best_error", c_double),
+                ("weights", (c_double * PLAN_WEIGHTS) * PLAN_MAX_NFE)]
 
 
 class NormTableParams(CheckedStructure):

@@ -7,9 +7,9 @@ from ctypes import byref, c_int32, c_int64, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import (CallbackScope, Handle, Method, Prediction, input_array, inplace_array,
-                      moved_argument, progress_thunk, to_enum)
-from ._lib import c_float_p, lib
+from ._common import (CallbackScope, Handle, Method, Prediction, enum_name, input_array,
+                      inplace_array, moved_argument, progress_thunk, to_enum, weights_array)
+from ._lib import c_double_p, c_float_p, lib
 from .errors import Error, InvalidArgument, SizeMismatch, StateError
 
 DONE = 1
@@ -43,7 +43,11 @@ class Sampler(Handle):
     method "eps" is DEIS / DEIS-SN (the polynomial is through eps / r(tau)); "data" (alias
     "x0") extrapolates the data prediction x0 in log-SNR instead and ignores the table;
     ``corrector=True`` (method "data" only) corrects each state with the model output
-    evaluated there (one order higher, no extra evaluations). prediction is what the model
+    evaluated there (one order higher, no extra evaluations); "learned" is a tuned plan's linear
+    multistep step, x_next = w[0] x + w[1] eps_i + ... + w[5] eps_{i-4} at step i, whose
+    ``weights`` (an array of shape (steps, 6), finite; copied here) are required, and which
+    takes no table, no corrector and ignores order (:meth:`preset` "tuned" passes a learned
+    plan's). prediction is what the model
     outputs, for :meth:`step` and :meth:`sample` alike: "epsilon" (alias "eps"), "sample"
     (alias "x0") or "v_prediction" (alias "v"), or a :class:`Prediction`. Names are the
     library's (``deissn_enum_value``). All coefficients are computed here, once.
@@ -71,7 +75,7 @@ class Sampler(Handle):
 
     def __init__(self, schedule, table=None, *, order=3, lower_order_final=False,
                  method="eps", corrector=False, prediction="epsilon",
-                 allow_table_mismatch=False):
+                 allow_table_mismatch=False, weights=None):
         p = _lib.default_params(_lib.SamplerParams)
         p.order = order
         p.lower_order_final = int(bool(lower_order_final))
@@ -79,7 +83,18 @@ class Sampler(Handle):
         p.corrector = int(bool(corrector))
         p.prediction = to_enum(Prediction, prediction, "Sampler: prediction")
         p.allow_table_mismatch = int(bool(allow_table_mismatch))
+        w = None  # the array p.weights points into, alive until the library has copied it
+        if p.method == Method.LEARNED:
+            if weights is None:
+                raise InvalidArgument("Sampler: method 'learned' needs weights (an array of "
+                                      "shape (steps, 6): a tuned plan's)")
+            w = weights_array(weights, schedule.steps, "Sampler: weights")
+            p.weights = w.ctypes.data_as(c_double_p)
+        elif weights is not None:
+            raise InvalidArgument("Sampler: weights are given, but method is %r: only method "
+                                  "'learned' takes weights" % enum_name(Method(p.method)))
         self._create(schedule, table, p)
+        del w
 
     def _create(self, schedule, table, p):
         out = c_void_p()
@@ -126,7 +141,8 @@ class Sampler(Handle):
         prediction=... is the model's output; see :func:`deissn.preset`. The sampler gets
         `table` only where the configuration was measured with it (the library's
         ``use_table``): an x0 row or a plan without the table gets none (its :attr:`table`
-        is None)."""
+        is None). A learned plan (method "learned") passes its weights, copied out of
+        `table`."""
         from .schedule import Schedule, preset
         cfg = preset(name, steps, table, allow_table_mismatch=allow_table_mismatch,
                      **schedule_kwargs)

@@ -144,7 +144,8 @@ def preset(name="best", steps=10, table=None, *, allow_table_mismatch=False,
     the x0 method, which ignores the table), "reference" the DEIS-SN paper's (quadratic
     spacing, order 3), "tuned" the plan `table` carries for this model (docs/tuning.md) for
     `steps` or the nearest tuned NFE below (the schedule kwargs then hold its `taus`, and
-    `steps` is the plan's NFE), BEST when the table has no plans. `name` is a
+    `steps` is the plan's NFE; the sampler kwargs of a learned plan hold its `weights`), BEST
+    when the table has no plans. `name` is a
     :class:`Preset` or its name. `schedule_kwargs` describe the noise schedule
     (noise=..., beta_start=..., alphas_cumprod=...: :class:`Schedule`'s arguments), which
     the preset is computed for (a logsnr row's tau_min_eval depends on it) and which are
@@ -171,6 +172,8 @@ def preset(name="best", steps=10, table=None, *, allow_table_mismatch=False,
     skw.update(schedule_kwargs)
     pkw = dict(order=pp.order, lower_order_final=bool(pp.lower_order_final),
                method=enum_name(Method(pp.method)), corrector=bool(pp.corrector))
+    if pp.method == Method.LEARNED:  # a learned plan: its weights, copied out of the table
+        pkw["weights"] = np.ctypeslib.as_array(pp.weights, (sp.steps, _lib.PLAN_WEIGHTS)).copy()
     cfg = PresetConfig(skw, pkw)
     cfg.use_table = bool(use.value)
     cfg.table = table if cfg.use_table else None

@@ -7,7 +7,7 @@ from ctypes import byref, c_double, c_void_p
 import numpy as np
 
 from . import _lib
-from ._common import Handle, Method, input_array, map_tau, to_enum
+from ._common import Handle, Method, input_array, map_tau, to_enum, weights_array
 from ._lib import c_double_p, c_float_p, lib
 from .errors import FormatError, InvalidArgument, SizeMismatch
 
@@ -30,7 +30,10 @@ class Plan:
     `order`, `corrector`, `lower_order_final` as in :class:`Sampler`; `uses_table`: DEIS-SN,
     normalised by the table the plan is in; `error`: the held-out RMSE on `samples` samples
     against a converged solution of the same ODE, [`error_low`, `error_high`] its 95 %
-    bootstrap interval, `best_error` the same measure for the "best" preset."""
+    bootstrap interval, `best_error` the same measure for the "best" preset. `weights`: a
+    :attr:`Method.LEARNED` plan's per-step weights, `nfe` tuples of 6 floats (step i's weights
+    of x and of the newest to the oldest eps, as ``Sampler(..., weights=...)`` takes them);
+    () for the other methods."""
     nfe: int
     taus: tuple
     tau_end: float
@@ -44,12 +47,16 @@ class Plan:
     error_low: float
     error_high: float
     best_error: float
+    weights: tuple = ()
 
     @classmethod
     def _from_c(cls, c):
-        return cls(c.nfe, tuple(c.taus[:c.nfe]), c.tau_end, Method(c.method), c.order,
+        method = Method(c.method)
+        weights = tuple(tuple(c.weights[i]) for i in range(c.nfe)) \
+            if method == Method.LEARNED else ()
+        return cls(c.nfe, tuple(c.taus[:c.nfe]), c.tau_end, method, c.order,
                    bool(c.corrector), bool(c.lower_order_final), bool(c.uses_table), c.samples,
-                   c.error, c.error_low, c.error_high, c.best_error)
+                   c.error, c.error_low, c.error_high, c.best_error, weights)
 
     def _to_c(self, what):
         taus = tuple(self.taus)
@@ -64,6 +71,13 @@ class Plan:
         c.error_low, c.error_high, c.best_error = self.error_low, self.error_high, self.best_error
         for i, t in enumerate(taus):
             c.taus[i] = _lib.convert(c_double, t, "%s: taus[%d]" % (what, i))
+        if c.method == Method.LEARNED:
+            w = weights_array(self.weights, self.nfe, what + ": weights")
+            for i in range(self.nfe):
+                c.weights[i][:] = w[i].tolist()
+        elif self.weights is not None and len(self.weights):
+            raise InvalidArgument("%s: weights are given, but method is %s: only a LEARNED "
+                                  "plan has weights (give ())" % (what, Method(c.method).name))
         return c
 
 
