@@ -1,0 +1,402 @@
+#!/usr/bin/python3
+"""Research (issue #14): do LEARNED PER-STEP COEFFICIENTS beat the best DPM-Solver++ / UniPC?
+
+A linear multistep sampler on a fixed grid tau_0 = 1 > tau_1 > ... > tau_{N-1} > tau_N = end
+(N model evaluations, at tau_0 .. tau_{N-1}) whose step i is
+
+    x_{i+1} = sum_{k<px} a_ik x_{i-k} + sum_{j<pe} b_ij eps_{i-j}      (eps_j = model(x_j, tau_j))
+
+with (px, pe) the basis ("x1e1" = DDIM-like, "x1e2", "x1e3", "x2e2" which contains
+DPM-Solver++(2M)); at the first steps only the history there is. The coefficients of each step
+are fitted by least squares to the reference x(tau_{i+1}) of fit trajectories (noise seed 0,
+--fit samples, exact ODE solution on a fine grid that passes through every grid node):
+
+  * "tf" (teacher-forced): the basis vectors are the reference states at the nodes and the
+    model's eps there (recorded during the reference solve): no model call in the fit;
+  * "ro" (rollout): the sampler is run on the fit noise step by step, and step i is fitted on
+    its ACTUAL states / eps (one model call per step per fit trajectory) against x_ref(tau_{i+1}).
+  * ridge: the penalty lam * sum_k G_kk (c_k - c0_k)^2 (G the normalised Gram matrix, c0 the
+    DEIS coefficients of the same step: exponential integrator in rho = sigma/alpha with the
+    Lagrange extrapolation of eps; 0 for the past x's); lam in LAMS chosen by 2-fold
+    cross-validation on the fit trajectories only (end-to-end RMSE of the held-out half), then
+    refitted on all. "lam0" is the plain least-squares fit.
+
+Grids: "tuned" = the table's plan for that NFE (its times and tau_end), "peer" = the best peer's
+grid (its authors' grid and end). Each variant is scored exactly as tools/tune/evaluate.py
+scores TUNED (its reference solutions, peer selection on SELECT_SEED, evaluation noise
+EVAL_SEED, RMSE to the converged solution at the plan's end, paired bootstrap 95 % interval of
+the RMSE ratio to the best peer). The evaluation and selection seeds are never used to fit or
+to choose anything here (the ridge weight is chosen on the fit seed).
+
+    nice -n 5 /usr/bin/python3 tools/tune/learned.py --model fmnist-small|gmm-cosine|fmnist \
+        [--nfe 4,5,6,8,10] [--fit 128] [--samples N]
+
+Reference solves are cached under build/learned/. Output: one line per (NFE, variant) on
+stdout (tools/tune/log_learned.txt is that log) and build/learned/<model>.json.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import evaluate as EV  # noqa: E402
+from evaluate import B, deissn, search, boot, per_sample_mse, fine_grid, TAU_LAST  # noqa: E402
+
+CACHE = os.path.join(EV.REPO, "build", "learned")
+FIT_SEED = 0
+BASES = {"x1e1": (1, 1), "x1e2": (1, 2), "x1e3": (1, 3), "x2e2": (2, 2), "x1e4": (1, 4),
+         "x3e3": (3, 3), "x1eA": (1, 99)}  # x1eA: every eps so far (contains UniPC's steps)
+LAMS = [0.0, 1e-3, 1e-2, 1e-1]
+
+
+def cached(name, fn):
+    path = os.path.join(CACHE, name + ".npz")
+    if os.path.exists(path):
+        d = np.load(path)
+        return {k: d[k] for k in d.files}
+    out = fn()
+    os.makedirs(CACHE, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def snap(g):
+    """A grid with its times within 1e-12 of 1e-3 set to 1e-3 (time_quadratic's end is
+    0.000999..., which would be a second node next to 1e-3 and a key missing from the
+    references)."""
+    g = np.asarray(g, np.float64).copy()
+    g[np.abs(g - TAU_LAST) < 1e-12] = TAU_LAST
+    return g
+
+
+def union_grid(S, nodes):
+    """fine_grid(S) with the grid nodes put in, fine points closer than 0.3 of the local spacing
+    to a node dropped (no tiny steps for DEIS-3's extrapolation)."""
+    fg = fine_grid(S)
+    nodes = np.unique(np.asarray([v for v in nodes if v > 0], np.float64))
+    keep = []
+    for i, t in enumerate(fg):
+        h = abs(fg[i] - fg[i + 1]) if i + 1 < len(fg) else abs(fg[i] - fg[i - 1])
+        if t == 1.0 or np.min(np.abs(nodes - t)) > 0.3 * h:
+            keep.append(t)
+    g = np.unique(np.concatenate([keep, nodes]))[::-1]
+    return g
+
+
+def reference_record(model, noise, x, S, nodes):
+    """DEIS-3 on union_grid(S, nodes), then to 0: X [len(nodes)+?] states and E eps at every
+    node > 0 (keys 'taus', 'X', 'E'), and X0 = x(0)."""
+    g = union_grid(S, nodes)
+    want = np.unique(np.asarray([v for v in nodes if v > 0]))[::-1]
+    pos = {}
+    for j, t in enumerate(want):
+        k = int(np.argmin(np.abs(g - t)))
+        assert abs(g[k] - t) < 1e-12, t
+        pos[k] = j
+    smp = deissn.Sampler(deissn.Schedule(noise=noise, taus=g, tau_end=0.0), None, order=3)
+    xs = np.ascontiguousarray(x, dtype=np.float32).copy()
+    K = len(x)
+    X = np.empty((len(want), K, xs[0].size), np.float32)
+    E = np.empty_like(X)
+    for info in smp:
+        e = model.eps(xs, info.tau)
+        if info.step in pos:
+            X[pos[info.step]] = xs.reshape(K, -1)
+            E[pos[info.step]] = e.reshape(K, -1)
+        smp.step(xs, e)
+    return dict(taus=want, X=X, E=E, X0=xs.reshape(K, -1))
+
+
+class RefLookup:
+    def __init__(self, rec):
+        self.taus, self.X, self.E, self.X0 = rec["taus"], rec["X"], rec["E"], rec["X0"]
+
+    def _k(self, t):
+        k = int(np.argmin(np.abs(self.taus - t)))
+        assert abs(self.taus[k] - t) < 1e-12, t
+        return k
+
+    def x(self, t, idx=slice(None)):
+        return (self.X0 if t == 0.0 else self.X[self._k(t)])[idx].astype(np.float64)
+
+    def e(self, t, idx=slice(None)):
+        return self.E[self._k(t)][idx].astype(np.float64)
+
+
+def deis_prior(vp, grid, i, px, pe):
+    """DEIS coefficients of step i in the basis (x_i..x_{i-px+1}, eps_i..eps_{i-pe'+1}):
+    x_{i+1}/alpha_{i+1} = x_i/alpha_i + int_{rho_i}^{rho_{i+1}} P(rho) drho, P the Lagrange
+    polynomial through eps at rho_i .. rho_{i-pe'+1}."""
+    def rho(t):
+        a, s = vp.alpha_sigma(t)
+        return s / a
+    pe_ = min(pe, i + 1)
+    pq = min(pe_, 3)  # at most DEIS-3; the older eps get 0
+    a1, _ = vp.alpha_sigma(grid[i + 1])
+    a0, _ = vp.alpha_sigma(grid[i])
+    r = [rho(grid[i - j]) for j in range(pq)]
+    r0, r1 = rho(grid[i]), rho(grid[i + 1])
+    c = [a1 / a0] + [0.0] * (min(px, i + 1) - 1)
+    # integrate the Lagrange basis polynomials exactly (Gauss-Legendre, degree < 3 exact)
+    gx, gw = np.polynomial.legendre.leggauss(4)
+    q = 0.5 * (r1 - r0) * gx + 0.5 * (r1 + r0)
+    w = 0.5 * (r1 - r0) * gw
+    for j in range(pq):
+        L = np.ones_like(q)
+        for m in range(pq):
+            if m != j:
+                L *= (q - r[m]) / (r[j] - r[m])
+        c.append(a1 * float(np.sum(w * L)))
+    return np.array(c + [0.0] * (pe_ - pq))
+
+
+def basis(xh, eh, i, px, pe):
+    """The basis vectors of step i: the newest px states and pe eps (as far as history goes)."""
+    return [xh[i - k] for k in range(min(px, i + 1))] + [eh[i - j] for j in range(min(pe, i + 1))]
+
+
+def solve(cols, y, c0, lam):
+    """argmin ||A c - y||^2/n + lam sum_k G_kk (c_k - c0_k)^2 (A's columns cols)."""
+    m = len(cols)
+    G = np.empty((m, m))
+    g = np.empty(m)
+    for a in range(m):
+        g[a] = np.vdot(cols[a], y)
+        for b in range(a, m):
+            G[a, b] = G[b, a] = np.vdot(cols[a], cols[b])
+    d = np.diag(G).copy()
+    return np.linalg.solve(G + lam * np.diag(d), g + lam * d * c0)
+
+
+def run(model, x, grid, coefs, px, pe, fit=None):
+    """The learned sampler from x (float, [K, ...]) on grid with per-step coefficients coefs
+    (list), N model calls. fit = (ref, idx, lam, vp): fit step i on the actual states against
+    the reference at grid[i+1] first (rollout fit), filling coefs."""
+    shape = x.shape
+    K = len(x)
+    xh = {0: x.reshape(K, -1).astype(np.float64)}
+    eh = {}
+    N = len(grid) - 1
+    for i in range(N):
+        eh[i] = model.eps(xh[i].astype(np.float32).reshape(shape), float(grid[i])).reshape(
+            K, -1).astype(np.float64)
+        cols = basis(xh, eh, i, px, pe)
+        if fit is not None:
+            ref, idx, lam, vp = fit
+            c0 = deis_prior(vp, grid, i, px, pe)
+            coefs.append(solve(cols, ref.x(float(grid[i + 1]), idx), c0, lam))
+        c = coefs[i]
+        xh[i + 1] = sum(float(ck) * v for ck, v in zip(c, cols))
+        if px <= 3 and pe <= 3:
+            xh.pop(i - 3, None)
+            eh.pop(i - 3, None)
+    return xh[N]
+
+
+def fit_tf(ref, idx, grid, px, pe, lam, vp):
+    """Teacher-forced fit: basis from the reference states / eps at the nodes."""
+    N = len(grid) - 1
+    xh = {i: ref.x(float(grid[i]), idx) for i in range(N)}
+    eh = {i: ref.e(float(grid[i]), idx) for i in range(N)}
+    out = []
+    for i in range(N):
+        out.append(solve(basis(xh, eh, i, px, pe), ref.x(float(grid[i + 1]), idx),
+                         deis_prior(vp, grid, i, px, pe), lam))
+    return out
+
+
+def fit(model, xf, ref, grid, px, pe, lam, vp, kind, idx):
+    if kind == "tf":
+        return fit_tf(ref, idx, grid, px, pe, lam, vp)
+    coefs = []
+    run(model, xf[idx], grid, coefs, px, pe, fit=(ref, idx, lam, vp))
+    return coefs
+
+
+def fit_cv(model, xf, ref, grid, px, pe, vp, kind):
+    """Ridge weight by 2-fold cross-validation on the fit trajectories, refit on all."""
+    K = len(xf)
+    halves = [np.arange(0, K // 2), np.arange(K // 2, K)]
+    end = float(grid[-1])
+    scores = []
+    for lam in LAMS:
+        tot = 0.0
+        for a, b in ((0, 1), (1, 0)):
+            c = fit(model, xf, ref, grid, px, pe, lam, vp, kind, halves[a])
+            o = run(model, xf[halves[b]], grid, c, px, pe)
+            tot += float(np.sum((o - ref.x(end, halves[b])) ** 2))
+        scores.append(tot)
+    lam = LAMS[int(np.argmin(scores))]
+    return lam, fit(model, xf, ref, grid, px, pe, lam, vp, kind, slice(None)), scores
+
+
+def summary(paths):
+    """Tables of the ratios to the best peer (rows: variants, columns: NFE) of result files."""
+    for path in paths:
+        d = json.load(open(path))
+        nfes = sorted(d["nfe"], key=int)
+        print("\n%s, %d fit trajectories, %d evaluation samples: RMSE / best peer's [95 %%]"
+              % (d["model"], d["fit"], d["samples"]))
+        print("%-24s" % "variant" + "".join("%22s" % ("NFE " + v) for v in nfes))
+        print("%-24s" % "TUNED plan" + "".join(
+            "%22s" % ("%.3f [%.2f,%.2f]" % tuple(d["nfe"][v]["tuned"]["ratio"]))
+            if "tuned" in d["nfe"][v] else "%22s" % "" for v in nfes))
+        keys = []
+        for v in nfes:
+            keys += [k for k in d["nfe"][v]["rows"] if k not in keys]
+        for k in keys:
+            cells = []
+            for v in nfes:
+                r = d["nfe"][v]["rows"].get(k)
+                cells.append("%22s" % ("%.3f [%.2f,%.2f]" % (r["ratio"], *r["ci"]) if r else ""))
+            print("%-24s" % k + "".join(cells))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", choices=list(EV.MODELS))
+    ap.add_argument("--nfe", type=lambda s: [int(v) for v in s.split(",")],
+                    default=[4, 5, 6, 8, 10])
+    ap.add_argument("--fit", type=int, default=128, help="fit trajectories (seed 0)")
+    ap.add_argument("--samples", type=int, default=None)
+    ap.add_argument("--select", type=int, default=None)
+    ap.add_argument("--bases", default="x1e1,x1e2,x1e3,x2e2")
+    ap.add_argument("--kinds", default="tf,ro")
+    ap.add_argument("--no-cv", action="store_true", help="only lam = 0")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--summary", nargs="*", help="print the tables of these result files")
+    args = ap.parse_args()
+    if args.summary is not None:
+        summary(args.summary)
+        return
+    name = args.model
+    spec = EV.MODELS[name]
+    torch.set_num_threads(1)
+    t0 = time.time()
+    model = EV.Model(spec, args.batch)
+    noise = spec["noise"]
+    vp = B.VP(noise=noise)
+    plans = EV.load_plans(os.path.join(EV.REPO, spec["table"]), noise)
+    n, k_sel = args.samples or spec["samples"], args.select or spec["select"]
+    shape = spec["shape"]
+    xe = deissn.noise(EV.EVAL_SEED, n, shape)
+    xs = deissn.noise(EV.SELECT_SEED, k_sel, shape)
+    xf = deissn.noise(FIT_SEED, args.fit, shape)
+    S = spec["grid"]
+
+    e0 = EV.EVALS[0]
+    ref_e = cached("%s_eval%d" % (name, n), lambda: {
+        str(k): v for k, v in EV.reference(model, noise, xe, S).items()})
+    ref_s = cached("%s_select%d" % (name, k_sel), lambda: {
+        str(k): v for k, v in EV.reference(model, noise, xs, S).items()})
+    ref_e = {float(k): v for k, v in ref_e.items()}
+    ref_s = {float(k): v for k, v in ref_s.items()}
+    print("%s: eval/select references (%d + %d samples) %d evaluations, %.0f s"
+          % (name, n, k_sel, EV.EVALS[0] - e0, time.time() - t0), flush=True)
+
+    # peers (as evaluate.py: best of each family on the selection samples, then the better
+    # family on the evaluation samples) and the grids
+    grids, peers, tuned = {}, {}, {}
+    for nfe in args.nfe:
+        pl = plans[nfe]
+        grids[(nfe, "tuned")] = snap(np.append(np.asarray(pl["taus"], np.float64), pl["tau_end"]))
+        sel = {}
+        for fam, fn, order in EV.PEERS:
+            for gname in EV.PEER_GRIDS:
+                for te in (0.0, TAU_LAST):
+                    g = search.baseline_grid(vp, gname, nfe, te)
+                    o = EV.run_peer(model, vp, fn, order, g, xs)
+                    r = math.sqrt(float(np.mean(per_sample_mse(o, ref_s[te]))))
+                    if fam not in sel or r < sel[fam][0]:
+                        sel[fam] = (r, dict(fn=fn, order=order, grid=gname, tau_end=te), g)
+        best = None
+        for fam, (r, cfg, g) in sel.items():
+            m = per_sample_mse(EV.run_peer(model, vp, cfg["fn"], cfg["order"], g, xe),
+                               ref_e[cfg["tau_end"]])
+            if best is None or m.mean() < best[1].mean():
+                best = (fam, m, cfg, g)
+        peers[nfe] = best
+        grids[(nfe, "peer")] = snap(best[3])
+        o = EV.run_lib(model, noise, xe, pl["taus"], pl["tau_end"], pl["method"], pl["order"],
+                       pl["lower_order_final"], pl["corrector"],
+                       deissn.NormTable.load(os.path.join(EV.REPO, spec["table"]))
+                       if pl["uses_table"] else None)
+        mt = per_sample_mse(o, ref_e[pl["tau_end"]])
+        tuned[nfe] = [math.sqrt(mt.mean() / best[1].mean()), *boot(mt, best[1])]
+        print("%s NFE %2d: best peer %s %s o%d %s end %g RMSE %.4f; TUNED (%s) ratio %.3f "
+              "[%.3f, %.3f]" % (name, nfe, best[0], best[2]["fn"], best[2]["order"],
+                                best[2]["grid"], best[2]["tau_end"], math.sqrt(best[1].mean()),
+                                EV.label_plan(pl), math.sqrt(mt.mean() / best[1].mean()),
+                                *boot(mt, best[1])), flush=True)
+
+    nodes = sorted({float(v) for g in grids.values() for v in g})
+    e0 = EV.EVALS[0]
+    tag = "%s_fit%d_%s" % (name, args.fit, "_".join("%g" % v for v in args.nfe))
+    rec = cached(tag, lambda: reference_record(model, noise, xf, S, nodes))
+    ref = RefLookup(rec)
+    r8 = EV.reference(model, noise, xf[:8], S)
+    chk = [math.sqrt(float(np.mean((ref.x(te, slice(0, 8)) - r8[te].reshape(8, -1)) ** 2)))
+           for te in (0.0, TAU_LAST)]
+    print("%s: fit reference of %d trajectories (%d nodes put in the fine grid) %d "
+          "evaluations; vs evaluate.py's reference grid (8 samples): RMSE %.1e at 0, %.1e at "
+          "1e-3" % (name, args.fit, len(nodes), EV.EVALS[0] - e0, *chk), flush=True)
+
+    jpath = os.path.join(CACHE, "%s_fit%d.json" % (name, args.fit))
+    out = dict(model=name, fit=args.fit, samples=n, nfe={})
+    if os.path.exists(jpath):  # runs with other bases / kinds add their rows
+        prev = json.load(open(jpath))
+        if prev.get("samples") == n:
+            out = prev
+    for nfe in args.nfe:
+        fam, mp, pcfg, _ = peers[nfe]
+        res = {}
+        for gname in ("tuned", "peer"):
+            grid = grids[(nfe, gname)]
+            end = float(grid[-1])
+            for bname in args.bases.split(","):
+                px, pe = BASES[bname]
+                # the prior alone (DEIS-p in this basis) as a check
+                prior = [deis_prior(vp, grid, i, px, pe) for i in range(nfe)]
+                variants = [("deis-prior", prior, None, None)] if px == 1 and pe <= 3 else []
+                for kind in args.kinds.split(","):
+                    e1 = EV.EVALS[0]
+                    c = fit(model, xf, ref, grid, px, pe, 0.0, vp, kind, slice(None))
+                    variants.append(("%s lam0" % kind, c, 0.0, EV.EVALS[0] - e1))
+                    if not args.no_cv:
+                        e1 = EV.EVALS[0]
+                        lam, c, _ = fit_cv(model, xf, ref, grid, px, pe, vp, kind)
+                        variants.append(("%s ridge" % kind, c, lam, EV.EVALS[0] - e1))
+                for vname, c, lam, cost in variants:
+                    o = run(model, xe, grid, c, px, pe)
+                    m = per_sample_mse(o, ref_e[end].reshape(len(o), -1))
+                    key = "%s %s %s" % (gname, bname, vname)
+                    ratio = math.sqrt(m.mean() / mp.mean())
+                    ci = boot(m, mp)
+                    res[key] = dict(rmse=math.sqrt(m.mean()), ratio=ratio, ci=ci, lam=lam,
+                                    fit_evaluations=cost,
+                                    coefs=[[float(v) for v in ci_] for ci_ in c])
+                    print("%s NFE %2d %-5s %-4s %-10s ratio %.3f [%.3f, %.3f] RMSE %.4f%s%s"
+                          % (name, nfe, gname, bname, vname, ratio, ci[0], ci[1],
+                             math.sqrt(m.mean()),
+                             "" if lam is None else " lam %g" % lam,
+                             "" if cost is None else " fit-evals %d" % cost), flush=True)
+        rows = out["nfe"].get(str(nfe), {}).get("rows", {})
+        rows.update(res)
+        out["nfe"][str(nfe)] = dict(peer=fam, peer_cfg=pcfg, peer_rmse=math.sqrt(mp.mean()),
+                                    tuned=dict(plan=EV.label_plan(plans[nfe]), ratio=tuned[nfe]),
+                                    grids={k[1]: list(map(float, v)) for k, v in grids.items()
+                                           if k[0] == nfe}, rows=rows)
+        with open(jpath, "w") as fh:
+            json.dump(out, fh)
+    print("%s: %.0f s, %d sample-evaluations" % (name, time.time() - t0, EV.EVALS[0]))
+
+
+if __name__ == "__main__":
+    main()
