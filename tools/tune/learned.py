@@ -19,7 +19,15 @@ are fitted by least squares to the reference x(tau_{i+1}) of fit trajectories (n
     DEIS coefficients of the same step: exponential integrator in rho = sigma/alpha with the
     Lagrange extrapolation of eps; 0 for the past x's); lam in LAMS chosen by 2-fold
     cross-validation on the fit trajectories only (end-to-end RMSE of the held-out half), then
-    refitted on all. "lam0" is the plain least-squares fit.
+    refitted on all. "lam0" is the plain least-squares fit. (The prior is DEIS "rho-AB";
+    libdeissn's own DEIS, method "eps", orders its polynomial differently: its order 0 is this
+    prior with one eps, i.e. DDIM, checked to 1e-7; its orders 1, 2 are not this prior.)
+  * the fit trajectories' reference: evaluate.py's (DEIS-3 on the fine grid, then to 0) with
+    the states at the grid nodes by a partial DEIS-3 step from the fine time above them, and the
+    model's eps there; its accuracy is printed against the same with twice the times;
+  * "fit-set RMSE": the rollout's own RMSE at the end on the fit trajectories (in-sample);
+    "chosen X" in the summary takes, per NFE, the grid (tuned or peer) with the lower fit-set
+    RMSE: a choice made without the evaluation data.
 
 Grids: "tuned" = the table's plan for that NFE (its times and tau_end), "peer" = the best peer's
 grid (its authors' grid and end). Each variant is scored exactly as tools/tune/evaluate.py
@@ -31,8 +39,14 @@ to choose anything here (the ridge weight is chosen on the fit seed).
     nice -n 5 /usr/bin/python3 tools/tune/learned.py --model fmnist-small|gmm-cosine|fmnist \
         [--nfe 4,5,6,8,10] [--fit 128] [--samples N]
 
-Reference solves are cached under build/learned/. Output: one line per (NFE, variant) on
-stdout (tools/tune/log_learned.txt is that log) and build/learned/<model>.json.
+    /usr/bin/python3 tools/tune/learned.py --summary build/learned/*.json   # the tables
+
+Fit cost (model evaluations): the fit trajectories' reference solve (--fit x ~450, shared by
+every NFE and variant; the tuner already has one) plus, for a rollout fit, N per fit
+trajectory (printed as fit-evals); a teacher-forced fit needs none. Reference solves are cached
+under build/learned/. Output: one line per (NFE, variant) on stdout (tools/tune/log_learned.txt
+is the log of the runs, with the tables) and build/learned/<model>_fit<K>.json (runs with other
+bases or kinds add their rows to it).
 """
 import argparse
 import json
@@ -76,40 +90,35 @@ def snap(g):
     return g
 
 
-def union_grid(S, nodes):
-    """fine_grid(S) with the grid nodes put in, fine points closer than 0.3 of the local spacing
-    to a node dropped (no tiny steps for DEIS-3's extrapolation)."""
+def reference_nodes(model, noise, vp, x, S, nodes):
+    """evaluate.py's reference (libdeissn DEIS-3 on fine_grid(S), then to 0: the same x(0) and
+    x(1e-3)) with the states at the other nodes by a partial DEIS-3 step (deis_prior, rho-AB)
+    from the fine point above them, and the model's eps there (one call per node): keys
+    'taus', 'X', 'E' (every node > 0), 'X0' = x(0). (Putting the nodes into the fine grid
+    instead makes tiny steps where two grids' nodes nearly coincide: RMSE 1e-2 at x(0).)"""
     fg = fine_grid(S)
-    nodes = np.unique(np.asarray([v for v in nodes if v > 0], np.float64))
-    keep = []
-    for i, t in enumerate(fg):
-        h = abs(fg[i] - fg[i + 1]) if i + 1 < len(fg) else abs(fg[i] - fg[i - 1])
-        if t == 1.0 or np.min(np.abs(nodes - t)) > 0.3 * h:
-            keep.append(t)
-    g = np.unique(np.concatenate([keep, nodes]))[::-1]
-    return g
-
-
-def reference_record(model, noise, x, S, nodes):
-    """DEIS-3 on union_grid(S, nodes), then to 0: X [len(nodes)+?] states and E eps at every
-    node > 0 (keys 'taus', 'X', 'E'), and X0 = x(0)."""
-    g = union_grid(S, nodes)
     want = np.unique(np.asarray([v for v in nodes if v > 0]))[::-1]
-    pos = {}
-    for j, t in enumerate(want):
-        k = int(np.argmin(np.abs(g - t)))
-        assert abs(g[k] - t) < 1e-12, t
-        pos[k] = j
-    smp = deissn.Sampler(deissn.Schedule(noise=noise, taus=g, tau_end=0.0), None, order=3)
+    smp = deissn.Sampler(deissn.Schedule(noise=noise, taus=fg, tau_end=0.0), None, order=3)
     xs = np.ascontiguousarray(x, dtype=np.float32).copy()
     K = len(x)
     X = np.empty((len(want), K, xs[0].size), np.float32)
     E = np.empty_like(X)
+    hist = []  # (tau, eps [K, D] float64) newest last
     for info in smp:
         e = model.eps(xs, info.tau)
-        if info.step in pos:
-            X[pos[info.step]] = xs.reshape(K, -1)
-            E[pos[info.step]] = e.reshape(K, -1)
+        k = info.step
+        hist = (hist + [(float(fg[k]), e.reshape(K, -1).astype(np.float64))])[-3:]
+        lo = float(fg[k + 1]) if k + 1 < len(fg) else 0.0
+        xk = xs.reshape(K, -1).astype(np.float64)
+        for j, t in enumerate(want):
+            if t == fg[k]:
+                X[j], E[j] = xk, hist[-1][1]
+            elif lo < t < fg[k]:
+                g = np.array([h[0] for h in hist] + [t])
+                c = deis_prior(vp, g, len(hist) - 1, 1, 3)
+                xt = c[0] * xk + sum(float(cj) * hist[-1 - m][1] for m, cj in enumerate(c[1:]))
+                X[j] = xt
+                E[j] = model.eps(X[j].reshape(xs.shape), float(t)).reshape(K, -1)
         smp.step(xs, e)
     return dict(taus=want, X=X, E=E, X0=xs.reshape(K, -1))
 
@@ -212,11 +221,15 @@ def fit_tf(ref, idx, grid, px, pe, lam, vp):
     return out
 
 
-def fit(model, xf, ref, grid, px, pe, lam, vp, kind, idx):
+def fit(model, xf, ref, grid, px, pe, lam, vp, kind, idx, info=None):
+    """The coefficients of every step; info (a dict), rollout only: its "fit_rmse", the RMSE
+    at the end of the rollout on the fit trajectories themselves (in-sample, no extra call)."""
     if kind == "tf":
         return fit_tf(ref, idx, grid, px, pe, lam, vp)
     coefs = []
-    run(model, xf[idx], grid, coefs, px, pe, fit=(ref, idx, lam, vp))
+    o = run(model, xf[idx], grid, coefs, px, pe, fit=(ref, idx, lam, vp))
+    if info is not None:
+        info["fit_rmse"] = math.sqrt(float(np.mean((o - ref.x(float(grid[-1]), idx)) ** 2)))
     return coefs
 
 
@@ -244,19 +257,36 @@ def summary(paths):
         nfes = sorted(d["nfe"], key=int)
         print("\n%s, %d fit trajectories, %d evaluation samples: RMSE / best peer's [95 %%]"
               % (d["model"], d["fit"], d["samples"]))
-        print("%-24s" % "variant" + "".join("%22s" % ("NFE " + v) for v in nfes))
-        print("%-24s" % "TUNED plan" + "".join(
+        print("%-36s" % "variant" + "".join("%22s" % ("NFE " + v) for v in nfes))
+        print("%-36s" % "TUNED plan" + "".join(
             "%22s" % ("%.3f [%.2f,%.2f]" % tuple(d["nfe"][v]["tuned"]["ratio"]))
             if "tuned" in d["nfe"][v] else "%22s" % "" for v in nfes))
         keys = []
         for v in nfes:
             keys += [k for k in d["nfe"][v]["rows"] if k not in keys]
+        # per NFE the grid with the lowest fit-set RMSE of the rollout fit (among those run):
+        # a choice without the evaluation data; "chosen2" among tuned and peer only
+        for v in nfes:
+            rows = d["nfe"][v]["rows"]
+            for tag, allowed in (("chosen", None), ("chosen2", ("tuned", "peer"))):
+                cand = {}
+                for k, r in list(rows.items()):
+                    g, rest = k.split(" ", 1)
+                    if g.startswith("chosen") or r.get("fit_rmse") is None or (
+                            allowed and g not in allowed):
+                        continue
+                    if rest not in cand or r["fit_rmse"] < cand[rest]["fit_rmse"]:
+                        cand[rest] = dict(r, grid=g)
+                for rest, r in cand.items():
+                    rows["%s %s" % (tag, rest)] = r
+                    if "%s %s" % (tag, rest) not in keys:
+                        keys.append("%s %s" % (tag, rest))
         for k in keys:
             cells = []
             for v in nfes:
                 r = d["nfe"][v]["rows"].get(k)
                 cells.append("%22s" % ("%.3f [%.2f,%.2f]" % (r["ratio"], *r["ci"]) if r else ""))
-            print("%-24s" % k + "".join(cells))
+            print("%-36s" % k + "".join(cells))
 
 
 def main():
@@ -269,7 +299,11 @@ def main():
     ap.add_argument("--select", type=int, default=None)
     ap.add_argument("--bases", default="x1e1,x1e2,x1e3,x2e2")
     ap.add_argument("--kinds", default="tf,ro")
+    ap.add_argument("--grids", default="tuned,peer",
+                    help="tuned, peer and/or authors' grids as spacing@end (logsnr@0, ...)")
     ap.add_argument("--no-cv", action="store_true", help="only lam = 0")
+    ap.add_argument("--no-prior", action="store_true", help="no row of the prior alone")
+    ap.add_argument("--tag", default="", help="suffix of the result file's name")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--summary", nargs="*", help="print the tables of these result files")
     args = ap.parse_args()
@@ -324,6 +358,10 @@ def main():
                 best = (fam, m, cfg, g)
         peers[nfe] = best
         grids[(nfe, "peer")] = snap(best[3])
+        for gname in args.grids.split(","):
+            if "@" in gname:  # an authors' grid, e.g. logsnr@0, time_uniform@0.001
+                sp, te = gname.split("@")
+                grids[(nfe, gname)] = snap(search.baseline_grid(vp, sp, nfe, float(te)))
         o = EV.run_lib(model, noise, xe, pl["taus"], pl["tau_end"], pl["method"], pl["order"],
                        pl["lower_order_final"], pl["corrector"],
                        deissn.NormTable.load(os.path.join(EV.REPO, spec["table"]))
@@ -339,16 +377,19 @@ def main():
     nodes = sorted({float(v) for g in grids.values() for v in g})
     e0 = EV.EVALS[0]
     tag = "%s_fit%d_%s" % (name, args.fit, "_".join("%g" % v for v in args.nfe))
-    rec = cached(tag, lambda: reference_record(model, noise, xf, S, nodes))
+    if args.grids != "tuned,peer":
+        tag += "_" + args.grids.replace(",", "_").replace("@", "-").replace("time_", "")
+    rec = cached(tag + "_v2", lambda: reference_nodes(model, noise, vp, xf, S, nodes))
     ref = RefLookup(rec)
-    r8 = EV.reference(model, noise, xf[:8], S)
-    chk = [math.sqrt(float(np.mean((ref.x(te, slice(0, 8)) - r8[te].reshape(8, -1)) ** 2)))
-           for te in (0.0, TAU_LAST)]
-    print("%s: fit reference of %d trajectories (%d nodes put in the fine grid) %d "
-          "evaluations; vs evaluate.py's reference grid (8 samples): RMSE %.1e at 0, %.1e at "
-          "1e-3" % (name, args.fit, len(nodes), EV.EVALS[0] - e0, *chk), flush=True)
+    r8 = reference_nodes(model, noise, vp, xf[:8], 2 * S, nodes)
+    d8 = np.sqrt(np.mean((rec["X"][:, :8].astype(np.float64) - r8["X"]) ** 2, axis=(1, 2)))
+    print("%s: fit reference of %d trajectories (%d nodes) %d evaluations; its states at the "
+          "nodes vs the same with %d times (8 samples): RMSE at most %.1e (at tau %g), %.1e at 0"
+          % (name, args.fit, len(nodes), EV.EVALS[0] - e0, 2 * S, d8.max(),
+             rec["taus"][int(np.argmax(d8))],
+             math.sqrt(float(np.mean((rec["X0"][:8] - r8["X0"]) ** 2)))), flush=True)
 
-    jpath = os.path.join(CACHE, "%s_fit%d.json" % (name, args.fit))
+    jpath = os.path.join(CACHE, "%s_fit%d%s.json" % (name, args.fit, args.tag))
     out = dict(model=name, fit=args.fit, samples=n, nfe={})
     if os.path.exists(jpath):  # runs with other bases / kinds add their rows
         prev = json.load(open(jpath))
@@ -357,18 +398,22 @@ def main():
     for nfe in args.nfe:
         fam, mp, pcfg, _ = peers[nfe]
         res = {}
-        for gname in ("tuned", "peer"):
+        for gname in args.grids.split(","):
             grid = grids[(nfe, gname)]
             end = float(grid[-1])
             for bname in args.bases.split(","):
                 px, pe = BASES[bname]
                 # the prior alone (DEIS-p in this basis) as a check
                 prior = [deis_prior(vp, grid, i, px, pe) for i in range(nfe)]
-                variants = [("deis-prior", prior, None, None)] if px == 1 and pe <= 3 else []
+                variants = [("deis-prior", prior, None, None)] \
+                    if px == 1 and pe <= 3 and not args.no_prior else []
+                fit_rmse = {}
                 for kind in args.kinds.split(","):
                     e1 = EV.EVALS[0]
-                    c = fit(model, xf, ref, grid, px, pe, 0.0, vp, kind, slice(None))
+                    info = {}
+                    c = fit(model, xf, ref, grid, px, pe, 0.0, vp, kind, slice(None), info)
                     variants.append(("%s lam0" % kind, c, 0.0, EV.EVALS[0] - e1))
+                    fit_rmse["%s lam0" % kind] = info.get("fit_rmse")
                     if not args.no_cv:
                         e1 = EV.EVALS[0]
                         lam, c, _ = fit_cv(model, xf, ref, grid, px, pe, vp, kind)
@@ -380,13 +425,15 @@ def main():
                     ratio = math.sqrt(m.mean() / mp.mean())
                     ci = boot(m, mp)
                     res[key] = dict(rmse=math.sqrt(m.mean()), ratio=ratio, ci=ci, lam=lam,
-                                    fit_evaluations=cost,
+                                    fit_evaluations=cost, fit_rmse=fit_rmse.get(vname),
                                     coefs=[[float(v) for v in ci_] for ci_ in c])
                     print("%s NFE %2d %-5s %-4s %-10s ratio %.3f [%.3f, %.3f] RMSE %.4f%s%s"
                           % (name, nfe, gname, bname, vname, ratio, ci[0], ci[1],
                              math.sqrt(m.mean()),
                              "" if lam is None else " lam %g" % lam,
-                             "" if cost is None else " fit-evals %d" % cost), flush=True)
+                             "" if cost is None else " fit-evals %d" % cost) +
+                          ("" if fit_rmse.get(vname) is None
+                           else " fit-set RMSE %.4f" % fit_rmse[vname]), flush=True)
         rows = out["nfe"].get(str(nfe), {}).get("rows", {})
         rows.update(res)
         out["nfe"][str(nfe)] = dict(peer=fam, peer_cfg=pcfg, peer_rmse=math.sqrt(mp.mean()),
