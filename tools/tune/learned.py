@@ -6,10 +6,11 @@ A linear multistep sampler on a fixed grid tau_0 = 1 > tau_1 > ... > tau_{N-1} >
 
     x_{i+1} = sum_{k<px} a_ik x_{i-k} + sum_{j<pe} b_ij eps_{i-j}      (eps_j = model(x_j, tau_j))
 
-with (px, pe) the basis ("x1e1" = DDIM-like, "x1e2", "x1e3", "x2e2" which contains
-DPM-Solver++(2M)); at the first steps only the history there is. The coefficients of each step
-are fitted by least squares to the reference x(tau_{i+1}) of fit trajectories (noise seed 0,
---fit samples, exact ODE solution on a fine grid that passes through every grid node):
+with (px, pe) the basis ("x1e1" = DDIM-like, "x1e2", "x1e3", "x1e4", "x2e2" which contains
+DPM-Solver++(2M), "x3e3", "x1eA" = every eps so far, which contains UniPC with its corrector);
+at the first steps only the history there is. The coefficients of each step are fitted by
+least squares to the reference x(tau_{i+1}) of fit trajectories (noise seed 0, --fit samples,
+the converged ODE solution, below):
 
   * "tf" (teacher-forced): the basis vectors are the reference states at the nodes and the
     model's eps there (recorded during the reference solve): no model call in the fit;
@@ -26,27 +27,29 @@ are fitted by least squares to the reference x(tau_{i+1}) of fit trajectories (n
     the states at the grid nodes by a partial DEIS-3 step from the fine time above them, and the
     model's eps there; its accuracy is printed against the same with twice the times;
   * "fit-set RMSE": the rollout's own RMSE at the end on the fit trajectories (in-sample);
-    "chosen X" in the summary takes, per NFE, the grid (tuned or peer) with the lower fit-set
-    RMSE: a choice made without the evaluation data.
+    "chosen X" in the summary takes, per NFE, the grid with the lowest fit-set RMSE among those
+    run ("chosen2": among tuned and peer): a choice made without the evaluation data.
 
-Grids: "tuned" = the table's plan for that NFE (its times and tau_end), "peer" = the best peer's
-grid (its authors' grid and end). Each variant is scored exactly as tools/tune/evaluate.py
+Grids (--grids): "tuned" = the table's plan for that NFE (its times and tau_end), "peer" = the
+best peer's grid (its authors' grid and end), spacing@end = an authors' grid (logsnr@0, ...). Each variant is scored exactly as tools/tune/evaluate.py
 scores TUNED (its reference solutions, peer selection on SELECT_SEED, evaluation noise
 EVAL_SEED, RMSE to the converged solution at the plan's end, paired bootstrap 95 % interval of
 the RMSE ratio to the best peer). The evaluation and selection seeds are never used to fit or
 to choose anything here (the ridge weight is chosen on the fit seed).
 
     nice -n 5 /usr/bin/python3 tools/tune/learned.py --model fmnist-small|gmm-cosine|fmnist \
-        [--nfe 4,5,6,8,10] [--fit 128] [--samples N]
+        [--nfe 4,5,6,8,10] [--fit 128] [--bases x1e3,x1eA] [--kinds tf,ro] [--no-cv] \
+        [--grids tuned,peer,logsnr@0.001] [--tag _final]
 
     /usr/bin/python3 tools/tune/learned.py --summary build/learned/*.json   # the tables
 
 Fit cost (model evaluations): the fit trajectories' reference solve (--fit x ~450, shared by
 every NFE and variant; the tuner already has one) plus, for a rollout fit, N per fit
-trajectory (printed as fit-evals); a teacher-forced fit needs none. Reference solves are cached
+trajectory (printed as fit-evals; the ridge's cross-validation costs more); a teacher-forced fit needs
+none. Reference solves are cached
 under build/learned/. Output: one line per (NFE, variant) on stdout (tools/tune/log_learned.txt
-is the log of the runs, with the tables) and build/learned/<model>_fit<K>.json (runs with other
-bases or kinds add their rows to it).
+is the log of the runs, with the tables) and build/learned/<model>_fit<K><tag>.json (runs with
+other bases or kinds add their rows to it). tools/tune/log_learned.txt: PART 1 the final runs.
 """
 import argparse
 import json
