@@ -591,13 +591,17 @@ static int tune(const options *o)
         for (size_t i = 0; i < deissn_normtable_plan_count(table); i++) {
             deissn_plan pl = DEISSN_PLAN_INIT;
             deissn_normtable_plan(table, i, &pl);
-            fprintf(stderr, "  NFE %2u  %-12s order %u%s, tau_end %-6g RMSE %.4f [%.4f, %.4f]  "
+            char order[32] = "weights    "; /* a learned plan has weights, not an order */
+            if (pl.method != DEISSN_METHOD_LEARNED)
+                snprintf(order, sizeof order, "order %u%s", pl.order,
+                         pl.lower_order_final ? " lof" : "    ");
+            fprintf(stderr, "  NFE %2u  %-12s %s, tau_end %-6g RMSE %.4f [%.4f, %.4f]  "
                     "BEST %.4f  (%.2fx)  %.1f s\n", pl.nfe,
                     pl.method == DEISSN_METHOD_LEARNED ? "learned"
                     : pl.method == DEISSN_METHOD_DATA  ? (pl.corrector ? "x0-corrector" : "x0")
                     : pl.uses_table                    ? "deis-sn"
                                                        : "deis",
-                    pl.order, pl.lower_order_final ? " lof" : "    ", pl.tau_end, pl.error,
+                    order, pl.tau_end, pl.error,
                     pl.error_low, pl.error_high, pl.best_error,
                     pl.best_error > 0 ? pl.error / pl.best_error : 0.0,
                     pl.nfe <= DEISSN_PLAN_MAX_NFE ? prog.seconds[pl.nfe] : 0.0);

@@ -661,7 +661,9 @@ DEISSN_API int32_t deissn_fill_noise(uint64_t seed, uint64_t first_sample, size_
  * calibration run (deissn-calibrate; docs/tuning.md) and stored in the model's table. The
  * times are free (not a named spacing). An output struct when read from a table: set
  * `version` (DEISSN_PLAN_INIT) first. An array of plans given to the library (a table's
- * params) is read with the stride of its first element's version; all must share it. */
+ * params) is read with the stride of its first element's version; all must share it. A
+ * version-1 plan read from a table can carry method DEISSN_METHOD_LEARNED (2), whose weights
+ * only version 2 holds. */
 #define DEISSN_PLAN_MAX_NFE 64
 #define DEISSN_PLAN_WEIGHTS 6 /* per step of a METHOD_LEARNED plan: x and 5 eps terms */
 #define DEISSN_PLAN_VERSION 2

@@ -245,6 +245,12 @@ int32_t deissn_sampler_create(deissn_sampler **out, const deissn_schedule *sched
                          : table    ? "takes no table (its weights include the scale)"
                                     : "takes no corrector");
     if (p.method != DEISSN_METHOD_LEARNED) p.weights = NULL; /* not read, not kept */
+    for (uint32_t i = 0; p.weights && i < schedule->steps && i + 2 < DEISSN_PLAN_WEIGHTS; i++)
+        for (uint32_t j = i + 2; j < DEISSN_PLAN_WEIGHTS; j++)
+            if (p.weights[(size_t)i * DEISSN_PLAN_WEIGHTS + j] != 0)
+                return dsn_error(DEISSN_E_INVALID_ARG, "%s: params->weights of step %u give "
+                                 "weight %u to an eps from before step 0 (step %u has x and %u "
+                                 "eps terms)", fn, i, j, i, i + 1);
     if (p.corrector > 1)
         return dsn_error(DEISSN_E_INVALID_ARG, "%s: corrector %u is not 0 or 1", fn, p.corrector);
     if (p.corrector && p.method != DEISSN_METHOD_DATA)

@@ -151,10 +151,12 @@ int32_t dsn_plans_check(const deissn_plan *plans, size_t n, int32_t status, cons
                  !isfinite(p->best_error))
             bad = "an error that is negative or not finite";
         for (uint32_t k = 0; !bad && k < DEISSN_PLAN_MAX_NFE; k++)
-            for (int w = 0; !bad && w < DEISSN_PLAN_WEIGHTS; w++)
+            for (uint32_t w = 0; !bad && w < DEISSN_PLAN_WEIGHTS; w++)
                 if (!isfinite(p->weights[k][w]) ||
-                    (p->weights[k][w] != 0 && (p->method != DEISSN_METHOD_LEARNED || k >= p->nfe)))
-                    bad = "weights that are not finite, or not those of METHOD_LEARNED's steps";
+                    (p->weights[k][w] != 0 &&
+                     (p->method != DEISSN_METHOD_LEARNED || k >= p->nfe || w > k + 1)))
+                    bad = "weights that are not finite, or not those of METHOD_LEARNED's steps "
+                          "(step k has x and k + 1 eps terms)";
         for (uint32_t k = 0; !bad && k < p->nfe; k++) {
             double hi = k ? p->taus[k - 1] : 1.0;
             if (!(p->taus[k] > p->tau_end && (k ? p->taus[k] < hi : p->taus[k] <= hi)))

@@ -42,6 +42,7 @@ typedef struct ctx {
     size_t nchoose;       /* fit trajectories 0..nchoose-1 choose; nchoose..n_fit-1 confirm */
     float *x, *e;         /* work buffers: K * D */
     float *hist;          /* the learned fit's eps history: HIST x n_choose x D */
+    float *target;        /* its interpolated reference: n_choose x D */
     uint64_t evals;
     int32_t failed;       /* a failure other than a refused plan (no memory), and its message:
                              it ends the search, whatever the candidate's score */
@@ -457,27 +458,52 @@ static double dot(const float *u, const float *v, size_t n)
     return s;
 }
 
-/* Fit p's learned weights on p's times (grid nodes p->nodes, its end) by a rollout on the
+/* The reference at time t of the searching trajectories, into out (n_choose x D): the path
+ * at a recorded time, else the cubic through the four recorded times around t (Lagrange in
+ * tau; the recorded times are dense enough that this is far below a plan's own errors). */
+static const float *path_at(const ctx *c, double t, float *out)
+{
+    size_t M = c->M, nv = c->nchoose * c->D;
+    for (size_t m = 0; m <= M; m++)
+        if (c->node_tau[m] == t) return c->ref->path + m * nv;
+    size_t m = 0; /* node_tau[m] > t > node_tau[m + 1] */
+    while (m + 1 < M && !(c->node_tau[m + 1] < t)) m++;
+    size_t lo = m > 0 ? m - 1 : 0;
+    if (lo + 3 > M) lo = M - 3;
+    double w[4];
+    for (int a = 0; a < 4; a++) {
+        w[a] = 1;
+        for (int b = 0; b < 4; b++)
+            if (b != a)
+                w[a] *= (t - c->node_tau[lo + b]) / (c->node_tau[lo + a] - c->node_tau[lo + b]);
+    }
+    const float *v[4];
+    for (int a = 0; a < 4; a++) v[a] = c->ref->path + (lo + a) * nv;
+    for (size_t k = 0; k < nv; k++)
+        out[k] = (float)(w[0] * v[0][k] + w[1] * v[1][k] + w[2] * v[2][k] + w[3] * v[3][k]);
+    return out;
+}
+
+/* Fit p's learned weights on p's times (p->taus from tau = 1, p->tau_end) by a rollout on the
  * searching trajectories: step i's weights minimise the squared error, to the reference at
  * the step's end, of x_next = w0 x + sum_j w_{1+j} eps_{i-j} computed from the states the
  * learned steps before it made. *fit_rmse: the rollout's RMSE at the end (INFINITY when a
  * system is singular). */
 static int32_t fit_learned(ctx *c, cand *p, uint32_t nfe, double *fit_rmse)
 {
-    size_t n = c->nchoose, D = c->D, nv = n * D, M = c->M;
+    size_t n = c->nchoose, D = c->D, nv = n * D;
     float *x = c->x;
     memcpy(x, c->ref->start, nv * sizeof(float));
     memset(p->w, 0, sizeof p->w);
     *fit_rmse = INFINITY;
     for (uint32_t i = 0; i < nfe; i++) {
         float *e = c->hist + (size_t)(i % HIST) * nv;
-        int cb = c->par->eval(c->par->user, x, n, D, c->node_tau[p->nodes[i]], e);
+        int cb = c->par->eval(c->par->user, x, n, D, p->taus[i], e);
         c->evals += n;
         if (cb != 0)
             return dsn_error(DEISSN_E_CALLBACK, "%s: params->eval returned %d at tau %.17g", FN,
-                             cb, c->node_tau[p->nodes[i]]);
-        size_t to = i + 1 < nfe ? p->nodes[i + 1] : p->v.end ? M - 1 : M;
-        const float *y = c->ref->path + to * nv;
+                             cb, p->taus[i]);
+        const float *y = path_at(c, i + 1 < nfe ? p->taus[i + 1] : p->tau_end, c->target);
         const float *basis[DEISSN_PLAN_WEIGHTS];
         size_t m = 1 + (i + 1 < HIST ? i + 1 : HIST);
         basis[0] = x;
@@ -500,8 +526,7 @@ static int32_t fit_learned(ctx *c, cand *p, uint32_t nfe, double *fit_rmse)
             x[k] = (float)v;
         }
     }
-    size_t end = p->v.end ? M - 1 : M;
-    const float *y = c->ref->path + end * nv;
+    const float *y = path_at(c, p->tau_end, c->target);
     double se = 0;
     for (size_t k = 0; k < nv; k++) se += ((double)x[k] - y[k]) * ((double)x[k] - y[k]);
     *fit_rmse = sqrt(se / (double)nv);
@@ -643,11 +668,13 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
         if (cand_cmp(p, &cands[win], 1)) win = chosen[j];
     }
     /* the true-error refinement from the best two on all fit trajectories (from the best
-     * one only above 10 NFE, to bound the cost: there the refinements are most of the
+     * one only above 8 NFE, to bound the cost: there the refinements are most of the
      * evaluations, tools/tune/README.md); a refined plan wins if it is better there than the
      * best so far */
     cand best = cands[win];
-    int starts = nfe <= 10 ? 2 : 1;
+    /* above 12 NFE the learned plan is the one chosen nearly always (docs/tuning.md), and the
+     * refinement's real runs are most of the search's cost there: none */
+    int starts = nfe <= 8 ? 2 : nfe <= 12 ? 1 : 0;
     for (int r2 = 0; r2 < starts && par->n_refine > 0; r2++) {
         size_t from = n;
         for (size_t j = 0; j < nc; j++) /* the (r2+1)-th best */
@@ -667,37 +694,46 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
             best = r;
         }
     }
-    /* the learned plan on the times of the two best grid plans (their nodes hold the
-     * reference): the weights fitted on the searching trajectories, the lower fit kept */
-    cand lp;
+    /* the learned plan on the times of the two best grid plans, of the plan so far and of
+     * BEST's configuration: the weights fitted on the searching trajectories, the lowest
+     * fit error kept */
+    cand lp, bp;
     memset(&lp, 0, sizeof lp);
     double learned_fit = INFINITY;
-    for (int t = 0, tried = 0; t < 2; t++) {
+    int have_bp = preset_cand(c, nfe, &bp);
+    const cand *grids[4];
+    size_t ng = 0;
+    for (int t = 0; t < 2; t++) {
         size_t g = n;
         for (size_t i = 0; i < n; i++) {
             const cand *q = &cands[i];
-            int taken = tried && !memcmp(q->nodes, lp.nodes, nfe * sizeof(uint32_t)) &&
-                        q->v.end == lp.v.end;
-            if (q->start == DSN_TUNE_START_GRID && !taken && isfinite(q->sel_rmse) &&
-                (g == n || q->sel_rmse < cands[g].sel_rmse))
+            if (q->start == DSN_TUNE_START_GRID && isfinite(q->sel_rmse) &&
+                (t == 0 || q != grids[0]) && (g == n || q->sel_rmse < cands[g].sel_rmse))
                 g = i;
         }
-        if (g == n) break;
-        cand q = cands[g];
-        q.v = (variant){DEISSN_METHOD_LEARNED, 0, 0, 0, 0, cands[g].v.end};
-        q.refined = 0;
+        if (g < n) grids[ng++] = &cands[g];
+    }
+    grids[ng++] = &best;
+    if (have_bp) grids[ng++] = &bp;
+    for (size_t t = 0; t < ng; t++) {
+        int seen = 0;
+        for (size_t u = 0; u < t; u++)
+            seen |= grids[u]->tau_end == grids[t]->tau_end &&
+                    !memcmp(grids[u]->taus, grids[t]->taus, nfe * sizeof(double));
+        if (seen) continue;
+        cand q = *grids[t];
+        q.v = (variant){DEISSN_METHOD_LEARNED, 0, 0, 0, 0, grids[t]->v.end};
+        q.refined = grids[t]->refined;
         q.surrogate = NAN;
         double f;
         rc = fit_learned(c, &q, nfe, &f);
         if (rc != DEISSN_OK) return rc;
-        if (!tried || f < learned_fit) {
+        if (f < learned_fit) {
             lp = q;
             learned_fit = f;
         }
-        tried = 1;
     }
     if (isfinite(learned_fit)) {
-        set_times(c, &lp, nfe);
         rc = true_rmse(c, &lp, nfe, 0, nfit, &lp.fit_rmse); /* through the library's sampler */
         if (rc != DEISSN_OK) return rc;
     }
@@ -706,8 +742,6 @@ static int32_t search_one(ctx *c, uint32_t nfe, const double *cost, cand *cands,
      * of the first two, an optimistic choice for the learned plan, which was fitted there) */
     double confirm_mine = NAN, confirm_best = NAN, confirm_learned = NAN;
     int confirmed = 0;
-    cand bp;
-    int have_bp = preset_cand(c, nfe, &bp);
     if (nconfirm > 0) {
         rc = true_rmse(c, &best, nfe, nfit, nconfirm, &confirm_mine);
         if (rc == DEISSN_OK && isfinite(learned_fit))
@@ -807,9 +841,10 @@ int32_t dsn_tune_search(dsn_tune_plan *plans, size_t capacity,
     c.x = dsn_malloc(c.K * c.D * sizeof(float));
     c.e = dsn_malloc(c.K * c.D * sizeof(float));
     c.hist = dsn_malloc((size_t)HIST * c.nchoose * c.D * sizeof(float));
+    c.target = dsn_malloc(c.nchoose * c.D * sizeof(float));
     double *cost = dsn_malloc(S * S * sizeof(double));
     cand *cands = dsn_malloc(ncap * sizeof(cand));
-    if (!res || !c.alpha || !c.x || !c.e || !c.hist || !cost || !cands) {
+    if (!res || !c.alpha || !c.x || !c.e || !c.hist || !c.target || !cost || !cands) {
         rc = dsn_error(DEISSN_E_NOMEM, "%s: no memory for the Gram matrix and the work buffers",
                        FN);
         goto done;
@@ -839,6 +874,7 @@ done:
     dsn_free(c.x);
     dsn_free(c.e);
     dsn_free(c.hist);
+    dsn_free(c.target);
     dsn_free(cost);
     dsn_free(cands);
     return rc;
