@@ -778,8 +778,9 @@ static deissn_plan make_plan(uint32_t nfe, int32_t method)
     p.samples = 256;
     p.tau_end = 1e-3;
     for (uint32_t k = 0; k < nfe; k++) p.taus[k] = 1.0 - 0.99 * k / nfe;
-    for (uint32_t k = 0; method == DEISSN_METHOD_LEARNED && k < nfe; k++)
-        for (int j = 0; j < DEISSN_PLAN_WEIGHTS; j++) p.weights[k][j] = 0.9 - 0.1 * j + 1e-3 * k;
+    for (uint32_t k = 0; method == DEISSN_METHOD_LEARNED && k < nfe; k++) /* x, k + 1 eps */
+        for (uint32_t j = 0; j < DEISSN_PLAN_WEIGHTS && j <= k + 1; j++)
+            p.weights[k][j] = 0.9 - 0.1 * j + 1e-3 * k;
     if (method == DEISSN_METHOD_LEARNED) p.corrector = 0;
     p.error = 0.05 + 0.001 * nfe;
     p.error_low = p.error * 0.9;

@@ -185,8 +185,9 @@ refuse 2 "deissn-calibrate: --references applies to a calibration run" \
     $CAL --merge "$tmp/p0.dsn" --references "$tmp/part1.dref" --out "$tmp/x.dsn"
 
 # ---- a learned plan (METHOD_LEARNED): the tools name it, print its weights, sample with it ---
-# The tuner does not make one here, so the binding writes one: the 4-NFE plan's times with the
-# weights that make each step DDIM's (so --sampler ddim on those times must give the same PNG).
+# The binding writes a table whose 4-NFE plan has the tuned times and the weights that make each
+# step DDIM's (so --sampler ddim on those times must give the same PNG), beside a 3-NFE plan
+# that is not learned.
 PYTHONPATH=bindings/python $PYTHON -c '
 import dataclasses, sys
 import numpy as np
@@ -201,7 +202,9 @@ w[:, 0] = a[1:] / a[:-1]
 w[:, 1] = sig[1:] - w[:, 0] * sig[:-1]
 learned = dataclasses.replace(plan, method=deissn.Method.LEARNED, order=0, uses_table=False,
                               weights=tuple(map(tuple, w)))
-table.with_plans([table.plans[0], learned]).save(sys.argv[2])
+other = dataclasses.replace(table.plans[0], method=deissn.Method.DATA, order=1,
+                            uses_table=False, corrector=False, weights=())
+table.with_plans([other, learned]).save(sys.argv[2])
 np.save(sys.argv[3], w)' "$tmp/one.dsn" "$tmp/learned.dsn" "$tmp/w.npy" 2> "$tmp/err" ||
     bad "writing a table with a learned plan: $(cat "$tmp/err")"
 if $INSPECT --preset tuned --steps 4 --table "$tmp/learned.dsn" > "$tmp/learned.json" 2> "$tmp/err"; then
