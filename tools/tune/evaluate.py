@@ -69,7 +69,7 @@ MODELS = {
                    shape=(1, 32, 32), grid=400, samples=256, select=32, fd=True,
                    what="the shipped model (Fashion-MNIST U-Net, linear schedule)",
                    tune_cmd="make shipped-table (deissn-calibrate --model models/fmnist_unet.pt "
-                            "--out models/fmnist_unet.dsn: NFE 3-25, 64 fit + 256 hold-out)"),
+                            "--out models/fmnist_unet.dsn: NFE 3-25, 128 fit (64 search, 64 confirm) + 256 hold-out)"),
     "fmnist-small": dict(pt="tools/eval/fmnist_small.pt", table="tools/tune/fmnist_small_tuned.dsn",
                          log="tools/tune/fmnist_small_tuned.log", noise="linear",
                          time="model_index", shape=(1, 32, 32), grid=400, samples=256,

@@ -61,6 +61,8 @@ def test_older_eps_terms_follow_the_formula(schedule):
     """Step i: x = w[0] x + w[1] eps_i + ... + w[5] eps_{i-4}, by the step API against numpy."""
     w = ddim_weights(schedule)
     w[:, 2:] = np.random.default_rng(0).uniform(-0.05, 0.05, (STEPS, 4))
+    for i in range(min(STEPS, 4)):  # step i has x and i + 1 eps terms
+        w[i, i + 2:] = 0
     sampler = deissn.Sampler(schedule, method="learned", weights=w)
     x = deissn.noise(3, 4, (2, 3))
     want, history = x.astype(np.float64), []
@@ -151,3 +153,10 @@ def test_bad_plan_weights_are_refused_by_name(plan, table):
         with pytest.raises(deissn.InvalidArgument, match=message):
             table.with_plans([bad])
     assert table.plans == [plan]  # nothing changed
+
+
+def test_weights_for_eps_before_step_0_are_refused(schedule):
+    w = ddim_weights(schedule)
+    w[1, 3] = 0.1  # step 1 has eps_1 and eps_0 only
+    with pytest.raises(deissn.InvalidArgument, match="step 1 give weight 3"):
+        deissn.Sampler(schedule, method="learned", weights=w)

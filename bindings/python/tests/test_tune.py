@@ -54,13 +54,16 @@ def test_plans_round_trip_through_save_and_load(tuned, tmp_path):
 def test_sampler_preset_tuned_samples_with_the_plan(tuned):
     plan = tuned.plans[1]
     sampler = deissn.Sampler.preset("tuned", 4, tuned)
-    assert sampler.steps == 4 and sampler.table is tuned
+    assert sampler.steps == 4
+    assert sampler.table is (None if plan.method == deissn.Method.LEARNED else tuned)
     np.testing.assert_array_equal(sampler.schedule.taus, plan.taus + (plan.tau_end,))
     x = deissn.noise(123, 64, (2, 3))
     want = exact_solution(x.astype(np.float64))
     sampler.sample(MODEL, x)
     rmse = np.sqrt(np.mean((x - want) ** 2))
-    assert rmse < 5 * plan.error_high and rmse < plan.best_error / 10, (rmse, plan)
+    # plan.error is measured against the tuner's reference solve, itself ~1e-4 from the exact
+    # solution here: a learned plan can match the reference far closer than that
+    assert rmse < max(5 * plan.error_high, 1e-3) and rmse < plan.best_error / 10, (rmse, plan)
     # the nearest tuned NFE below; BEST below the plans
     assert deissn.Sampler.preset("tuned", 9, tuned).steps == 4
     below = deissn.preset("tuned", 2, tuned)
@@ -68,13 +71,15 @@ def test_sampler_preset_tuned_samples_with_the_plan(tuned):
 
 
 def test_a_plan_without_the_table_gets_none(tuned):
-    plan = dataclasses.replace(tuned.plans[0], method=deissn.Method.DATA, uses_table=False)
+    plan = dataclasses.replace(tuned.plans[0], method=deissn.Method.DATA, uses_table=False,
+                               order=1, corrector=False, weights=())
     table = tuned.with_plans([plan])
     assert table.plans == [plan]
     cfg = deissn.preset("tuned", 3, table)
     assert cfg.use_table is False and cfg.table is None and cfg.sampler["method"] == "data"
     assert deissn.Sampler.preset("tuned", 3, table).table is None
-    assert deissn.Sampler.preset("tuned", 3, tuned).table is tuned
+    eps = dataclasses.replace(plan, method=deissn.Method.EPS, uses_table=True)
+    assert deissn.Sampler.preset("tuned", 3, tuned.with_plans([eps])).table is not None
 
 
 def test_tuned_refuses_plans_of_another_noise_schedule(tuned):

@@ -73,7 +73,10 @@ fn tune_plans_round_trip_and_sample() {
     sampler.sample(&m, &mut x, &[64, 2, 3]).unwrap();
     let rmse = (x.iter().zip(&exact).map(|(&a, &b)| (a as f64 - b).powi(2)).sum::<f64>()
                 / n as f64).sqrt();
-    assert!(rmse < 5.0 * plan.error_high && rmse < plan.best_error / 10.0, "{rmse} {plan:?}");
+    // plan.error is measured against the tuner's reference solve, itself ~1e-4 from the exact
+    // solution here: a learned plan can match the reference far closer than that
+    assert!(rmse < (5.0 * plan.error_high).max(1e-3) && rmse < plan.best_error / 10.0,
+            "{rmse} {plan:?}");
 
     // the nearest tuned NFE below; Best below the plans
     let (s9, ..) = Preset::Tuned.apply(Schedule::builder(), 9, Some(&loaded)).unwrap();
