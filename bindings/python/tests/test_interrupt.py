@@ -15,6 +15,10 @@ import numpy as np
 sys.path.insert(0, %r)
 import deissn
 
+# A shell that starts the tests in the background leaves SIGINT ignored, and Python then keeps
+# it so: restore the default KeyboardInterrupt, which is what these tests are about.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 def interrupt_after(seconds):
     threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT)).start()
 
