@@ -162,6 +162,7 @@ static int32_t true_rmse_each(ctx *c, const cand *p, uint32_t nfe, size_t k0, si
     int32_t rc = make_sampler(c, p, nfe, &smp);
     if (rc != DEISSN_OK) {
         *out = INFINITY;
+        for (size_t k = 0; per_traj && k < n; k++) per_traj[k] = INFINITY;
         return DEISSN_OK; /* a plan the library refuses is not a candidate */
     }
     size_t D = c->D, nv = n * D;
