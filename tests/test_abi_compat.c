@@ -295,7 +295,9 @@ static void test_tuned_into_v3(void)
     unsigned char before[sizeof(sampler_params_v3) + CANARY_BYTES];
     deissn_sampler_params_init((deissn_sampler_params *)(void *)sp, 3);
     memcpy(before, sp, sizeof before);
-    deissn_schedule_params sch = DEISSN_SCHEDULE_PARAMS_INIT, sch_before;
+    deissn_schedule_params sch, sch_before;
+    memset(&sch, 0, sizeof sch); /* the padding too: the whole struct is compared below */
+    deissn_schedule_params_init(&sch, DEISSN_SCHEDULE_PARAMS_VERSION);
     memcpy(&sch_before, &sch, sizeof sch);
     int32_t use_table = 7;
     CHECK_STATUS(deissn_preset_params(DEISSN_PRESET_TUNED, 6, t, &sch,
