@@ -178,7 +178,9 @@ def weights_array(weights, steps, what):
     bad = np.argwhere(~np.isfinite(w))
     if bad.size:
         i, j = bad[0]
-        raise InvalidArgument("%s[%d][%d] is %r: weights must be finite" % (what, i, j, w[i, j]))
+        # float(): NumPy 2 writes a numpy scalar as np.float64(nan)
+        raise InvalidArgument("%s[%d][%d] is %r: weights must be finite"
+                              % (what, i, j, float(w[i, j])))
     return w
 
 
