@@ -334,6 +334,16 @@ static int model_fn(void *user, const float *x, const int64_t *shape, uint32_t n
     return 0;
 }
 
+/* The analytic model as a deissn_model (callback, t = tau). */
+static deissn_model *callback_model(fixture *f)
+{
+    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
+    mp.time_convention = DEISSN_TIME_TAU;
+    deissn_model *m = NULL;
+    CHECK_STATUS(deissn_model_from_callback(&m, model_fn, &f->m, &mp), DEISSN_OK, "model");
+    return m;
+}
+
 /* A deissn_tune() run of 16 fit trajectories, NFE 4..nfe_max. */
 static deissn_tune_params tune_run(uint32_t nfe_max, uint32_t grid, uint32_t holdout,
                                    uint32_t batch, uint64_t seed)
@@ -351,10 +361,7 @@ static deissn_tune_params tune_run(uint32_t nfe_max, uint32_t grid, uint32_t hol
 
 static void test_deissn_tune(fixture *f)
 {
-    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
-    mp.time_convention = DEISSN_TIME_TAU;
-    deissn_model *m = NULL;
-    CHECK_STATUS(deissn_model_from_callback(&m, model_fn, &f->m, &mp), DEISSN_OK, "model");
+    deissn_model *m = callback_model(f);
     deissn_tune_params tp = tune_run(7, 120, 40, 16, 5);
     int64_t shape[1] = {D};
     deissn_normtable *t = NULL;
@@ -461,10 +468,7 @@ static deissn_tune_params small_run(void)
  * exact), survive their bytes, and give deissn_tune()'s plans bit for bit. */
 static void test_reference_parts(fixture *f)
 {
-    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
-    mp.time_convention = DEISSN_TIME_TAU;
-    deissn_model *m = NULL;
-    CHECK_STATUS(deissn_model_from_callback(&m, model_fn, &f->m, &mp), DEISSN_OK, "model");
+    deissn_model *m = callback_model(f);
     deissn_tune_params tp = small_run();
     int64_t shape[1] = {D};
     deissn_reference *whole = NULL;
@@ -528,10 +532,7 @@ static void test_reference_parts(fixture *f)
 /* Every bad input: a status, a message naming it, nothing made. */
 static void test_reference_errors(fixture *f)
 {
-    deissn_model_params mp = DEISSN_MODEL_PARAMS_INIT;
-    mp.time_convention = DEISSN_TIME_TAU;
-    deissn_model *m = NULL;
-    CHECK_STATUS(deissn_model_from_callback(&m, model_fn, &f->m, &mp), DEISSN_OK, "model");
+    deissn_model *m = callback_model(f);
     deissn_tune_params tp = small_run();
     int64_t shape[1] = {D};
     deissn_reference *a = NULL, *b = NULL, *c = NULL, *r = (deissn_reference *)1;
