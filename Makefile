@@ -223,7 +223,7 @@ $(B)/obj-faults:
 # The sanitizer and valgrind targets build the library WITHOUT the libtorch shim (libtorch
 # itself is not instrumented, so ASan/TSan on it only report noise) into a build directory
 # of their own, and run the C tests there. The first report ends the test that made it.
-.PHONY: check-c asan ubsan tsan memcheck memcheck-run fuzz fuzz-run abi-check abi-baseline \
+.PHONY: check-c asan ubsan tsan memcheck memcheck-run fuzz fuzz-run fuzz-seeds abi-check abi-baseline \
         symbols-md
 check-c: $(C_TESTS)
 	@$(TEST_ENV) tests/run.sh $(C_TESTS)
@@ -280,6 +280,15 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libdeissn_fuzz.a
 	    -D_POSIX_C_SOURCE=200809L -Iinclude -Ilib $< -o $@ $(FUZZ_DIR)/libdeissn_fuzz.a -lz -lm
 $(FUZZ_DIR)/obj:
 	mkdir -p $@
+# `make fuzz-seeds` renews the seeds of fuzz_reference (tests/fuzz/gen_reference.c), keeping
+# its regress-* inputs (failures the fuzzer found); the other corpora were written by hand.
+$(FUZZ_DIR)/gen_reference: tests/fuzz/gen_reference.c tests/fuzz/reference_model.h $(LIB_INTERNAL)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $< -o $@ $(LIB_INTERNAL) $(LIB_LIBS)
+fuzz-seeds: $(FUZZ_DIR)/gen_reference
+	mkdir -p tests/fuzz/corpus/reference
+	find tests/fuzz/corpus/reference -type f ! -name 'regress-*' -delete
+	$< tests/fuzz/corpus/reference
 # FUZZ_RUNS=N instead of FUZZ_SECONDS makes a run reproducible (CI): same seed, same inputs.
 FUZZ_SEED ?= 1
 fuzz-run: fuzz
