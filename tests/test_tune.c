@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define D 8
 #define K 24
@@ -611,6 +612,23 @@ static void test_reference_errors(fixture *f)
     bytes[8] = 2;
     CHECK_STATUS(deissn_reference_from_bytes(&r, bytes, n), DEISSN_E_FORMAT, "version 2");
     CHECK(strstr(deissn_last_error(), "format version 2"), "message \"%s\"", deissn_last_error());
+    bytes[8] = 1;
+    /* a searching count other than the run's (the first half of the fit trajectories, which
+     * deissn_tune_reference() searches), with its paths and its CRC-32 to match: it read the
+     * paths of trajectories the reference did not hold (fuzz_reference) */
+    size_t path_bytes = ((size_t)full->run.n_nodes + 1) * D * sizeof(float);
+    CHECK(bytes[32] == 8, "the run searches 8 trajectories");
+    bytes[32] = 7;
+    memmove(bytes + n - 4 - path_bytes, bytes + n - 4, 4);
+    size_t n7 = n - path_bytes;
+    uLong crc = crc32(0L, bytes, (uInt)(n7 - 4));
+    for (int i = 0; i < 4; i++) bytes[n7 - 4 + i] = (unsigned char)(crc >> (8 * i));
+    r = (deissn_reference *)1;
+    CHECK_STATUS(deissn_reference_from_bytes(&r, bytes, n7), DEISSN_E_FORMAT,
+                 "another searching count");
+    CHECK(r == NULL && strstr(deissn_last_error(), "searching trajectories at byte 32"),
+          "message \"%s\"", deissn_last_error());
+    if (r) deissn_reference_free(r);
     free(bytes);
     deissn_reference_free(full);
     deissn_reference_free(whole);

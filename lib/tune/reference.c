@@ -554,7 +554,8 @@ int32_t deissn_reference_from_bytes(deissn_reference **out, const void *data, si
         bad = "the recorded times", off = 20;
     else if (run.fit < 1 || run.fit > DSN_REF_MAX_FIT) bad = "fit_samples", off = 24;
     else if (run.holdout > UINT32_MAX - run.fit) bad = "holdout_samples", off = 28;
-    else if (run.choose < 1 || run.choose > run.fit) bad = "the searching trajectories", off = 32;
+    else if (run.choose != run.fit - run.fit / 2) /* dsn_tune_prepare()'s, which the search uses */
+        bad = "the searching trajectories", off = 32;
     else if (run.batch < 1) bad = "batch", off = 36;
     else if (run.prediction < DEISSN_PREDICT_EPSILON || run.prediction > DEISSN_PREDICT_V)
         bad = "prediction", off = 40;
