@@ -88,6 +88,7 @@ help:
 	@echo "make install    install to DESTDIR/PREFIX (default /usr/local)"
 	@echo "make asan|ubsan|tsan|memcheck   the C tests under a sanitizer or valgrind (no torch)"
 	@echo "make fuzz       build the libFuzzer targets; make fuzz-run FUZZ_SECONDS=60 runs them"
+	@echo "make fuzz-seeds renew fuzz_reference's seeds in tests/fuzz/corpus/reference"
 	@echo "make plots      draw r(tau) of the normalization tables into docs/img/r_tau.png"
 	@echo "make bench      benchmarks against memcpy, torch and the reference (docs/benchmarks.md)"
 	@echo "make eval       RMSE and FD of DDIM/DEIS/DEIS-SN against NFE (docs/quality.md, ~20 min)"
