@@ -630,6 +630,30 @@ static void test_reference_errors(fixture *f)
           "message \"%s\"", deissn_last_error());
     if (r) deissn_reference_free(r);
     free(bytes);
+
+    /* parts whose Gram sums are each within the format's 2^62 but whose sum is not: the merge
+     * is refused (it wrapped into a wrong sum), not written */
+    deissn_reference *big[2] = {NULL, NULL};
+    const deissn_reference *src[2] = {a, whole};
+    size_t gram_at = 152 + (size_t)full->run.n_nodes * 8 + 2 * (size_t)full->run.grid_steps * 8;
+    for (int k = 0; k < 2; k++) {
+        size_t nk;
+        unsigned char *bk = bytes_of(src[k], &nk);
+        for (int i = 0; i < 8; i++) bk[gram_at + i] = i == 7 ? 0x40 : 0; /* hi = 2^62 */
+        uLong ck = crc32(0L, bk, (uInt)(nk - 4));
+        for (int i = 0; i < 4; i++) bk[nk - 4 + i] = (unsigned char)(ck >> (8 * i));
+        CHECK_STATUS(deissn_reference_from_bytes(&big[k], bk, nk), DEISSN_OK, "a Gram sum of 2^62");
+        free(bk);
+    }
+    if (big[0] && big[1]) {
+        const deissn_reference *both[2] = {big[0], big[1]};
+        r = (deissn_reference *)1;
+        CHECK_STATUS(deissn_reference_merge(&r, both, 2), DEISSN_E_SIZE, "Gram sums past 2^62");
+        CHECK(r == NULL && strstr(deissn_last_error(), "Gram sum 0 overflows"), "message \"%s\"",
+              deissn_last_error());
+    }
+    deissn_reference_free(big[0]);
+    deissn_reference_free(big[1]);
     deissn_reference_free(full);
     deissn_reference_free(whole);
     deissn_reference_free(a);

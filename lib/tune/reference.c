@@ -28,10 +28,16 @@ void dsn_ref_grid(double *grid, uint32_t S, uint32_t num_train_steps)
         grid[s] = tau_last + (1.0 - tau_last) * pow(1.0 - (double)s / (S - 1), 1.5);
 }
 
+/* The largest |hi| of a Gram sum: a solve stays far below it (the limits on fit and grid),
+ * the reader refuses more, and a merge whose sum would exceed it is refused. */
+#define GRAM_HI_MAX (INT64_C(1) << 62)
+
 static void fix_add(dsn_fix128 *a, dsn_fix128 b)
 {
     uint64_t lo = a->lo + b.lo;
-    /* two's complement: wrap-around is the carry; hi stays far from overflow (the limits) */
+    /* two's complement: wrap-around is the carry. With both |hi| <= GRAM_HI_MAX the true sum
+     * lies in [-2^63, 2^63 + 1]; every value of it beyond GRAM_HI_MAX wraps to a hi beyond
+     * GRAM_HI_MAX too, so checking the result's hi detects the overflow. */
     a->hi = (int64_t)((uint64_t)a->hi + (uint64_t)b.hi + (lo < b.lo));
     a->lo = lo;
 }
@@ -431,8 +437,18 @@ int32_t deissn_reference_merge(deissn_reference **out, const deissn_reference *c
                 r->cal_counts[s] += p->cal_counts[s];
             }
         }
-        r->cal_samples += p->cal_samples;
-        for (size_t g = 0; g < ng; g++) fix_add(&r->gram[g], p->gram[g]);
+        if (!rc && r->cal_samples > UINT64_MAX - p->cal_samples)
+            rc = dsn_error(DEISSN_E_SIZE, "%s: the calibration sample count overflows", FN_MERGE);
+        if (!rc) r->cal_samples += p->cal_samples;
+        for (size_t g = 0; g < ng && !rc; g++) {
+            dsn_fix128 sum = r->gram[g];
+            fix_add(&sum, p->gram[g]);
+            if (sum.hi > GRAM_HI_MAX || sum.hi < -GRAM_HI_MAX)
+                rc = dsn_error(DEISSN_E_SIZE, "%s: Gram sum %zu overflows (beyond 2^62)",
+                               FN_MERGE, g);
+            r->gram[g] = sum;
+        }
+        if (rc) break;
         for (int e = 0; e < 3; e++)
             memcpy(r->ends + ((size_t)e * count + at) * D, p->ends + (size_t)e * p->count * D,
                    (size_t)p->count * D * sizeof(float));
@@ -611,7 +627,7 @@ int32_t deissn_reference_from_bytes(deissn_reference **out, const void *data, si
     for (size_t g = 0; !rc && g < ng; g++, q += 16) {
         r->gram[g].hi = (int64_t)dsn_get_u64(q);
         r->gram[g].lo = dsn_get_u64(q + 8);
-        if (r->gram[g].hi > (INT64_C(1) << 62) || r->gram[g].hi < -(INT64_C(1) << 62))
+        if (r->gram[g].hi > GRAM_HI_MAX || r->gram[g].hi < -GRAM_HI_MAX)
             rc = dsn_error(DEISSN_E_FORMAT, "%s: Gram sum %zu (byte %zu) is beyond 2^62",
                            FN_LOAD, g, (size_t)(q - p));
     }

@@ -100,6 +100,7 @@ static int32_t tune_reference(deissn_normtable **out, deissn_model *model,
     const char *field = run.fingerprint != have->fingerprint ? "noise (its schedule)"
                         : run.grid_steps != have->grid_steps ? "params->grid_steps"
                         : run.fit != have->fit               ? "params->fit_samples"
+                        : run.choose != have->choose         ? "the searching trajectories"
                         : run.holdout != have->holdout       ? "params->holdout_samples"
                         : run.seed != have->seed             ? "params->seed"
                         : run.prediction != have->prediction ? "params->prediction"
