@@ -101,8 +101,8 @@ extern "C" {
  * (lib/deissn.map, docs/symbols.md). */
 #define DEISSN_VERSION_MAJOR 0
 #define DEISSN_VERSION_MINOR 4
-#define DEISSN_VERSION_PATCH 0
-#define DEISSN_VERSION_STRING "0.4.0"
+#define DEISSN_VERSION_PATCH 1
+#define DEISSN_VERSION_STRING "0.4.1"
 #define DEISSN_ABI 1
 /* MAJOR*10000 + MINOR*100 + PATCH, so versions compare as integers. */
 #define DEISSN_VERSION_NUMBER \

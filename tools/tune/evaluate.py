@@ -15,8 +15,10 @@ cosine schedule) and per NFE:
     evaluation's);
   * the same two families once more on TUNED's own times (order chosen the same way): how much
     of TUNED's gain is the grid and how much the method;
-  * image models: the Frechet distance (tools/eval/fid.py) at 5 and 10 NFE of TUNED, BEST and
-    the best peer's configuration, --fd-samples samples of FD_SEED each.
+  * image models: the Frechet distance (tools/eval/fid.py) at 5 and 10 NFE of TUNED, BEST,
+    the best peer's configuration and the converged ODE solution (what an exact sampler
+    gets), --fd-samples samples of FD_SEED each, with paired bootstrap intervals of each FD's
+    difference to the peer's and the diagnostics of fd_part().
 
 Every run starts from the evaluation noise deissn.noise(EVAL_SEED, n) (the tuner used seed 0,
 samples 0..319) and is scored by its RMSE, at its own end time (0 or 1e-3), to a converged
@@ -26,6 +28,7 @@ its own accuracy is checked against twice as many times). Intervals: paired boot
 (2000 resamples of the samples) of the RMSE and of the RMSE ratio to the best peer.
 
     /usr/bin/python3 tools/tune/evaluate.py --model fmnist|fmnist-small|gmm-cosine [--samples N]
+    /usr/bin/python3 tools/tune/evaluate.py --model fmnist --fd-only   # redo only the FDs
     /usr/bin/python3 tools/tune/evaluate.py --report     # docs/data, docs/quality.md, the plot
 
 `make eval-tuned` runs the three models and the report. Per-model results (with every sample's
@@ -244,132 +247,195 @@ def evaluate(name, args):
                tuning_log=tuning_cost(os.path.join(REPO, spec["log"])), nfe={})
     path = os.path.join(OUT_DIR, "%s.json" % name)
     os.makedirs(OUT_DIR, exist_ok=True)
+    if args.fd_only:  # the RMSE part as the last full run wrote it, for this very table
+        if not os.path.exists(path):
+            raise SystemExit("--fd-only: no %s (run without --fd-only first)" % path)
+        prev = json.load(open(path))
+        if prev.get("table_sha256") != out["table_sha256"]:
+            raise SystemExit("--fd-only: %s was made with another %s (run without --fd-only)"
+                             % (path, spec["table"]))
+        out = prev
 
-    # the converged references, and their own accuracy (twice the times, the first 8 samples)
-    ta = time.time()
-    ref_e = reference(model, noise, xe, spec["grid"])
-    ref_s = reference(model, noise, xs, spec["grid"])
-    k = min(8, n)
-    fine = reference(model, noise, xe[:k], 2 * spec["grid"])
-    out["reference_check"] = {
-        str(te): math.sqrt(float(np.mean(per_sample_mse(ref_e[te][:k], fine[te]))))
-        for te in (0.0, TAU_LAST)}
-    out["reference_seconds"] = time.time() - ta
-    print("%s: references of %d + %d samples (%d times) in %.0f s; RMSE to %d times "
-          "(%d samples): %.2e at 0, %.2e at 1e-3" % (
-              name, n, k_sel, spec["grid"], out["reference_seconds"], 2 * spec["grid"], k,
-              out["reference_check"]["0.0"], out["reference_check"][str(TAU_LAST)]), flush=True)
+    if not args.fd_only:
+        # the converged references, and their own accuracy (twice the times, the first 8 samples)
+        ta = time.time()
+        ref_e = reference(model, noise, xe, spec["grid"])
+        ref_s = reference(model, noise, xs, spec["grid"])
+        k = min(8, n)
+        fine = reference(model, noise, xe[:k], 2 * spec["grid"])
+        out["reference_check"] = {
+            str(te): math.sqrt(float(np.mean(per_sample_mse(ref_e[te][:k], fine[te]))))
+            for te in (0.0, TAU_LAST)}
+        out["reference_seconds"] = time.time() - ta
+        print("%s: references of %d + %d samples (%d times) in %.0f s; RMSE to %d times "
+              "(%d samples): %.2e at 0, %.2e at 1e-3" % (
+                  name, n, k_sel, spec["grid"], out["reference_seconds"], 2 * spec["grid"], k,
+                  out["reference_check"]["0.0"], out["reference_check"][str(TAU_LAST)]), flush=True)
 
-    for nfe in nfes:
-        tn = time.time()
-        e0 = EVALS[0]
-        pl = plans.get(nfe)
-        if pl is None:
-            print("%s: no plan for NFE %d in %s, skipped" % (name, nfe, spec["table"]))
-            continue
-        if pl["tau_end"] not in (0.0, TAU_LAST) or len(pl["taus"]) != nfe:
-            raise SystemExit("plan for NFE %d: tau_end %g / %d times not handled"
-                             % (nfe, pl["tau_end"], len(pl["taus"])))
-        tuned_grid = np.append(np.asarray(pl["taus"], np.float64), pl["tau_end"])
+        for nfe in nfes:
+            tn = time.time()
+            e0 = EVALS[0]
+            pl = plans.get(nfe)
+            if pl is None:
+                print("%s: no plan for NFE %d in %s, skipped" % (name, nfe, spec["table"]))
+                continue
+            if pl["tau_end"] not in (0.0, TAU_LAST) or len(pl["taus"]) != nfe:
+                raise SystemExit("plan for NFE %d: tau_end %g / %d times not handled"
+                                 % (nfe, pl["tau_end"], len(pl["taus"])))
+            tuned_grid = np.append(np.asarray(pl["taus"], np.float64), pl["tau_end"])
 
-        # peers: the best configuration of each family on the selection samples
-        sel = {}
-        for fam, fn, order in PEERS:
-            for gname in PEER_GRIDS + ["tuned"]:
-                for te in ((0.0, TAU_LAST) if gname != "tuned" else (pl["tau_end"],)):
-                    g = tuned_grid if gname == "tuned" else search.baseline_grid(vp, gname, nfe,
-                                                                                 te)
-                    o = run_peer(model, vp, fn, order, g, xs)
-                    r = math.sqrt(float(np.mean(per_sample_mse(o, ref_s[te]))))
-                    key = (fam, gname == "tuned")
-                    if key not in sel or r < sel[key][0]:
-                        sel[key] = (r, dict(family=fam, fn=fn, order=order, grid=gname,
-                                            tau_end=te), g)
-        rows = {}
-        for (fam, on_tuned), (r, cfg, g) in sel.items():
-            o = run_peer(model, vp, cfg["fn"], cfg["order"], g, xe)
-            rows[fam + (" on TUNED's times" if on_tuned else "")] = dict(
-                cfg=cfg, select_rmse=r, mse=per_sample_mse(o, ref_e[cfg["tau_end"]]))
-        o = run_tuned(model, noise, xe, nfe, table)
-        rows["TUNED"] = dict(cfg=dict(plan=label_plan(pl), taus=pl["taus"],
-                                      tuner_heldout_rmse=pl["heldout_rmse"],
-                                      tuner_heldout_interval=pl["heldout_interval"],
-                                      tuner_heldout_samples=pl["heldout_samples"],
-                                      tuner_best_rmse=pl["best_rmse"]),
-                             mse=per_sample_mse(o, ref_e[pl["tau_end"]]))
-        btaus, bend, bcfg = best_config(nfe, noise, table_path)
-        o = run_lib(model, noise, xe, btaus, bend, bcfg["method"], bcfg["order"],
-                    bcfg["lower_order_final"], bcfg["corrector"],
-                    table if bcfg["uses_table"] else None)
-        rows["BEST"] = dict(cfg=dict(bcfg, taus=btaus, tau_end=bend),
-                            mse=per_sample_mse(o, ref_e[bend]))
-        peer = min(FAMILIES, key=lambda f: rows[f]["mse"].mean())
-        res = {}
-        for key, v in rows.items():
-            m = v["mse"]
-            res[key] = dict(cfg=v["cfg"], rmse=float(np.sqrt(m.mean())), ci=boot(m),
-                            ratio_to_peer=float(np.sqrt(m.mean() / rows[peer]["mse"].mean())),
-                            ratio_ci=boot(m, rows[peer]["mse"]),
-                            mse=[float(a) for a in m],
-                            **({"select_rmse": v["select_rmse"]} if "select_rmse" in v else {}))
-        out["nfe"][str(nfe)] = dict(best_peer=peer, rows=res, seconds=time.time() - tn,
-                                    evaluations=EVALS[0] - e0)
-        t, b = res["TUNED"], res["BEST"]
-        print("%s NFE %2d: TUNED %.4f (%s) / %s %.4f = %.3f [%.3f, %.3f]; BEST %.3f; "
-              "peers on TUNED's times: %s; %.0f s" % (
-                  name, nfe, t["rmse"], t["cfg"]["plan"], peer, res[peer]["rmse"],
-                  t["ratio_to_peer"], *t["ratio_ci"], b["ratio_to_peer"],
-                  ", ".join("%s %.4f" % (f, res[f + " on TUNED's times"]["rmse"])
-                            for f in FAMILIES), time.time() - tn), flush=True)
-        out["seconds"] = time.time() - t0
-        out["evaluations"] = EVALS[0]
-        with open(path, "w") as fh:
-            json.dump(out, fh)
+            # peers: the best configuration of each family on the selection samples
+            sel = {}
+            for fam, fn, order in PEERS:
+                for gname in PEER_GRIDS + ["tuned"]:
+                    for te in ((0.0, TAU_LAST) if gname != "tuned" else (pl["tau_end"],)):
+                        g = tuned_grid if gname == "tuned" else search.baseline_grid(vp, gname, nfe,
+                                                                                     te)
+                        o = run_peer(model, vp, fn, order, g, xs)
+                        r = math.sqrt(float(np.mean(per_sample_mse(o, ref_s[te]))))
+                        key = (fam, gname == "tuned")
+                        if key not in sel or r < sel[key][0]:
+                            sel[key] = (r, dict(family=fam, fn=fn, order=order, grid=gname,
+                                                tau_end=te), g)
+            rows = {}
+            for (fam, on_tuned), (r, cfg, g) in sel.items():
+                o = run_peer(model, vp, cfg["fn"], cfg["order"], g, xe)
+                rows[fam + (" on TUNED's times" if on_tuned else "")] = dict(
+                    cfg=cfg, select_rmse=r, mse=per_sample_mse(o, ref_e[cfg["tau_end"]]))
+            o = run_tuned(model, noise, xe, nfe, table)
+            rows["TUNED"] = dict(cfg=dict(plan=label_plan(pl), taus=pl["taus"],
+                                          tuner_heldout_rmse=pl["heldout_rmse"],
+                                          tuner_heldout_interval=pl["heldout_interval"],
+                                          tuner_heldout_samples=pl["heldout_samples"],
+                                          tuner_best_rmse=pl["best_rmse"]),
+                                 mse=per_sample_mse(o, ref_e[pl["tau_end"]]))
+            btaus, bend, bcfg = best_config(nfe, noise, table_path)
+            o = run_lib(model, noise, xe, btaus, bend, bcfg["method"], bcfg["order"],
+                        bcfg["lower_order_final"], bcfg["corrector"],
+                        table if bcfg["uses_table"] else None)
+            rows["BEST"] = dict(cfg=dict(bcfg, taus=btaus, tau_end=bend),
+                                mse=per_sample_mse(o, ref_e[bend]))
+            peer = min(FAMILIES, key=lambda f: rows[f]["mse"].mean())
+            res = {}
+            for key, v in rows.items():
+                m = v["mse"]
+                res[key] = dict(cfg=v["cfg"], rmse=float(np.sqrt(m.mean())), ci=boot(m),
+                                ratio_to_peer=float(np.sqrt(m.mean() / rows[peer]["mse"].mean())),
+                                ratio_ci=boot(m, rows[peer]["mse"]),
+                                mse=[float(a) for a in m],
+                                **({"select_rmse": v["select_rmse"]} if "select_rmse" in v else {}))
+            out["nfe"][str(nfe)] = dict(best_peer=peer, rows=res, seconds=time.time() - tn,
+                                        evaluations=EVALS[0] - e0)
+            t, b = res["TUNED"], res["BEST"]
+            print("%s NFE %2d: TUNED %.4f (%s) / %s %.4f = %.3f [%.3f, %.3f]; BEST %.3f; "
+                  "peers on TUNED's times: %s; %.0f s" % (
+                      name, nfe, t["rmse"], t["cfg"]["plan"], peer, res[peer]["rmse"],
+                      t["ratio_to_peer"], *t["ratio_ci"], b["ratio_to_peer"],
+                      ", ".join("%s %.4f" % (f, res[f + " on TUNED's times"]["rmse"])
+                                for f in FAMILIES), time.time() - tn), flush=True)
+            out["seconds"] = time.time() - t0
+            out["evaluations"] = EVALS[0]
+            with open(path, "w") as fh:
+                json.dump(out, fh)
     if spec.get("fd") and args.fd_samples:
+        tf, e0 = time.time(), EVALS[0]
         fd_part(name, spec, model, vp, table, plans, out, args)
-        out["seconds"] = time.time() - t0
-        out["evaluations"] = EVALS[0]
+        out["fd"]["seconds"] = time.time() - tf
+        out["fd"]["evaluations"] = EVALS[0] - e0
         with open(path, "w") as fh:
             json.dump(out, fh)
     print("%s: %.0f s, %d sample-evaluations; wrote %s" % (name, time.time() - t0, EVALS[0],
                                                          os.path.relpath(path)))
 
 
+FD_BOOT = 400    # bootstrap resamples of the FD differences
+BACKGROUND = -0.99  # a pixel this dark counts as background (62.5 % of the test images' pixels)
+FLATTEN = -0.9      # the diagnostic FD sets every pixel this dark to -1 (the test images: 1.8 %
+                    # of their pixels lie between -0.99 and -0.9)
+
+
+def high_pass_energy(img):
+    """Per-sample energy of img minus its 3x3 box blur (edge-padded): fine detail and noise."""
+    a = img.reshape(len(img), img.shape[-2], img.shape[-1])
+    p = np.pad(a, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    blur = sum(p[:, i:i + a.shape[1], j:j + a.shape[2]] for i in range(3) for j in range(3)) / 9
+    return ((a - blur) ** 2).sum(axis=(1, 2))
+
+
 def fd_part(name, spec, model, vp, table, plans, out, args):
     """Frechet distance (tools/eval/fid.py) at FD_NFES of TUNED, BEST and the best peer's
     configuration (chosen above by RMSE), args.fd_samples samples of FD_SEED each, clipped to
-    [-1, 1], against the 10,000 Fashion-MNIST test images."""
+    [-1, 1], against the 10,000 Fashion-MNIST test images; and of the converged ODE solution
+    from the same noise (at 0 and at 1e-3), the FD a sampler that solves the ODE exactly gets.
+    Each FD comes with the paired bootstrap 95 % interval of its difference to the best peer's
+    (FD_BOOT resamples of the samples, the same indices for both) and two diagnostics: the
+    fraction of background pixels (<= BACKGROUND) and the high-pass energy relative to the
+    converged solution's, and the FD once more with every pixel <= FLATTEN set to -1 (the
+    same for every sampler: does the ranking survive a clean background?)."""
     import fid
     net = fid.load_classifier()
-    ref = fid.stats(fid.features(net, fid.load_fmnist("t10k")[0]))
+    data = fid.load_fmnist("t10k")[0]
+    ref = fid.stats(fid.features(net, data))
     noise = spec["noise"]
     x = deissn.noise(FD_SEED, args.fd_samples, spec["shape"])
     table_path = os.path.join(REPO, spec["table"])
-    out["fd"] = dict(samples=args.fd_samples, seed=FD_SEED, nfe={})
+    tf = time.time()
+    ode = reference(model, noise, x, spec["grid"])
+    out["fd"] = dict(samples=args.fd_samples, seed=FD_SEED, boot=FD_BOOT, background=BACKGROUND,
+                     data_background=float((data <= BACKGROUND).mean()),
+                     ode_seconds=time.time() - tf, nfe={})
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, args.fd_samples, (FD_BOOT, args.fd_samples))
+
+    def measure(img, te):
+        img = np.clip(img, -1.0, 1.0).astype(np.float32)
+        f = fid.features(net, img)
+        flat = np.where(img <= FLATTEN, np.float32(-1.0), img)
+        return dict(f=f, fd=float(fid.frechet_distance(fid.stats(f), ref)),
+                    fd_flat=float(fid.frechet_distance(fid.stats(fid.features(net, flat)), ref)),
+                    background=float((img <= BACKGROUND).mean()),
+                    high_pass=float(high_pass_energy(img).sum()
+                                    / high_pass_energy(np.clip(ode[te], -1, 1)).sum()))
+    odes = {"ODE to 0": measure(ode[0.0], 0.0), "ODE to 1e-3": measure(ode[TAU_LAST], TAU_LAST)}
     for nfe in FD_NFES:
         d = out["nfe"].get(str(nfe))
         if d is None or nfe not in plans:
             continue
         tf = time.time()
         btaus, bend, bcfg = best_config(nfe, noise, table_path)
-        pc = d["rows"][d["best_peer"]]["cfg"]
+        peer = d["best_peer"]
+        pc = d["rows"][peer]["cfg"]
         runs = {
-            "TUNED": lambda: run_tuned(model, noise, x, nfe, table),
-            "BEST": lambda: run_lib(model, noise, x, btaus, bend, bcfg["method"], bcfg["order"],
-                                    bcfg["lower_order_final"], bcfg["corrector"],
-                                    table if bcfg["uses_table"] else None),
-            d["best_peer"]: lambda: run_peer(model, vp, pc["fn"], pc["order"],
-                                             search.baseline_grid(vp, pc["grid"], nfe,
-                                                                  pc["tau_end"]), x),
+            "TUNED": (plans[nfe]["tau_end"], lambda: run_tuned(model, noise, x, nfe, table)),
+            "BEST": (bend, lambda: run_lib(model, noise, x, btaus, bend, bcfg["method"],
+                                           bcfg["order"], bcfg["lower_order_final"],
+                                           bcfg["corrector"],
+                                           table if bcfg["uses_table"] else None)),
+            peer: (pc["tau_end"], lambda: run_peer(model, vp, pc["fn"], pc["order"],
+                                                   search.baseline_grid(vp, pc["grid"], nfe,
+                                                                        pc["tau_end"]), x)),
         }
+        got = {key: measure(f(), te) for key, (te, f) in runs.items()}
+        got.update(odes)
+        fp = got[peer]["f"]
+        boot_peer = [fid.frechet_distance(fid.stats(fp[i]), ref) for i in idx]
         row = {}
-        for key, f in runs.items():
-            img = np.clip(f(), -1.0, 1.0).astype(np.float32)
-            row[key] = float(fid.frechet_distance(fid.stats(fid.features(net, img)), ref))
-        out["fd"]["nfe"][str(nfe)] = row
+        for key, m in got.items():
+            diff = [fid.frechet_distance(fid.stats(m["f"][i]), ref) - b
+                    for i, b in zip(idx, boot_peer)]
+            row[key] = dict(fd=m["fd"], minus_peer=m["fd"] - got[peer]["fd"],
+                            minus_peer_ci=[float(np.percentile(diff, 2.5)),
+                                           float(np.percentile(diff, 97.5))],
+                            fd_flat=m["fd_flat"], background=m["background"],
+                            high_pass=m["high_pass"],
+                            tau_end=runs[key][0] if key in runs else
+                            (0.0 if key == "ODE to 0" else TAU_LAST))
+        out["fd"]["nfe"][str(nfe)] = dict(best_peer=peer, rows=row)
         print("%s FD NFE %d (%d samples): %s; %.0f s" % (
-            name, nfe, args.fd_samples, ", ".join("%s %.2f" % kv for kv in row.items()),
-            time.time() - tf), flush=True)
+            name, nfe, args.fd_samples, ", ".join(
+                "%s %.2f (%+.2f [%+.2f, %+.2f])" % (k, v["fd"], v["minus_peer"],
+                                                   *v["minus_peer_ci"])
+                for k, v in row.items()), time.time() - tf), flush=True)
 
 
 def main():
@@ -382,6 +448,9 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--fd-samples", type=int, default=1000,
                     help="image models: samples per Frechet distance at NFE 5 and 10 (0: none)")
+    ap.add_argument("--fd-only", action="store_true",
+                    help="redo only the Frechet distances (keeps the RMSE part of the last run "
+                         "on the same table)")
     ap.add_argument("--report", action="store_true",
                     help="docs/data/tuned_eval.json.gz, the docs/quality.md block, the plot")
     args = ap.parse_args()

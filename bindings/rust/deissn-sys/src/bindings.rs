@@ -2,10 +2,10 @@
 
 pub const DEISSN_VERSION_MAJOR: u32 = 0;
 pub const DEISSN_VERSION_MINOR: u32 = 4;
-pub const DEISSN_VERSION_PATCH: u32 = 0;
-pub const DEISSN_VERSION_STRING: &[u8; 6usize] = b"0.4.0\0";
+pub const DEISSN_VERSION_PATCH: u32 = 1;
+pub const DEISSN_VERSION_STRING: &[u8; 6usize] = b"0.4.1\0";
 pub const DEISSN_ABI: u32 = 1;
-pub const DEISSN_VERSION_NUMBER: u32 = 400;
+pub const DEISSN_VERSION_NUMBER: u32 = 401;
 pub const DEISSN_OK: u32 = 0;
 pub const DEISSN_DONE: u32 = 1;
 pub const DEISSN_E_INVALID_ARG: i32 = -1;
