@@ -595,8 +595,8 @@ static int tune(const options *o)
             if (pl.method != DEISSN_METHOD_LEARNED)
                 snprintf(order, sizeof order, "order %u%s", pl.order,
                          pl.lower_order_final ? " lof" : "    ");
-            fprintf(stderr, "  NFE %2u  %-12s %s, tau_end %-6g RMSE %.4f [%.4f, %.4f]  "
-                    "BEST %.4f  (%.2fx)  %.1f s\n", pl.nfe,
+            fprintf(stderr, "  NFE %2u  %-12s %s, tau_end %-6g RMSE %-7.4g [%.4g, %.4g]  "
+                    "BEST %-7.4g (%.3gx)  %.1f s\n", pl.nfe,
                     pl.method == DEISSN_METHOD_LEARNED ? "learned"
                     : pl.method == DEISSN_METHOD_DATA  ? (pl.corrector ? "x0-corrector" : "x0")
                     : pl.uses_table                    ? "deis-sn"
