@@ -3,10 +3,10 @@
 
     /usr/bin/python3 -m torch.distributed.run --standalone --nproc_per_node=2 \\
         bindings/python/examples/calibrate_distributed.py --model models/fmnist_unet.pt \\
-        --shape 1,28,28 --samples 1024 --out fmnist_table.dtab
+        --samples 1024 --out fmnist_table.dsn
     /usr/bin/python3 -m torch.distributed.run --standalone --nproc_per_node=2 \\
         bindings/python/examples/calibrate_distributed.py --model models/fmnist_unet.pt \\
-        --shape 1,28,28 --tune --out fmnist_tuned.dsn        # r(tau) and plans for NFE 3-25
+        --tune --out fmnist_tuned.dsn        # r(tau) and plans for NFE 3-25
 
 Calibration: each worker samples its share of the sample indices (the noise of sample k
 depends only on (seed, k), so the split does not change the samples), accumulating
@@ -35,12 +35,14 @@ def main():
     ap.add_argument("--model", required=True, help="TorchScript model file")
     ap.add_argument("--prediction", default="epsilon",
                     help="what the model outputs: epsilon (eps), sample (x0), v_prediction (v)")
-    ap.add_argument("--shape", default="1,28,28", help="the shape of one sample, e.g. 3,32,32")
+    ap.add_argument("--shape", default="1,32,32",
+                    help="the shape of one sample (default 1,32,32, as deissn-calibrate's)")
     ap.add_argument("--samples", type=int, default=1024, help="samples in all (default 1024)")
     ap.add_argument("--batch", type=int, default=64, help="samples per model call")
     ap.add_argument("--steps", type=int, default=1000, help="steps of the calibration runs")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--clip", type=int, default=5, help="knots nearest tau = 0 to clip")
+    ap.add_argument("--clip", type=int, default=0,
+                    help="knots nearest tau = 0 to clip (default 0, as deissn-calibrate's)")
     ap.add_argument("--out", required=True, help="the table file rank 0 writes")
     tune = ap.add_argument_group("tuning (--tune; the defaults are deissn.tune()'s)")
     tune.add_argument("--tune", action="store_true",
