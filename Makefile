@@ -391,9 +391,10 @@ eval-presets-smoke: lib
 # ---- tuned plans against DPM-Solver++ and UniPC (docs/quality.md part 3; slow, not in CI) ---
 # The shipped model's table is `make shipped-table`'s; the other two models are tuned here
 # once (order-only: a committed table is not retuned because of a checkout's timestamps).
-# About 12 min on one core for the RMSE part (389 + 259 + 25 s measured) and 23 min for the
-# FD part (735 + 650 s: mostly the exact solutions of its 1000 samples; `evaluate.py --model M
-# --fd-only` redoes only it), plus the tuning of a missing table (466 s, 23 s).
+# About 40 min on one core for the RMSE part (1249 + 974 + 159 s measured: 1024, 1024 and
+# 16384 samples) and 20 min for the FD part (649 + 567 s, mostly the exact solutions of its
+# 1000 samples; `evaluate.py --model M --fd-only` redoes only it), plus the tuning of a
+# missing table (466 s, 23 s).
 .PHONY: eval-tuned
 TUNED_EVAL_TABLES := tools/tune/fmnist_small_tuned.dsn tools/tune/gmm_cosine_tuned.dsn
 eval-tuned: lib $(EXAMPLES) | $(TUNED_EVAL_TABLES)

@@ -69,20 +69,20 @@ FD_NFES, FD_SEED = [5, 10], 23456
 MODELS = {
     "fmnist": dict(pt="models/fmnist_unet.pt", table="models/fmnist_unet.dsn",
                    log="models/fmnist_unet.tune.log", noise="linear", time="model_index",
-                   shape=(1, 32, 32), grid=400, samples=256, select=32, fd=True,
+                   shape=(1, 32, 32), grid=400, samples=1024, select=32, fd=True,
                    what="the shipped model (Fashion-MNIST U-Net, linear schedule)",
                    tune_cmd="make shipped-table (deissn-calibrate --model models/fmnist_unet.pt "
                             "--out models/fmnist_unet.dsn: NFE 3-25, 128 fit (64 search, 64 confirm) + 256 hold-out)"),
     "fmnist-small": dict(pt="tools/eval/fmnist_small.pt", table="tools/tune/fmnist_small_tuned.dsn",
                          log="tools/tune/fmnist_small_tuned.log", noise="linear",
-                         time="model_index", shape=(1, 32, 32), grid=400, samples=256,
+                         time="model_index", shape=(1, 32, 32), grid=400, samples=1024,
                          select=32, fd=True,
                          what="a smaller U-Net trained differently (tools/eval/fmnist_small.pt)",
                          tune_cmd="deissn-calibrate --model tools/eval/fmnist_small.pt "
                                   "--out tools/tune/fmnist_small_tuned.dsn --nfe 4-20"),
     "gmm-cosine": dict(pt="tools/tune/gmm_cosine.pt", table="tools/tune/gmm_cosine_tuned.dsn",
                        log="tools/tune/gmm_cosine_tuned.log", noise="squaredcos_cap_v2",
-                       time="tau", shape=(1, 4, 4), grid=500, samples=4096, select=512,
+                       time="tau", shape=(1, 4, 4), grid=500, samples=16384, select=512,
                        what="the exact eps of a 16-d Gaussian mixture, cosine schedule, t = tau",
                        tune_cmd="deissn-calibrate --model tools/tune/gmm_cosine.pt --out "
                                 "tools/tune/gmm_cosine_tuned.dsn --noise squaredcos_cap_v2 "
@@ -441,7 +441,8 @@ def fd_part(name, spec, model, vp, table, plans, out, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", choices=list(MODELS))
-    ap.add_argument("--samples", type=int, default=None, help="evaluation samples (default 256)")
+    ap.add_argument("--samples", type=int, default=None,
+                    help="evaluation samples (default: the model's, 1024 or 16384)")
     ap.add_argument("--select", type=int, default=None,
                     help="samples that choose the peers' configurations (default 32)")
     ap.add_argument("--nfe", type=lambda s: [int(v) for v in s.split(",")], default=None)

@@ -16,7 +16,7 @@ PAGE = os.path.join(REPO, "docs", "quality.md")
 PLOT = os.path.join(REPO, "docs", "img", "tuned_rmse.png")
 ON = " on TUNED's times"
 FAR = 0.25
-PER_SAMPLE_MAX = 256
+PER_SAMPLE_MAX = 1024
 
 
 def far(row):
