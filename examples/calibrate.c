@@ -442,26 +442,32 @@ static int record_model(record *meta, const options *o, const deissn_schedule_pa
 typedef struct {
     double start, last;
     int tty;
-    unsigned nfe_count;   /* the last nfe_count units of the progress are the NFEs searched */
-    double mark;          /* when the previous unit ended */
+    unsigned nfe;         /* 0: solving the reference; else the NFE being searched */
+    double search_start;
+    unsigned steps_done, steps_all; /* the search's sampling steps (sum of NFEs) */
     double seconds[DEISSN_PLAN_MAX_NFE + 1]; /* search time per NFE (index NFE) */
-    unsigned nfe_min;
 } tune_progress;
 
+/* The solve's progress is the library's; the search's is this tool's: one NFE at a time, the
+ * library's progress within it, and the time per sampling step of the NFEs done (a step of
+ * any NFE costs about the same). */
 static int on_tune(void *user, uint32_t done, uint32_t total)
 {
     tune_progress *p = user;
     double now = tool_now();
-    if (done + p->nfe_count >= total) { /* the reference solves' end, then one NFE each */
-        unsigned k = done + p->nfe_count - total; /* 0: the solves; k: the k-th NFE */
-        if (k > 0 && k <= p->nfe_count) p->seconds[p->nfe_min + k - 1] = now - p->mark;
-        p->mark = now;
-    }
     if (done != total && now - p->last < (p->tty ? 0.2 : 10.0)) return 0;
     p->last = now;
-    double el = now - p->start, frac = (double)done / total;
-    fprintf(stderr, p->tty ? "\r%u/%u (%.0f%%) %.0f s, ETA %.0f s   " : "%u/%u (%.0f%%) %.0f s, "
-            "ETA %.0f s\n", done, total, 100 * frac, el, frac > 0 ? el * (1 - frac) / frac : 0);
+    double el = now - p->start, frac = total ? (double)done / total : 1;
+    if (!p->nfe) {
+        fprintf(stderr, p->tty ? "\rreference: %u/%u (%.0f%%) %.0f s, ETA %.0f s   "
+                : "reference: %u/%u (%.0f%%) %.0f s, ETA %.0f s\n", done, total, 100 * frac, el,
+                frac > 0 ? el * (1 - frac) / frac : 0);
+        return 0;
+    }
+    double f = (p->steps_done + frac * p->nfe) / p->steps_all, sel = now - p->search_start;
+    fprintf(stderr, p->tty ? "\rsearch: NFE %u, %.0f%% %.0f s, ETA %.0f s   "
+            : "search: NFE %u, %.0f%% %.0f s, ETA %.0f s\n", p->nfe, 100 * f, el,
+            f > 0 ? sel * (1 - f) / f : 0);
     return 0;
 }
 
@@ -539,8 +545,8 @@ static int tune(const options *o)
     tp.seed = o->seed;
     tp.prediction = o->settings.prediction;
     double t0 = tool_now();
-    tune_progress prog = {t0, 0, isatty(STDERR_FILENO), 0, t0, {0}, o->nfe_min};
-    prog.nfe_count = o->part ? 0 : o->nfe_max - o->nfe_min + 1;
+    tune_progress prog = {t0, 0, isatty(STDERR_FILENO), 0, 0, 0, 0, {0}};
+    for (unsigned n = o->nfe_min; n <= o->nfe_max; n++) prog.steps_all += n;
     tp.progress = on_tune;
     tp.progress_user = &prog;
 
@@ -569,19 +575,46 @@ static int tune(const options *o)
         deissn_model_free(model);
         return status;
     }
+    /* The reference, then the search one NFE at a time (each NFE's search is independent of
+     * the others', so the plans are deissn_tune()'s) to time each; the table is the first
+     * search's (the reference's calibration) with every NFE's plan. */
     deissn_reference *ref = NULL;
+    deissn_plan *plans = calloc(o->nfe_max - o->nfe_min + 1, sizeof *plans);
+    if (!plans) tool_die(1, "out of memory");
     if (o->n_refs && (rc = read_references(o, &ref)) != DEISSN_OK)
         status = tool_fail("merging the references", rc);
-    else if ((rc = ref ? deissn_tune_reference(&tuned, model, &sp, NULL, ref, &tp)
-                       : deissn_tune(&tuned, model, &sp, NULL, o->shape, 3, &tp)) != DEISSN_OK)
-        status = tool_fail(prog.tty ? "\ntuning" : "tuning", rc);
-    else if ((rc = deissn_normtable_copy(&table, tuned, &(deissn_normtable_params){
-                  .version = DEISSN_NORMTABLE_PARAMS_VERSION, .metadata = meta.text})) != DEISSN_OK)
-        status = tool_fail("labelling the table", rc);
-    else if ((rc = deissn_normtable_save(table, out)) != DEISSN_OK)
-        status = tool_fail("saving the table", rc);
-    else
-        status = 0;
+    else if (!ref && (rc = deissn_reference_solve(&ref, model, &sp, o->shape, 3, &tp, 0, 0)))
+        status = tool_fail(prog.tty ? "\nsolving the reference" : "solving the reference", rc);
+    prog.search_start = tool_now();
+    for (unsigned n = o->nfe_min; ref && !rc && n <= o->nfe_max; n++) {
+        deissn_tune_params one = tp;
+        one.nfe_min = one.nfe_max = n;
+        prog.nfe = n;
+        double t = tool_now();
+        deissn_normtable *got = NULL;
+        rc = deissn_tune_reference(&got, model, &sp, NULL, ref, &one);
+        if (rc) {
+            status = tool_fail(prog.tty ? "\ntuning" : "tuning", rc);
+            break;
+        }
+        prog.seconds[n] = tool_now() - t;
+        prog.steps_done += n;
+        plans[n - o->nfe_min] = (deissn_plan)DEISSN_PLAN_INIT;
+        deissn_normtable_plan(got, 0, &plans[n - o->nfe_min]);
+        if (!tuned) tuned = got;
+        else deissn_normtable_free(got);
+    }
+    if (rc == DEISSN_OK) {
+        deissn_normtable_params label = {.version = DEISSN_NORMTABLE_PARAMS_VERSION,
+                                         .metadata = meta.text, .plans = plans,
+                                         .n_plans = o->nfe_max - o->nfe_min + 1};
+        if ((rc = deissn_normtable_copy(&table, tuned, &label)) != DEISSN_OK)
+            status = tool_fail("labelling the table", rc);
+        else if ((rc = deissn_normtable_save(table, out)) != DEISSN_OK)
+            status = tool_fail("saving the table", rc);
+        else
+            status = 0;
+    }
     if (status == 0) {
         if (prog.tty) fputc('\n', stderr);
         fprintf(stderr, "deissn-calibrate: wrote %s in %.0f s: r(tau) from %u reference solves, "
@@ -607,6 +640,7 @@ static int tune(const options *o)
                     pl.nfe <= DEISSN_PLAN_MAX_NFE ? prog.seconds[pl.nfe] : 0.0);
         }
     }
+    free(plans);
     deissn_reference_free(ref);
     deissn_normtable_free(table);
     deissn_normtable_free(tuned);

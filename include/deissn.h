@@ -955,8 +955,10 @@ typedef struct deissn_tune_params {
     uint64_t seed;            /* trajectory k starts from deissn_fill_noise(seed, k); default 0 */
     int32_t prediction;       /* deissn_prediction: what the model predicts; default EPSILON */
     deissn_progress_fn progress; /* NULL: none. Called with (work done, total work) in
-                                    model evaluations of a batch; non-zero stops with
-                                    DEISSN_E_CALLBACK */
+                                    model evaluations of a batch, during the search too
+                                    (whose total is an estimate, revised after each NFE:
+                                    done never passes it, and the last call has done ==
+                                    total); non-zero stops with DEISSN_E_CALLBACK */
     void *progress_user;
 } deissn_tune_params;
 

@@ -168,6 +168,18 @@ done
 refuse 0 "wrote $tmp/three.dsn" $CAL $TUNE --references "$tmp/part3.dref" "$tmp/part1.dref" \
     "$tmp/part2.dref" --out "$tmp/three.dsn"
 cmp -s "$tmp/one.dsn" "$tmp/three.dsn" && ok || bad "tuned in 3 parts differs from one run"
+# The tool searches one NFE at a time (to time each); its plans and r(tau) are the library's
+# one search over the whole range (deissn_tune through the binding), bit for bit.
+PYTHONPATH=bindings/python $PYTHON -c '
+import sys
+import numpy as np
+import deissn
+tool = deissn.NormTable.load(sys.argv[1])
+lib = deissn.tune(deissn.Model.load(sys.argv[2]), shape=(1, 4, 4), nfe=(3, 4), grid_steps=24,
+                  fit_samples=6, holdout_samples=4, batch=2)
+same = tool.plans == lib.plans and all(np.array_equal(a, b) for a, b in zip(tool.knots, lib.knots))
+sys.exit(0 if same and len(tool.plans) == 2 else 1)' "$tmp/one.dsn" "$GAUSS" 2> "$tmp/err" &&
+    ok || bad "the tool's plans differ from deissn_tune()'s: $(cat "$tmp/err")"
 refuse 1 "deissn-calibrate: merging the references: .*leave out trajectories 2..5" \
     $CAL $TUNE --references "$tmp/part1.dref" "$tmp/part3.dref" --out "$tmp/x.dsn"
 refuse 1 "deissn-calibrate: tuning: .*params->seed is not the reference's" \

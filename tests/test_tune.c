@@ -449,6 +449,59 @@ static void test_deissn_tune(fixture *f)
     deissn_model_free(m);
 }
 
+/* The progress: the solve and the search in one unit (model evaluations of a batch), done
+ * never past the total and never back, the end reported as done == total, the search
+ * counted by its evaluations (it is most of the work) and reported inside each NFE. */
+typedef struct {
+    uint32_t calls, last_done, last_total, past, back, stop_after;
+    uint32_t max_total_in_solve, search_calls;
+} progress_log;
+
+static int log_progress(void *user, uint32_t done, uint32_t total)
+{
+    progress_log *g = user;
+    g->past += done > total;
+    g->back += g->calls && done < g->last_done;
+    g->calls++;
+    g->last_done = done;
+    g->last_total = total;
+    return g->stop_after && g->calls >= g->stop_after;
+}
+
+static void test_tune_progress(fixture *f)
+{
+    deissn_model *m = callback_model(f);
+    deissn_tune_params tp = tune_run(7, 120, 40, 16, 5);
+    int64_t shape[1] = {D};
+    progress_log g = {0};
+    tp.progress = log_progress;
+    tp.progress_user = &g;
+    deissn_normtable *t = NULL;
+    CHECK_STATUS(deissn_tune(&t, m, &f->noise, NULL, shape, 1, &tp), DEISSN_OK, "with progress");
+    uint32_t solve = (56 + 15) / 16 * 120; /* batches x grid steps */
+    CHECK(g.past == 0 && g.back == 0, "done passed the total %u times, went back %u times",
+          g.past, g.back);
+    CHECK(g.last_done == g.last_total, "the last call reports the end: %u of %u", g.last_done,
+          g.last_total);
+    /* the search's evaluations: at least one per sampling step of every trajectory of every
+     * NFE 4..7 (22 steps), in batches of 16 */
+    CHECK(g.last_total >= solve + 22 * 56 / 16, "the search counted by its evaluations: total "
+          "%u (the solve %u)", g.last_total, solve);
+    CHECK(g.calls > solve + 4, "reported inside the search's NFEs: %u calls", g.calls);
+    deissn_normtable_free(t);
+
+    /* a stop asked for inside the search's first NFE */
+    progress_log stop = {0};
+    stop.stop_after = solve + 2;
+    tp.progress_user = &stop;
+    t = (deissn_normtable *)1;
+    CHECK_STATUS(deissn_tune(&t, m, &f->noise, NULL, shape, 1, &tp), DEISSN_E_CALLBACK,
+                 "stopped by the progress");
+    CHECK(t == NULL && strstr(deissn_last_error(), "stopped by the progress callback while "
+                              "searching NFE 4"), "message \"%s\"", deissn_last_error());
+    deissn_model_free(m);
+}
+
 /* ---- deissn_reference: parts, merging, bytes --------------------------------------------- */
 
 static unsigned char *bytes_of(const deissn_reference *r, size_t *n)
@@ -671,6 +724,7 @@ int main(void)
     test_bad_args(&f);
     test_confirmation(&f);
     test_deissn_tune(&f);
+    test_tune_progress(&f);
     test_reference_parts(&f);
     test_reference_errors(&f);
     teardown(&f);

@@ -74,8 +74,8 @@ def tune(model, noise="linear", table=None, *, shape=None, nfe=(3, 25), grid_ste
                  measure them (256), samples per model evaluation (64); None: the library's
                  default. seed: trajectory k starts from ``deissn.noise(seed, 1, shape, k)``.
     prediction:  what the model outputs ("epsilon", "sample", "v_prediction").
-    progress:    called as ``progress(done, total)`` (model evaluations of a batch); raise in
-                 it to stop. An exception a Python model or progress raises, and Ctrl-C
+    progress:    called as ``progress(done, total)`` (model evaluations of a batch; the
+                 search's total is an estimate, revised after each NFE); raise in it to stop. An exception a Python model or progress raises, and Ctrl-C
                  (KeyboardInterrupt), is re-raised here.
     reference:   a complete :class:`Reference` of this run (solved in parts and merged,
                  possibly elsewhere): only the search runs (``deissn_tune_reference``); the
