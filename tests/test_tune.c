@@ -497,8 +497,9 @@ static void test_tune_progress(fixture *f)
     t = (deissn_normtable *)1;
     CHECK_STATUS(deissn_tune(&t, m, &f->noise, NULL, shape, 1, &tp), DEISSN_E_CALLBACK,
                  "stopped by the progress");
-    CHECK(t == NULL && strstr(deissn_last_error(), "stopped by the progress callback while "
-                              "searching NFE 4"), "message \"%s\"", deissn_last_error());
+    CHECK(t == NULL && strstr(deissn_last_error(), "deissn_tune: stopped by the progress "
+                              "callback while searching NFE 4"), "message \"%s\"",
+          deissn_last_error());
     deissn_model_free(m);
 }
 

@@ -36,6 +36,7 @@ typedef struct {
     uint32_t steps_done, steps_all; /* sampling steps (sum of NFEs) finished, in all */
     double prior;              /* units per step before any NFE finished */
     uint32_t nfe;              /* the NFE being searched, for the message */
+    const char *fn;            /* the public function, for messages */
 } eval_ctx;
 
 #define PRIOR_PER_STEP 5.0 /* measured on the mixture of tools/tune: 4.3-5.4 evaluations per
@@ -79,7 +80,7 @@ static int eval(void *user, const float *x, size_t n_samples, size_t sample_nume
     e->searched += n_samples;
     if (report(e)) {
         e->status = dsn_error(DEISSN_E_CALLBACK, "%s: stopped by the progress callback while "
-                              "searching NFE %u", "deissn_tune", e->nfe);
+                              "searching NFE %u", e->fn, e->nfe);
         snprintf(e->message, sizeof e->message, "%s", deissn_last_error());
         return 1;
     }
@@ -97,7 +98,8 @@ static int eval(void *user, const float *x, size_t n_samples, size_t sample_nume
         e->x = e->out = NULL;
         e->capacity = 0;
         e->host = dsn_malloc(n * sizeof(float));
-        rc = e->host ? be->alloc(impl, n, &e->x) : dsn_error(DEISSN_E_NOMEM, "%s: no memory", "deissn_tune");
+        rc = e->host ? be->alloc(impl, n, &e->x)
+                     : dsn_error(DEISSN_E_NOMEM, "%s: no memory", e->fn);
         if (!rc) rc = be->alloc(impl, n, &e->out);
         if (!rc) e->capacity = n;
     }
@@ -185,7 +187,7 @@ static int32_t tune_reference(deissn_normtable **out, deissn_model *model,
     dsn_tune_plan *found = NULL;
     eval_ctx ec = {model, sched, run.shape, run.ndim, run.prediction, NULL, NULL, 0, NULL, 0,
                    "", &p, done, run.batch, 0, 0, 0, 0,
-                   PRIOR_PER_STEP * (double)K / run.batch, p.nfe_min};
+                   PRIOR_PER_STEP * (double)K / run.batch, p.nfe_min, fn};
     ec.steps_all = nfe_steps(p.nfe_min, p.nfe_max);
     if (!rc) {
         G = dsn_malloc(nb * nb * sizeof(double));
