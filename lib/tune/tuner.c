@@ -42,6 +42,12 @@ typedef struct {
 #define PRIOR_PER_STEP 5.0 /* measured on the mixture of tools/tune: 4.3-5.4 evaluations per
                            * trajectory and step (NFE 4, 10, 20 alone), 4.8 over NFE 4-20 */
 
+/* The search's progress units per sampling step before any NFE has been measured. */
+static double prior_per_step(uint64_t trajectories, uint32_t batch)
+{
+    return PRIOR_PER_STEP * (double)trajectories / batch;
+}
+
 /* The sampling steps of every NFE of the range: the sum of the NFEs. */
 static uint32_t nfe_steps(uint32_t nfe_min, uint32_t nfe_max)
 {
@@ -187,7 +193,7 @@ static int32_t tune_reference(deissn_normtable **out, deissn_model *model,
     dsn_tune_plan *found = NULL;
     eval_ctx ec = {model, sched, run.shape, run.ndim, run.prediction, NULL, NULL, 0, NULL, 0,
                    "", &p, done, run.batch, 0, 0, 0, 0,
-                   PRIOR_PER_STEP * (double)K / run.batch, p.nfe_min, fn};
+                   prior_per_step(K, run.batch), p.nfe_min, fn};
     ec.steps_all = nfe_steps(p.nfe_min, p.nfe_max);
     if (!rc) {
         G = dsn_malloc(nb * nb * sizeof(double));
@@ -256,7 +262,7 @@ int32_t deissn_tune_reference(deissn_normtable **out, deissn_model *model,
 }
 
 /* deissn_tune: one progress over the solve and the search, both in model evaluations of a
- * batch; during the solve the search's part is its estimate ahead (PRIOR_PER_STEP). */
+ * batch; during the solve the search's part is its estimate ahead (prior_per_step). */
 typedef struct {
     const deissn_tune_params *caller;
     uint32_t total;
@@ -292,7 +298,7 @@ int32_t deissn_tune(deissn_normtable **out, deissn_model *model,
                          DEISSN_PLAN_MAX_NFE, run.n_nodes - 2, run.grid_steps);
     uint64_t K = (uint64_t)run.fit + run.holdout;
     uint32_t solve_work = (uint32_t)(((K + run.batch - 1) / run.batch) * run.grid_steps);
-    double search = PRIOR_PER_STEP * (double)K / run.batch * nfe_steps(p.nfe_min, p.nfe_max);
+    double search = prior_per_step(K, run.batch) * nfe_steps(p.nfe_min, p.nfe_max);
     tune_progress tprog = {&p, solve_work + (uint32_t)ceil(search)};
     deissn_tune_params sp = p;
     if (p.progress) {

@@ -387,15 +387,16 @@ def fd_part(name, spec, model, vp, table, plans, out, args):
     rng = np.random.default_rng(0)
     idx = rng.integers(0, args.fd_samples, (FD_BOOT, args.fd_samples))
 
+    ode_high_pass = {te: high_pass_energy(np.clip(ode[te], -1, 1)).sum() for te in ode}
+
     def measure(img, te):
         img = np.clip(img, -1.0, 1.0).astype(np.float32)
         f = fid.features(net, img)
         flat = np.where(img <= FLATTEN, np.float32(-1.0), img)
-        return dict(f=f, fd=float(fid.frechet_distance(fid.stats(f), ref)),
+        return dict(f=f, tau_end=te, fd=float(fid.frechet_distance(fid.stats(f), ref)),
                     fd_flat=float(fid.frechet_distance(fid.stats(fid.features(net, flat)), ref)),
                     background=float((img <= BACKGROUND).mean()),
-                    high_pass=float(high_pass_energy(img).sum()
-                                    / high_pass_energy(np.clip(ode[te], -1, 1)).sum()))
+                    high_pass=float(high_pass_energy(img).sum() / ode_high_pass[te]))
     odes = {"ODE to 0": measure(ode[0.0], 0.0), "ODE to 1e-3": measure(ode[TAU_LAST], TAU_LAST)}
     for nfe in FD_NFES:
         d = out["nfe"].get(str(nfe))
@@ -427,9 +428,7 @@ def fd_part(name, spec, model, vp, table, plans, out, args):
                             minus_peer_ci=[float(np.percentile(diff, 2.5)),
                                            float(np.percentile(diff, 97.5))],
                             fd_flat=m["fd_flat"], background=m["background"],
-                            high_pass=m["high_pass"],
-                            tau_end=runs[key][0] if key in runs else
-                            (0.0 if key == "ODE to 0" else TAU_LAST))
+                            high_pass=m["high_pass"], tau_end=m["tau_end"])
         out["fd"]["nfe"][str(nfe)] = dict(best_peer=peer, rows=row)
         print("%s FD NFE %d (%d samples): %s; %.0f s" % (
             name, nfe, args.fd_samples, ", ".join(
